@@ -1,0 +1,14 @@
+//! Schema migrations, applied at every start (and by `switchyard migrate`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_directory;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_directory::Migration)]
+    }
+}

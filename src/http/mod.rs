@@ -1,0 +1,25 @@
+//! The HTTP API. Each submodule owns its routes; [`router`] puts them together.
+//!
+//! - `publish`: `POST /api/events`, the general publish API for backends.
+//! - `directory`: users, project/channel memberships and invitations (`/api/users`, ...).
+//! - `health`: `/healthz`, `/readyz`.
+
+mod directory;
+mod error;
+mod health;
+mod json;
+mod publish;
+
+pub use error::ApiError;
+pub use json::ApiJson;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(publish::router())
+        .merge(directory::router())
+}

@@ -1,0 +1,34 @@
+//! Switchyard: a real-time server that speaks Socket.IO (v2 to v4 clients) and will speak
+//! plain JSON over WebSocket, delivering backend events to exactly the users who may see them.
+//!
+//! The data has one road:
+//!
+//! ```text
+//! ways in ───────────────► publish path ─────────────► ways out
+//! http (publish API)        publish::Publisher           Socket.IO rooms
+//! realtime (client events)  (authorized → delivered)
+//! ```
+//!
+//! - [`config`]: settings from defaults, a file and the environment; the only reader of env vars.
+//! - [`startup`]: [`startup::Application`] binds, wires [`state::AppState`], runs, shuts down.
+//! - [`auth`]: JWTs from the three token sources, refusals with stable codes, API keys.
+//! - [`rooms`]: the only place a room name is built or parsed.
+//! - [`publish`]: [`publish::Publication`] and the one function that delivers it.
+//! - [`realtime`]: the Socket.IO namespace, connect-time auth, client events.
+//! - [`http`]: the HTTP API (publish, directory, health).
+//! - [`directory`]: users, memberships, invitations in the database (sea-orm).
+//! - [`telemetry`]: logging.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod directory;
+pub mod http;
+pub mod publish;
+pub mod realtime;
+pub mod rooms;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use startup::Application;

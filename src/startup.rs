@@ -1,0 +1,206 @@
+//! The application: binds its listener, connects and migrates the database, wires the state,
+//! and runs until a shutdown future resolves. Tests start it exactly as `main` does, on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use http::{HeaderName, HeaderValue, Method};
+use migration::MigratorTrait;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use socketioxide::SocketIo;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::TokenVerifier;
+use crate::config::{DEVELOPMENT_API_KEY, Settings};
+use crate::publish::Publisher;
+use crate::state::{AppState, Instance};
+use crate::{http as api, realtime};
+
+/// Largest Socket.IO packet a client may send (bytes).
+const MAX_CLIENT_PAYLOAD: u64 = 1024 * 1024;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("DATABASE_URL: cannot connect: {0}")]
+    Database(#[source] sea_orm::DbErr),
+    #[error("database migration failed: {0}")]
+    Migration(#[source] sea_orm::DbErr),
+    #[error("cannot listen on {addr} (HOST/PORT): {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        warn_about_development_defaults(&settings);
+        let db = connect_database(&settings.database_url).await?;
+        migration::Migrator::up(&db, None)
+            .await
+            .map_err(StartupError::Migration)?;
+
+        let addr = SocketAddr::new(settings.host, settings.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr, source })?;
+
+        let (socket_layer, io) = SocketIo::builder()
+            .max_payload(MAX_CLIENT_PAYLOAD)
+            .build_layer();
+        let settings = Arc::new(settings);
+        let state = AppState {
+            tokens: Arc::new(TokenVerifier::new(&settings.jwt)),
+            publisher: Publisher::new(io.clone()),
+            instance: Arc::new(Instance::new()),
+            settings: settings.clone(),
+            db,
+            io,
+        };
+        realtime::attach(&state);
+
+        let router = api::router()
+            .with_state(state.clone())
+            .layer(socket_layer)
+            .layer(cors_layer(&settings))
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+                    // The path only: a query string may carry a token.
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                }),
+            );
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then closes every socket (clients see a transport
+    /// close and reconnect, to another instance if there is one) and finishes in-flight requests.
+    pub async fn run_until_stopped<F>(self, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let addr = self.local_addr();
+        tracing::info!(%addr, instance = %self.state.instance.id, "listening");
+        let io = self.state.io.clone();
+        let graceful = async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing connections");
+            io.close().await;
+        };
+        axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .await?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+pub async fn connect_database(url: &str) -> Result<DatabaseConnection, StartupError> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(if url.starts_with("sqlite:") { 8 } else { 16 })
+        .connect_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(options).await.map_err(StartupError::Database)
+}
+
+fn cors_layer(settings: &Settings) -> CorsLayer {
+    if settings.cors_origins.is_empty() {
+        // No origin is trusted with credentials; any page may still use the API and sockets
+        // with explicit tokens.
+        return CorsLayer::new()
+            .allow_origin(Any)
+            .allow_methods(Any)
+            .allow_headers(Any);
+    }
+    let origins: Vec<HeaderValue> = settings
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods(AllowMethods::list([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ]))
+        .allow_headers(AllowHeaders::list([
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+        ]))
+}
+
+fn warn_about_development_defaults(settings: &Settings) {
+    if settings.jwt.using_development_secret {
+        tracing::warn!(
+            "!!! JWT_SECRET is not set: tokens are verified with the built-in DEVELOPMENT secret. \
+             Anyone can mint tokens for this server. Set JWT_SECRET (or JWT_PUBLIC_KEY_FILE) \
+             before exposing it; APP_ENV=production refuses to start without one. !!!"
+        );
+    }
+    if settings.using_development_api_key {
+        tracing::warn!(
+            "!!! API_KEYS is not set: the server API accepts the DEVELOPMENT key `{DEVELOPMENT_API_KEY}`. \
+             Set API_KEYS before exposing this server. !!!"
+        );
+    }
+    if settings.redis_url.is_some() {
+        tracing::warn!(
+            "REDIS_URL is set, but this build runs a single instance: the Redis adapter and \
+             bridges are not wired yet"
+        );
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,45 @@
+//! The one context every handler receives: cheap handles only.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sea_orm::DatabaseConnection;
+use socketioxide::SocketIo;
+
+use crate::auth::TokenVerifier;
+use crate::config::Settings;
+use crate::publish::Publisher;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    /// The Socket.IO server: rooms, sockets, the adapter.
+    pub io: SocketIo,
+    pub tokens: Arc<TokenVerifier>,
+    /// The only way to send a publication anywhere.
+    pub publisher: Publisher,
+    pub instance: Arc<Instance>,
+}
+
+/// This process, as the status endpoints describe it.
+pub struct Instance {
+    /// Random per start; tells instances of a cluster apart.
+    pub id: String,
+    pub started: Instant,
+}
+
+impl Instance {
+    pub fn new() -> Self {
+        Instance {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Default for Instance {
+    fn default() -> Self {
+        Self::new()
+    }
+}
