@@ -168,7 +168,8 @@ impl Settings {
         Self::from_sources(None, vars)
     }
 
-    fn from_sources(
+    /// Loads from an optional file and an explicit set of variables (the file is weaker).
+    pub fn from_sources(
         config_file: Option<&Path>,
         vars: HashMap<String, String>,
     ) -> Result<Self, ConfigError> {

@@ -1,0 +1,92 @@
+//! Settings: layering and errors that name the variable.
+
+use std::collections::HashMap;
+
+use switchyard::config::{AppEnv, LogFormat, Settings};
+
+fn error_for(vars: &[(&str, &str)]) -> String {
+    match Settings::from_vars(vars.iter().copied()) {
+        Ok(_) => panic!("{vars:?} should be refused"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_serve_port_4000_on_sqlite_with_the_development_secret() {
+    let s = Settings::from_vars(Vec::<(String, String)>::new()).unwrap();
+    assert_eq!(s.port, 4000);
+    assert_eq!(s.host.to_string(), "0.0.0.0");
+    assert!(s.database_url.starts_with("sqlite:"));
+    assert!(s.jwt.using_development_secret);
+    assert!(s.redis_url.is_none());
+    assert_eq!(s.app_env, AppEnv::Development);
+    assert_eq!(s.invitation_expiry_cron, "0 * * * *");
+}
+
+#[test]
+fn wrong_values_stop_the_start_with_the_variable_named() {
+    for (vars, var) in [
+        (vec![("PORT", "abc")], "PORT"),
+        (vec![("WEBSOCKET_PORT", "70000")], "WEBSOCKET_PORT"),
+        (vec![("HOST", "not-an-ip")], "HOST"),
+        (vec![("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
+        (vec![("REDIS_URL", "http://localhost")], "REDIS_URL"),
+        (vec![("REDIS_HOST", "localhost"), ("REDIS_PORT", "x")], "REDIS_PORT"),
+        (vec![("JWT_PUBLIC_KEY_FILE", "/nonexistent/key.pem")], "JWT_PUBLIC_KEY_FILE"),
+        (vec![("JWT_PUBLIC_KEY_FILE", "Cargo.toml")], "JWT_PUBLIC_KEY_FILE"),
+        (vec![("AUTH_REQUIRE_USER", "maybe")], "AUTH_REQUIRE_USER"),
+        (vec![("CORS_ORIGINS", "app.example.com")], "CORS_ORIGINS"),
+        (vec![("APP_ENV", "staging-ish")], "APP_ENV"),
+        (vec![("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+        (vec![("INVITATION_EXPIRY_CRON", "hourly")], "INVITATION_EXPIRY_CRON"),
+    ] {
+        let message = error_for(&vars);
+        assert!(message.starts_with(&format!("{var}: ")), "{vars:?}: {message}");
+    }
+}
+
+#[test]
+fn production_refuses_the_development_secret_and_short_secrets() {
+    assert!(error_for(&[("APP_ENV", "production")]).starts_with("JWT_SECRET: "));
+    assert!(error_for(&[("APP_ENV", "production"), ("JWT_SECRET", "short")]).starts_with("JWT_SECRET: "));
+    let ok = Settings::from_vars([
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", "a-real-secret-that-is-long-enough-0123"),
+        ("API_KEYS", "k1, k2 ,"),
+    ])
+    .unwrap();
+    assert!(!ok.jwt.using_development_secret);
+    assert!(!ok.using_development_api_key);
+    assert_eq!(ok.api_keys.len(), 2);
+}
+
+#[test]
+fn redis_host_port_password_build_a_url_and_secrets_never_print() {
+    let s = Settings::from_vars([
+        ("REDIS_HOST", "cache.internal"),
+        ("REDIS_PORT", "6380"),
+        ("REDIS_PASSWORD", "p@ss word"),
+        ("JWT_SECRET", "super-secret-value"),
+    ])
+    .unwrap();
+    assert_eq!(s.redis_url.as_ref().unwrap().expose(), "redis://:p%40ss%20word@cache.internal:6380");
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("super-secret-value") && !debug.contains("p%40ss"), "{debug}");
+}
+
+#[test]
+fn a_file_is_weaker_than_the_environment_and_port_falls_back_to_websocket_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("switchyard.toml");
+    std::fs::write(&file, "port = 1234\nlog_format = \"json\"\ncors_origins = \"https://a.example\"\n").unwrap();
+    let env = HashMap::from([("PORT".to_owned(), "5678".to_owned())]);
+    let s = Settings::from_sources(Some(&file), env).unwrap();
+    assert_eq!(s.port, 5678);
+    assert_eq!(s.log_format, LogFormat::Json);
+    assert_eq!(s.cors_origins, ["https://a.example"]);
+
+    let from_file = Settings::from_sources(Some(&file), HashMap::new()).unwrap();
+    assert_eq!(from_file.port, 1234);
+    let ws_port = Settings::from_vars([("WEBSOCKET_PORT", "8080")]).unwrap();
+    assert_eq!(ws_port.port, 8080);
+}

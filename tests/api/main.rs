@@ -1,0 +1,12 @@
+//! Integration tests: each starts the real application on port 0 with a fresh database and
+//! talks to it over the network.
+
+mod auth;
+mod cli;
+mod config;
+mod directory;
+mod health;
+mod helpers;
+mod postgres;
+mod publish;
+mod sio;
