@@ -90,3 +90,28 @@ fn a_file_is_weaker_than_the_environment_and_port_falls_back_to_websocket_port()
     let ws_port = Settings::from_vars([("WEBSOCKET_PORT", "8080")]).unwrap();
     assert_eq!(ws_port.port, 8080);
 }
+
+/// Every configuration name the product documents is in `.env.example`, and its uncommented
+/// defaults load.
+#[test]
+fn env_example_lists_every_variable_and_its_defaults_load() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example")).unwrap();
+    for name in [
+        "PORT", "WEBSOCKET_PORT", "HOST", "DATABASE_URL", "REDIS_URL", "REDIS_HOST", "REDIS_PORT",
+        "REDIS_PASSWORD", "JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "JWT_AUDIENCE",
+        "AUTH_REQUIRE_USER", "API_KEYS", "CORS_ORIGINS", "FRONTEND_URL", "APP_ENV", "RUST_LOG",
+        "LOG_FORMAT", "INVITATION_EXPIRY_CRON",
+    ] {
+        assert!(text.contains(&format!("{name}=")), "{name} is not in .env.example");
+    }
+    let vars: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let s = Settings::from_vars(vars).unwrap();
+    assert_eq!(s.port, 4000);
+}

@@ -1,0 +1,150 @@
+// Starts a real Switchyard server for one test file and gives the tests what a backend and a
+// frontend have: a JWT signer, the publish API, and the real socket.io-client.
+import { spawn } from "node:child_process";
+import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { io } from "socket.io-client";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const BIN = process.env.SWITCHYARD_BIN ?? resolve(here, "../../target/debug/switchyard");
+export const SECRET = "client-test-secret-0123456789abcdef012345";
+export const API_KEY = "client-test-api-key";
+export const BARRIER = "test:barrier";
+
+/** Starts the server on a free port with a fresh SQLite database. */
+export async function startServer(env = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-client-test-"));
+  const child = spawn(BIN, ["serve"], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      APP_ENV: "test",
+      LOG_FORMAT: "json",
+      RUST_LOG: "warn,switchyard::startup=info",
+      DATABASE_URL: `sqlite://${join(dir, "test.db")}?mode=rwc`,
+      JWT_SECRET: SECRET,
+      API_KEYS: API_KEY,
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error("server did not log `listening` in 30 s")), 30_000);
+    child.once("exit", (code) => reject(new Error(`server exited early with ${code}`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (entry.message === "listening") {
+        clearTimeout(timer);
+        resolveUrl(`http://${entry.addr}`);
+      }
+    });
+  });
+  const sockets = [];
+  return {
+    url,
+    /** Connects the v4 client; resolves once connected. */
+    async connect(options = {}) {
+      const socket = io(url, { reconnection: false, forceNew: true, transports: ["websocket"], ...options });
+      sockets.push(socket);
+      await new Promise((ok, fail) => {
+        socket.once("connect", ok);
+        socket.once("connect_error", fail);
+      });
+      return recorder(socket);
+    },
+    /** Connects and expects a refusal; resolves with the connect_error. */
+    async refused(options = {}) {
+      const socket = io(url, { reconnection: false, forceNew: true, transports: ["websocket"], ...options });
+      sockets.push(socket);
+      return new Promise((fail, ok) => {
+        socket.once("connect", () => fail(new Error("connection was accepted")));
+        socket.once("connect_error", ok);
+      }).then(
+        () => {
+          throw new Error("connection was accepted");
+        },
+        (err) => err,
+      );
+    },
+    track(socket) {
+      sockets.push(socket);
+      return socket;
+    },
+    async publish(body) {
+      const response = await fetch(`${url}/api/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
+        body: JSON.stringify(body),
+      });
+      const text = await response.text();
+      if (response.status !== 202) throw new Error(`publish refused: ${response.status} ${text}`);
+      return JSON.parse(text);
+    },
+    barrier() {
+      return this.publish({ event: BARRIER, to: { all: true } });
+    },
+    async stop() {
+      for (const s of sockets) s.close?.() ?? s.disconnect?.();
+      const exited = new Promise((ok) => child.once("exit", ok));
+      child.kill("SIGTERM");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Records every event a socket receives, so tests can check what arrived before the barrier. */
+export function recorder(socket) {
+  const events = [];
+  const waiters = [];
+  const onEvent = (name, ...args) => {
+    events.push({ name, args });
+    for (const w of [...waiters]) if (w.check()) waiters.splice(waiters.indexOf(w), 1);
+  };
+  if (socket.onAny) socket.onAny(onEvent);
+  return {
+    socket,
+    events,
+    onEvent,
+    /** Events (other than the barrier) received before the barrier. */
+    beforeBarrier() {
+      return new Promise((ok, fail) => {
+        const timer = setTimeout(() => fail(new Error("barrier never arrived")), 10_000);
+        const check = () => {
+          const i = events.findIndex((e) => e.name === BARRIER);
+          if (i < 0) return false;
+          clearTimeout(timer);
+          ok(events.splice(0, i + 1).slice(0, i));
+          return true;
+        };
+        if (!check()) waiters.push({ check });
+      });
+    },
+  };
+}
+
+function b64url(value) {
+  return Buffer.from(typeof value === "string" ? value : JSON.stringify(value)).toString("base64url");
+}
+
+/** An HS256 JWT, as a backend would mint one. */
+export function sign(claims, secret = SECRET, header = { alg: "HS256", typ: "JWT" }) {
+  const body = `${b64url(header)}.${b64url(claims)}`;
+  const signature = createHmac("sha256", secret).update(body).digest("base64url");
+  return `${body}.${signature}`;
+}
+
+export function token(sub, extra = {}) {
+  return sign({ sub, exp: Math.floor(Date.now() / 1000) + 3600, ...extra });
+}
