@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::rooms::ChannelPattern;
+
 /// The development signing secret, used only when no key is configured outside production.
 pub const DEVELOPMENT_JWT_SECRET: &str = "switchyard-development-secret-change-me";
 /// The development API key, used only when `API_KEYS` is empty outside production.
@@ -97,7 +99,14 @@ pub struct Settings {
     pub app_env: AppEnv,
     pub rust_log: Option<String>,
     pub log_format: LogFormat,
-    pub invitation_expiry_cron: String,
+    pub invitation_expiry_cron: croner::Cron,
+    /// `EVENTS_ALLOW_UNKNOWN`: the publish API accepts event names outside the catalogue.
+    pub events_allow_unknown: bool,
+    /// Public channel names clients may subscribe to (`CHANNEL_PATTERNS`).
+    pub channel_patterns: Vec<ChannelPattern>,
+    /// Prepended to every Redis channel and key Switchyard uses (`REDIS_CHANNEL_PREFIX`), so
+    /// that several deployments (or test runs) can share one Redis.
+    pub redis_channel_prefix: String,
 }
 
 /// Why the settings could not be loaded. Each message names the variable at fault.
@@ -144,6 +153,9 @@ struct RawSettings {
     rust_log: Option<String>,
     log_format: Option<String>,
     invitation_expiry_cron: Option<String>,
+    events_allow_unknown: Option<String>,
+    channel_patterns: Option<String>,
+    redis_channel_prefix: Option<String>,
 }
 
 impl Settings {
@@ -300,15 +312,27 @@ impl Settings {
             }
         };
 
-        let invitation_expiry_cron = raw
+        let cron_text = raw
             .invitation_expiry_cron
             .unwrap_or_else(|| "0 * * * *".to_owned());
-        if invitation_expiry_cron.split_whitespace().count() != 5 {
-            return Err(invalid(
-                "INVITATION_EXPIRY_CRON",
-                format!("`{invitation_expiry_cron}` is not a 5-field cron expression"),
-            ));
-        }
+        let invitation_expiry_cron = cron_text
+            .parse::<croner::Cron>()
+            .ok()
+            .filter(|_| cron_text.split_whitespace().count() == 5)
+            .ok_or_else(|| {
+                invalid(
+                    "INVITATION_EXPIRY_CRON",
+                    format!("`{cron_text}` is not a 5-field cron expression like `0 * * * *`"),
+                )
+            })?;
+
+        let channel_patterns = match raw.channel_patterns.as_deref() {
+            Some(list) => split_list(Some(list))
+                .iter()
+                .map(|p| ChannelPattern::parse(p).map_err(|reason| invalid("CHANNEL_PATTERNS", reason)))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => ChannelPattern::defaults(),
+        };
 
         Ok(Settings {
             host,
@@ -330,6 +354,12 @@ impl Settings {
             rust_log: raw.rust_log,
             log_format,
             invitation_expiry_cron,
+            events_allow_unknown: parse_bool(
+                "EVENTS_ALLOW_UNKNOWN",
+                raw.events_allow_unknown.as_deref(),
+            )?,
+            channel_patterns,
+            redis_channel_prefix: raw.redis_channel_prefix.unwrap_or_default(),
         })
     }
 }

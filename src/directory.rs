@@ -222,3 +222,37 @@ pub async fn delete_invitation(db: &DatabaseConnection, id: &str) -> Result<bool
     let removed = invitation::Entity::delete_by_id(id.to_owned()).exec(db).await?;
     Ok(removed.rows_affected > 0)
 }
+
+/// Pending invitations whose `expiresAt` is before `now`.
+pub async fn pending_invitations_expired_before(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> Result<Vec<invitation::Model>, DbErr> {
+    invitation::Entity::find()
+        .filter(invitation::Column::Status.eq(InvitationStatus::Pending.as_str()))
+        .filter(invitation::Column::ExpiresAt.lt(now))
+        .all(db)
+        .await
+}
+
+/// Sets a pending invitation to expired; false when it was no longer pending.
+pub async fn mark_invitation_expired(db: &DatabaseConnection, id: &str, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let result = invitation::Entity::update_many()
+        .col_expr(invitation::Column::Status, Expr::value(InvitationStatus::Expired.as_str()))
+        .col_expr(invitation::Column::UpdatedAt, Expr::value(now))
+        .filter(invitation::Column::Id.eq(id))
+        .filter(invitation::Column::Status.eq(InvitationStatus::Pending.as_str()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Users of an organization with role `admin`.
+pub async fn organization_admins(db: &DatabaseConnection, organization_id: &str) -> Result<Vec<user::Model>, DbErr> {
+    user::Entity::find()
+        .filter(user::Column::OrganizationId.eq(organization_id))
+        .filter(user::Column::Role.eq("admin"))
+        .all(db)
+        .await
+}

@@ -5,8 +5,10 @@
 //!
 //! ```text
 //! ways in ───────────────► publish path ─────────────► ways out
-//! http (publish API)        publish::Publisher           Socket.IO rooms
-//! realtime (client events)  (authorized → delivered)
+//! http (publish API, ...)   publish::Publisher           Socket.IO rooms
+//! bridge (Redis JSON)       (authorized → delivered)
+//! realtime (client events)
+//! jobs (invitation expiry)
 //! ```
 //!
 //! - [`config`]: settings from defaults, a file and the environment; the only reader of env vars.
@@ -17,13 +19,24 @@
 //! - [`realtime`]: the Socket.IO namespace, connect-time auth, client events.
 //! - [`http`]: the HTTP API (publish, directory, health).
 //! - [`directory`]: users, memberships, invitations in the database (sea-orm).
+//! - [`catalogue`]: the event names the contracts document, and their payload shapes.
+//! - [`invitations`], [`notifications`]: the two domain events several ways in share.
+//! - [`presence`]: connections per user, for `user:status`.
+//! - [`bridge`]: Redis JSON channels into the publish path.
+//! - [`jobs`]: background jobs (invitation expiry).
 //! - [`telemetry`]: logging.
 
 pub mod auth;
+pub mod bridge;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod directory;
 pub mod http;
+pub mod invitations;
+pub mod jobs;
+pub mod notifications;
+pub mod presence;
 pub mod publish;
 pub mod realtime;
 pub mod rooms;

@@ -165,6 +165,106 @@ impl fmt::Display for Room {
     }
 }
 
+/// A family of public channels clients may subscribe to: a fixed name (`venue_updates`) or a
+/// prefix followed by one id (`venue:{id}`), with the event a plain broadcast to it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelPattern {
+    /// The fixed name, or the part before `{id}`.
+    prefix: String,
+    with_id: bool,
+    /// The event name of `POST /api/websocket {action: "broadcast"}` to such a channel.
+    pub event: String,
+}
+
+/// The default channel families of the venue and commerce clients.
+const DEFAULT_CHANNELS: [&str; 6] = [
+    "venue_updates=venue_update",
+    "venue:{id}=venue_update",
+    "vibe_checks:{id}=vibe_check",
+    "promotions:{id}=promotion",
+    "stores=store_updated",
+    "store:{id}=product_updated",
+];
+
+impl ChannelPattern {
+    /// Parses `name`, `prefix:{id}`, optionally followed by `=event`.
+    pub fn parse(text: &str) -> Result<ChannelPattern, String> {
+        let (pattern, event) = match text.split_once('=') {
+            Some((p, e)) => (p.trim(), e.trim().to_owned()),
+            None => (text.trim(), "channel_update".to_owned()),
+        };
+        let (prefix, with_id) = match pattern.strip_suffix("{id}") {
+            Some(prefix) => (prefix, true),
+            None => (pattern, false),
+        };
+        let probe = if with_id { format!("{prefix}x") } else { prefix.to_owned() };
+        if prefix.is_empty() || prefix.contains('{') || event.is_empty() {
+            return Err(format!("`{text}` is not a channel pattern like `venue:{{id}}=venue_update`"));
+        }
+        match Room::parse(&probe) {
+            Ok(Room::Named(_)) => Ok(ChannelPattern {
+                prefix: prefix.to_owned(),
+                with_id,
+                event,
+            }),
+            _ => Err(format!("`{text}` would name a private room")),
+        }
+    }
+
+    pub fn defaults() -> Vec<ChannelPattern> {
+        DEFAULT_CHANNELS
+            .iter()
+            .map(|p| ChannelPattern::parse(p).expect("default patterns are valid"))
+            .collect()
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        if !self.with_id {
+            return name == self.prefix;
+        }
+        name.strip_prefix(self.prefix.as_str())
+            .is_some_and(|rest| id("channel id", rest).is_ok())
+    }
+}
+
+/// Why a client may not subscribe to a channel name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    #[error("`{0}` is a private room; it cannot be subscribed to")]
+    Private(String),
+    #[error("`{0}` matches no public channel pattern")]
+    Unknown(String),
+    #[error(transparent)]
+    Invalid(#[from] RoomError),
+}
+
+impl ChannelError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChannelError::Private(_) => "private_channel",
+            ChannelError::Unknown(_) => "unknown_channel",
+            ChannelError::Invalid(_) => "invalid_channel",
+        }
+    }
+}
+
+/// The public channel a client asked for, if `patterns` admit it. Private rooms are refused
+/// whatever the patterns say.
+pub fn public_channel<'p>(
+    patterns: &'p [ChannelPattern],
+    name: &str,
+) -> Result<(Room, &'p ChannelPattern), ChannelError> {
+    let room = match Room::parse(name) {
+        Ok(room @ Room::Named(_)) => room,
+        Ok(_) | Err(RoomError::Reserved(_)) => return Err(ChannelError::Private(name.to_owned())),
+        Err(e) => return Err(ChannelError::Invalid(e)),
+    };
+    match patterns.iter().find(|p| p.matches(name)) {
+        Some(pattern) => Ok((room, pattern)),
+        None => Err(ChannelError::Unknown(name.to_owned())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +297,21 @@ mod tests {
             Room::parse("user:1:extra"),
             Err(RoomError::Reserved("user:1:extra".into()))
         );
+    }
+
+    #[test]
+    fn channel_patterns_admit_their_family_only() {
+        let p = ChannelPattern::defaults();
+        assert_eq!(public_channel(&p, "venue:42").unwrap().1.event, "venue_update");
+        assert_eq!(public_channel(&p, "venue_updates").unwrap().1.event, "venue_update");
+        assert_eq!(public_channel(&p, "store:9").unwrap().1.event, "product_updated");
+        assert!(matches!(public_channel(&p, "venue:"), Err(ChannelError::Unknown(_))));
+        assert!(matches!(public_channel(&p, "venue:1:2"), Err(ChannelError::Unknown(_))));
+        assert!(matches!(public_channel(&p, "user:1"), Err(ChannelError::Private(_))));
+        assert!(matches!(public_channel(&p, "tenant:1:channel:2"), Err(ChannelError::Private(_))));
+        assert!(matches!(public_channel(&p, "user:1:x"), Err(ChannelError::Private(_))));
+        assert!(ChannelPattern::parse("user:{id}").is_err());
+        assert!(ChannelPattern::parse("org:{id}=x").is_err());
     }
 
     #[test]

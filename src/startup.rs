@@ -12,10 +12,16 @@ use migration::MigratorTrait;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenVerifier;
+use crate::bridge::{self, RedisLink};
+use crate::catalogue::Catalogue;
+use crate::presence::Presence;
+use crate::jobs;
 use crate::config::{DEVELOPMENT_API_KEY, Settings};
 use crate::publish::Publisher;
 use crate::state::{AppState, Instance};
@@ -65,6 +71,9 @@ impl Application {
             tokens: Arc::new(TokenVerifier::new(&settings.jwt)),
             publisher: Publisher::new(io.clone()),
             instance: Arc::new(Instance::new()),
+            catalogue: Arc::new(Catalogue::builtin()),
+            presence: Arc::new(Presence::default()),
+            redis: Arc::new(RedisLink::new(settings.redis_url.is_some())),
             settings: settings.clone(),
             db,
             io,
@@ -96,18 +105,29 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then closes every socket (clients see a transport
-    /// close and reconnect, to another instance if there is one) and finishes in-flight requests.
+    /// Starts the bridges and jobs, serves until `shutdown` resolves, then stops them, closes
+    /// every socket (clients see a transport close and reconnect, to another instance if there
+    /// is one) and finishes in-flight requests.
     pub async fn run_until_stopped<F>(self, shutdown: F) -> std::io::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
         let addr = self.local_addr();
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        if let Some(url) = &self.state.settings.redis_url {
+            tasks.spawn(bridge::redis_json::run(self.state.clone(), url.expose().to_owned(), stop.clone()));
+        }
+        jobs::spawn_all(&self.state, &tasks, &stop);
+        tasks.close();
+
         tracing::info!(%addr, instance = %self.state.instance.id, "listening");
         let io = self.state.io.clone();
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutting down: closing connections");
+            stop.cancel();
+            tasks.wait().await;
             io.close().await;
         };
         axum::serve(
@@ -177,8 +197,8 @@ fn warn_about_development_defaults(settings: &Settings) {
     }
     if settings.redis_url.is_some() {
         tracing::warn!(
-            "REDIS_URL is set, but this build runs a single instance: the Redis adapter and \
-             bridges are not wired yet"
+            "REDIS_URL is set: the Redis JSON channels are bridged, but this build runs a single \
+             instance (no cross-instance adapter yet)"
         );
     }
 }

@@ -7,7 +7,10 @@ use sea_orm::DatabaseConnection;
 use socketioxide::SocketIo;
 
 use crate::auth::TokenVerifier;
+use crate::bridge::RedisLink;
+use crate::catalogue::Catalogue;
 use crate::config::Settings;
+use crate::presence::Presence;
 use crate::publish::Publisher;
 
 #[derive(Clone)]
@@ -20,6 +23,12 @@ pub struct AppState {
     /// The only way to send a publication anywhere.
     pub publisher: Publisher,
     pub instance: Arc<Instance>,
+    /// Known event names and payload shapes.
+    pub catalogue: Arc<Catalogue>,
+    /// Connections per user, for `user:status`.
+    pub presence: Arc<Presence>,
+    /// Whether Redis answers (status and readiness).
+    pub redis: Arc<RedisLink>,
 }
 
 /// This process, as the status endpoints describe it.

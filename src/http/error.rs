@@ -42,6 +42,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::publish::FieldError> for ApiError {
+    fn from(e: crate::publish::FieldError) -> Self {
+        ApiError::invalid_field(e.field, e.message)
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("database"))

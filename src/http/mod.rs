@@ -3,10 +3,14 @@
 //! - `publish`: `POST /api/events`, the general publish API for backends.
 //! - `directory`: users, project/channel memberships and invitations (`/api/users`, ...).
 //! - `health`: `/healthz`, `/readyz`.
+//! - `invitations`: `POST /invitation-update`.
+//! - `control`: `/api/websocket` (broadcast to a channel, notify a user, status).
 
+mod control;
 mod directory;
 mod error;
 mod health;
+mod invitations;
 mod json;
 mod publish;
 
@@ -22,4 +26,6 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(publish::router())
         .merge(directory::router())
+        .merge(invitations::router())
+        .merge(control::router())
 }

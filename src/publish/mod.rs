@@ -7,10 +7,12 @@
 //! so no way in ever talks to the adapter directly.
 
 mod event;
+mod request;
 mod target;
 
 pub use event::{EventError, EventName};
-pub use target::{Audience, TargetError, TargetSpec};
+pub use request::{PublishRequest, checked_event};
+pub use target::{Audience, FieldError, TargetSpec};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -38,10 +38,10 @@ impl Audience {
     }
 }
 
-/// A target that does not resolve; `field` is the JSON path at fault.
+/// A request field that does not resolve; `field` is the JSON path at fault (`to.project`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
-pub struct TargetError {
+pub struct FieldError {
     pub field: String,
     pub message: String,
 }
@@ -103,7 +103,7 @@ impl<'de> Deserialize<'de> for Ids {
 
 impl TargetSpec {
     /// Resolves `to` (with `except`) into an audience. `field` prefixes error paths.
-    pub fn resolve(&self, except: Option<&TargetSpec>) -> Result<Audience, TargetError> {
+    pub fn resolve(&self, except: Option<&TargetSpec>) -> Result<Audience, FieldError> {
         let rooms = self.room_list("to")?;
         if self.all && !rooms.is_empty() {
             return Err(err("to.all", "cannot be combined with other targets"));
@@ -126,7 +126,7 @@ impl TargetSpec {
         })
     }
 
-    fn room_list(&self, field: &str) -> Result<Vec<Room>, TargetError> {
+    fn room_list(&self, field: &str) -> Result<Vec<Room>, FieldError> {
         let path = |name: &str| format!("{field}.{name}");
         let at = |name: &'static str| move |e: rooms::RoomError| err(&path(name), e.to_string());
         let mut out = Vec::new();
@@ -183,8 +183,8 @@ impl TargetSpec {
     }
 }
 
-fn err(field: &str, message: impl Into<String>) -> TargetError {
-    TargetError {
+fn err(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
         field: field.to_owned(),
         message: message.into(),
     }

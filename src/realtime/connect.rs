@@ -1,14 +1,17 @@
-//! Connection: authenticate the handshake, then put the socket in its rooms.
+//! Connection: authenticate the handshake, put the socket in its rooms, announce presence,
+//! and register the client events.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 
 use super::ack::{self, AckError};
+use super::{channels, invitations, on, workspace};
 use crate::auth::token::find_token;
 use crate::auth::{AuthError, Identity};
 use crate::directory;
+use crate::publish::{Audience, EventName, Publication, Source};
 use crate::rooms::Room;
 use crate::state::AppState;
 
@@ -24,7 +27,12 @@ pub fn register(state: &AppState) {
             Ok::<(), AuthError>(())
         }
     };
-    state.io.ns("/", on_connect.with(authenticate));
+    let connect_state = state.clone();
+    let connected = move |socket: SocketRef| {
+        let state = connect_state.clone();
+        async move { on_connect(state, socket).await }
+    };
+    state.io.ns("/", connected.with(authenticate));
 }
 
 /// Finds and verifies the handshake's token; with `AUTH_REQUIRE_USER`, checks the directory.
@@ -53,37 +61,80 @@ async fn authenticate(
 
 /// The rooms a socket joins on connect: its user, organization and tenant (when the token
 /// names them), and its own id so that a backend can address exactly this socket.
-fn home_rooms(identity: &Identity) -> Vec<String> {
-    let mut rooms = Vec::with_capacity(3);
+fn home_rooms(identity: &Identity) -> Vec<Room> {
     // The token was verified but its ids may still be unusable as room names; such a claim
     // is skipped rather than joined as a malformed room.
-    if let Ok(room) = Room::user(&identity.user_id) {
-        rooms.push(room.name());
-    }
-    if let Some(Ok(room)) = identity.organization_id.as_deref().map(Room::org) {
-        rooms.push(room.name());
-    }
-    if let Some(Ok(room)) = identity.tenant_id.as_deref().map(Room::tenant) {
-        rooms.push(room.name());
-    }
-    rooms
+    [
+        Room::user(&identity.user_id).ok(),
+        identity.organization_id.as_deref().and_then(|o| Room::org(o).ok()),
+        identity.tenant_id.as_deref().and_then(|t| Room::tenant(t).ok()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
-async fn on_connect(socket: SocketRef) {
+async fn on_connect(state: AppState, socket: SocketRef) {
     let Some(identity) = socket.extensions.get::<Identity>() else {
         // Unreachable: the middleware always inserts it.
         let _ = socket.disconnect();
         return;
     };
-    let mut rooms = home_rooms(&identity);
+    let mut rooms: Vec<String> = home_rooms(&identity).iter().map(Room::name).collect();
     rooms.push(socket.id.to_string());
     socket.join(rooms);
     tracing::info!(sid = %socket.id, user = %identity.user_id, "connected");
 
+    on(&socket, &state, "watch-invitation", invitations::watch);
+    on(&socket, &state, "unwatch-invitation", invitations::unwatch);
+    on(&socket, &state, "join-project", workspace::join_project);
+    on(&socket, &state, "leave-project", workspace::leave_project);
+    on(&socket, &state, "join-channel", workspace::join_channel);
+    on(&socket, &state, "leave-channel", workspace::leave_channel);
+    on(&socket, &state, "typing:start", workspace::typing_start);
+    on(&socket, &state, "typing:stop", workspace::typing_stop);
+    on(&socket, &state, "room:members", workspace::room_members);
+    on(&socket, &state, "subscribe", channels::subscribe);
+    on(&socket, &state, "unsubscribe", channels::unsubscribe);
     socket.on_fallback(unknown_event);
-    socket.on_disconnect(|socket: SocketRef, reason: DisconnectReason| async move {
-        tracing::info!(sid = %socket.id, %reason, "disconnected");
+
+    if state.presence.connected(&identity.user_id) {
+        announce_status(&state, &identity, "online").await;
+    }
+    let disconnect_state = state.clone();
+    socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
+        let state = disconnect_state.clone();
+        async move {
+            tracing::info!(sid = %socket.id, %reason, "disconnected");
+            if let Some(identity) = socket.extensions.get::<Identity>()
+                && state.presence.disconnected(&identity.user_id)
+            {
+                announce_status(&state, &identity, "offline").await;
+            }
+        }
     });
+}
+
+/// `user:status` to the user's tenant and organization, not to the user's own sockets.
+async fn announce_status(state: &AppState, identity: &Identity, status: &str) {
+    let rooms: Vec<Room> = home_rooms(identity)
+        .into_iter()
+        .filter(|r| matches!(r, Room::Org(_) | Room::Tenant(_)))
+        .collect();
+    if rooms.is_empty() {
+        return;
+    }
+    let audience = Audience {
+        everyone: false,
+        rooms,
+        except: vec![Room::User(identity.user_id.clone())],
+    };
+    let data = json!({"userId": identity.user_id, "status": status});
+    let event = EventName::parse("user:status").expect("valid event name");
+    state
+        .publisher
+        .publish(Publication::new(event, audience, data, Source::ClientEvent))
+        .await;
 }
 
 async fn unknown_event(Event(event): Event, ack: AckSender) {

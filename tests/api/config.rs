@@ -20,7 +20,7 @@ fn defaults_serve_port_4000_on_sqlite_with_the_development_secret() {
     assert!(s.jwt.using_development_secret);
     assert!(s.redis_url.is_none());
     assert_eq!(s.app_env, AppEnv::Development);
-    assert_eq!(s.invitation_expiry_cron, "0 * * * *");
+    assert_eq!(s.invitation_expiry_cron.as_str(), "0 * * * *");
 }
 
 #[test]

@@ -38,6 +38,8 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         ("JWT_SECRET", SECRET),
         ("API_KEYS", API_KEY),
         ("RUST_LOG", "warn"),
+        // Tests publish probe and barrier events that no contract names.
+        ("EVENTS_ALLOW_UNKNOWN", "true"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -140,6 +142,38 @@ impl Drop for TestApp {
 
 pub const BARRIER: &str = "test:barrier";
 
+/// The Redis the tests share (`TEST_REDIS_URL`, set by scripts/test), and a channel prefix no
+/// other test uses.
+pub fn test_redis() -> (String, String) {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("test-{}:", uuid::Uuid::new_v4().simple());
+    (url, prefix)
+}
+
+/// Publishes `payload` on `channel` of the test Redis.
+pub async fn redis_publish(url: &str, channel: &str, payload: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("Redis must be reachable at {url} (TEST_REDIS_URL): {e}"));
+    let _: i64 = redis::cmd("PUBLISH").arg(channel).arg(payload).query_async(&mut conn).await.unwrap();
+}
+
+impl TestApp {
+    /// Waits until the Redis bridge has subscribed (status `connected`).
+    pub async fn wait_for_redis(&self) {
+        for _ in 0..200 {
+            let status: Value = self.http.get(self.url("/api/websocket")).send().await.unwrap().json().await.unwrap();
+            if status["redis"] == "connected" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the Redis bridge never connected");
+    }
+}
+
 /// Claims for a user, valid for an hour.
 pub fn claims(sub: &str) -> Claims {
     let now = chrono::Utc::now().timestamp();
@@ -172,6 +206,12 @@ pub fn user_token(sub: &str, org: Option<&str>, tenant: Option<&str>) -> String 
     c.organization_id = org.map(str::to_owned);
     c.tenant_id = tenant.map(str::to_owned);
     sign(&c)
+}
+
+/// `events` without presence announcements (`user:status`), which any connection in a shared
+/// org or tenant causes.
+pub fn without_presence(events: Vec<(String, Value)>) -> Vec<(String, Value)> {
+    events.into_iter().filter(|(n, _)| n != "user:status").collect()
 }
 
 /// The events named `event` among `events`.

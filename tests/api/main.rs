@@ -2,11 +2,14 @@
 //! talks to it over the network.
 
 mod auth;
+mod channels;
 mod cli;
 mod config;
 mod directory;
 mod health;
+mod invitations;
 mod helpers;
 mod postgres;
 mod publish;
 mod sio;
+mod workspace;

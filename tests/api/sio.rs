@@ -136,6 +136,11 @@ impl SioClient {
         }
     }
 
+    /// Closes the connection as a browser tab would.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
     /// Waits for the server to close the connection; returns the close reason.
     pub async fn closed(&mut self) -> Option<String> {
         loop {

@@ -1,0 +1,78 @@
+//! `/api/websocket`, the venue contract's control endpoint:
+//! `POST {action: "broadcast", channel, data[, event]}`, `POST {action: "notify", userId, data}`,
+//! and `GET` for the server's status.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiJson};
+use crate::auth::ApiKey;
+use crate::notifications::{self, Recipient};
+use crate::publish::{Audience, Publication, Receipt, Source, checked_event};
+use crate::rooms::{self, public_channel};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/websocket", get(status).post(control))
+}
+
+async fn control(
+    _: ApiKey,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Receipt>), ApiError> {
+    let field = |name: &str| body.get(name).filter(|v| !v.is_null());
+    let text = |name: &str| -> Result<String, ApiError> {
+        match field(name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            Some(_) => Err(ApiError::invalid_field(name, "must be a string")),
+            None => Err(ApiError::invalid_field(name, "is required")),
+        }
+    };
+    let data = field("data").cloned().unwrap_or(Value::Null);
+    let receipt = match text("action")?.as_str() {
+        "broadcast" => {
+            let name = text("channel")?;
+            let (room, pattern) = public_channel(&state.settings.channel_patterns, &name)
+                .map_err(|e| ApiError::invalid_field("channel", e.to_string()))?;
+            let event_name = match field("event") {
+                Some(_) => text("event")?,
+                None => pattern.event.clone(),
+            };
+            let event = checked_event(&state.catalogue, state.settings.events_allow_unknown, &event_name, &data)?;
+            let publication = Publication::new(event, Audience::rooms(vec![room]), data, Source::Http);
+            state.publisher.publish(publication).await
+        }
+        "notify" => {
+            let user = rooms::id("userId", &text("userId")?)
+                .map_err(|e| ApiError::invalid_field("userId", e.to_string()))?;
+            notifications::notify(&state, &Recipient::User(user), data, Source::Http)
+                .await
+                .map_err(|e| ApiError::invalid_field("userId", e.to_string()))?
+        }
+        other => {
+            return Err(ApiError::invalid_field(
+                "action",
+                format!("`{other}` is not one of broadcast, notify"),
+            ));
+        }
+    };
+    Ok((StatusCode::ACCEPTED, Json(receipt)))
+}
+
+/// Counts only: no room names, which would reveal user ids.
+async fn status(State(state): State<AppState>) -> Json<Value> {
+    let rooms = state.io.rooms().await.map(|r| r.len()).unwrap_or(0);
+    Json(json!({
+        "status": "ok",
+        "instanceId": state.instance.id,
+        "uptimeSeconds": state.instance.started.elapsed().as_secs(),
+        "connections": state.io.sockets().len(),
+        "rooms": rooms,
+        "redis": state.redis.status(),
+    }))
+}

@@ -1,0 +1,96 @@
+//! Invitation status changes: from `POST /invitation-update`, the Redis channel
+//! `invitation-updates` and the expiry job alike. Each is recorded in the directory and
+//! published as `invitation-update` to the invitation's watchers.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::directory::{self, InvitationRecord, InvitationStatus};
+use crate::publish::{Audience, EventName, Publication, Receipt, Source};
+use crate::rooms::{self, Room};
+use crate::state::AppState;
+
+pub const EVENT: &str = "invitation-update";
+
+/// The body the invitations contract documents; also what watchers receive.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InvitationUpdate {
+    #[serde(deserialize_with = "required_id")]
+    pub invitation_id: String,
+    pub status: InvitationStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+fn required_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let id = rooms::deserialize_optional_id(d)?
+        .ok_or_else(|| serde::de::Error::custom("invitationId must not be empty"))?;
+    rooms::id("invitationId", &id).map_err(serde::de::Error::custom)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+}
+
+/// Records the new status (creating the invitation if the directory did not know it) and tells
+/// every watcher.
+pub async fn apply(state: &AppState, update: InvitationUpdate, source: Source) -> Result<Receipt, UpdateError> {
+    let existing = directory::find_invitation(&state.db, &update.invitation_id).await?;
+    let record = InvitationRecord {
+        organization_id: existing.as_ref().and_then(|i| i.organization_id.clone()),
+        email: existing.as_ref().and_then(|i| i.email.clone()),
+        status: update.status,
+        expires_at: update.expires_at.or(existing.as_ref().and_then(|i| i.expires_at)),
+        used_at: update.used_at.or(existing.as_ref().and_then(|i| i.used_at)),
+        revoked_at: update.revoked_at.or(existing.as_ref().and_then(|i| i.revoked_at)),
+    };
+    directory::put_invitation(&state.db, &update.invitation_id, record).await?;
+    Ok(publish(state, &update, source).await)
+}
+
+/// Publishes an update that is already recorded.
+pub async fn publish(state: &AppState, update: &InvitationUpdate, source: Source) -> Receipt {
+    let room = Room::Invitation(update.invitation_id.clone());
+    let data = serde_json::to_value(update).expect("serializable");
+    let event = EventName::parse(EVENT).expect("valid event name");
+    state
+        .publisher
+        .publish(Publication::new(event, Audience::rooms(vec![room]), data, source))
+        .await
+}
+
+/// Why a socket may not watch an invitation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WatchRefusal {
+    #[error("invitation `{0}` belongs to another organization")]
+    OtherOrganization(String),
+    #[error("the invitation directory could not be read")]
+    Unavailable,
+}
+
+/// A user may watch an invitation the directory does not know, or one of his organization.
+pub async fn may_watch(
+    state: &AppState,
+    organization_id: Option<&str>,
+    invitation_id: &str,
+) -> Result<(), WatchRefusal> {
+    let invitation = directory::find_invitation(&state.db, invitation_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "invitation lookup failed");
+            WatchRefusal::Unavailable
+        })?;
+    match invitation.and_then(|i| i.organization_id) {
+        Some(owner) if Some(owner.as_str()) != organization_id => {
+            Err(WatchRefusal::OtherOrganization(invitation_id.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}

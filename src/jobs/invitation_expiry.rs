@@ -1,0 +1,82 @@
+//! Invitation expiry (`INVITATION_EXPIRY_CRON`, hourly by default): pending invitations whose
+//! `expiresAt` has passed become `expired`; each change is published as `invitation-update`,
+//! and the organization's admins are sent `notification:new`.
+//!
+//! The status change is a conditional update (`WHERE status = 'pending'`), so of several
+//! runs racing for one invitation (instances of a cluster) exactly one publishes it.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::directory::{self, InvitationStatus};
+use crate::invitations::{self, InvitationUpdate};
+use crate::notifications::{self, Recipient};
+use crate::publish::Source;
+use crate::state::AppState;
+
+/// What one run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExpiryReport {
+    pub expired: Vec<String>,
+    pub admins_notified: usize,
+}
+
+/// Expires every pending invitation whose `expiresAt` is before `now`.
+pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<ExpiryReport, sea_orm::DbErr> {
+    let mut report = ExpiryReport::default();
+    for invitation in directory::pending_invitations_expired_before(&state.db, now).await? {
+        if !directory::mark_invitation_expired(&state.db, &invitation.id, now).await? {
+            continue; // another run got it first
+        }
+        let update = InvitationUpdate {
+            invitation_id: invitation.id.clone(),
+            status: InvitationStatus::Expired,
+            used_at: invitation.used_at,
+            revoked_at: invitation.revoked_at,
+            expires_at: invitation.expires_at,
+        };
+        invitations::publish(state, &update, Source::Job).await;
+        if let Some(org) = &invitation.organization_id {
+            for admin in directory::organization_admins(&state.db, org).await? {
+                let notification = json!({
+                    "id": uuid::Uuid::now_v7().to_string(),
+                    "type": "invitation_expired",
+                    "title": "Invitation expired",
+                    "message": format!("The invitation for {} has expired", invitation.email.as_deref().unwrap_or("a vendor")),
+                    "data": {"invitationId": invitation.id, "organizationId": org},
+                    "createdAt": now.to_rfc3339(),
+                });
+                if notifications::notify(state, &Recipient::User(admin.id.clone()), notification, Source::Job)
+                    .await
+                    .is_ok()
+                {
+                    report.admins_notified += 1;
+                }
+            }
+        }
+        report.expired.push(invitation.id);
+    }
+    Ok(report)
+}
+
+/// Runs at every tick of the configured schedule until `shutdown`.
+pub async fn schedule(state: AppState, shutdown: CancellationToken) {
+    let cron = state.settings.invitation_expiry_cron.clone();
+    loop {
+        let now = Utc::now();
+        let Ok(next) = cron.find_next_occurrence(&now, false) else {
+            tracing::error!("invitation expiry: the schedule has no next occurrence; job stopped");
+            return;
+        };
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match run_once(&state, Utc::now()).await {
+            Ok(report) => tracing::info!(expired = report.expired.len(), admins_notified = report.admins_notified, "invitation expiry ran"),
+            Err(e) => tracing::error!(error = %e, "invitation expiry failed"),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `subscribe` / `unsubscribe` `{channel}`: public channels only (`venue_updates`, `venue:{id}`,
+//! `stores`, ... as `CHANNEL_PATTERNS` configures); a private room's name is refused.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::extract::SocketRef;
+
+use super::ack::AckError;
+use super::{AckResult, fields, payload};
+use crate::rooms::public_channel;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChannelRequest {
+    Name(String),
+    Object { channel: String },
+}
+
+impl ChannelRequest {
+    fn name(self) -> String {
+        match self {
+            ChannelRequest::Name(n) | ChannelRequest::Object { channel: n } => n,
+        }
+    }
+}
+
+fn channel_name(data: Value) -> Result<String, AckError> {
+    payload::<ChannelRequest>(data)
+        .map(ChannelRequest::name)
+        .map_err(|_| AckError::new("invalid_payload", "give {channel: \"name\"}"))
+}
+
+pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckResult {
+    let name = channel_name(data)?;
+    let (room, _) = public_channel(&state.settings.channel_patterns, &name)
+        .map_err(|e| AckError::new(e.code(), e.to_string()))?;
+    socket.join(room.name());
+    Ok(fields([("channel", json!(name))]))
+}
+
+pub async fn unsubscribe(state: AppState, socket: SocketRef, data: Value) -> AckResult {
+    let name = channel_name(data)?;
+    let (room, _) = public_channel(&state.settings.channel_patterns, &name)
+        .map_err(|e| AckError::new(e.code(), e.to_string()))?;
+    socket.leave(room.name());
+    Ok(fields([("channel", json!(name))]))
+}
