@@ -83,15 +83,20 @@ export async function startServer(env = {}) {
       sockets.push(socket);
       return socket;
     },
-    async publish(body) {
-      const response = await fetch(`${url}/api/events`, {
-        method: "POST",
+    /** Calls the server API with the API key; resolves with {status, body}. */
+    async api(method, path, body) {
+      const response = await fetch(`${url}${path}`, {
+        method,
         headers: { "content-type": "application/json", authorization: `Bearer ${API_KEY}` },
-        body: JSON.stringify(body),
+        body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await response.text();
-      if (response.status !== 202) throw new Error(`publish refused: ${response.status} ${text}`);
-      return JSON.parse(text);
+      return { status: response.status, body: text ? JSON.parse(text) : null };
+    },
+    async publish(body) {
+      const { status, body: receipt } = await this.api("POST", "/api/events", body);
+      if (status !== 202) throw new Error(`publish refused: ${status} ${JSON.stringify(receipt)}`);
+      return receipt;
     },
     barrier() {
       return this.publish({ event: BARRIER, to: { all: true } });

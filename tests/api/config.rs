@@ -39,6 +39,9 @@ fn wrong_values_stop_the_start_with_the_variable_named() {
         (vec![("APP_ENV", "staging-ish")], "APP_ENV"),
         (vec![("LOG_FORMAT", "xml")], "LOG_FORMAT"),
         (vec![("INVITATION_EXPIRY_CRON", "hourly")], "INVITATION_EXPIRY_CRON"),
+        (vec![("INVITATION_EXPIRY_CRON", "0 * * *")], "INVITATION_EXPIRY_CRON"),
+        (vec![("CHANNEL_PATTERNS", "user:{id}")], "CHANNEL_PATTERNS"),
+        (vec![("EVENTS_ALLOW_UNKNOWN", "sometimes")], "EVENTS_ALLOW_UNKNOWN"),
     ] {
         let message = error_for(&vars);
         assert!(message.starts_with(&format!("{var}: ")), "{vars:?}: {message}");
@@ -100,7 +103,8 @@ fn env_example_lists_every_variable_and_its_defaults_load() {
         "PORT", "WEBSOCKET_PORT", "HOST", "DATABASE_URL", "REDIS_URL", "REDIS_HOST", "REDIS_PORT",
         "REDIS_PASSWORD", "JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "JWT_AUDIENCE",
         "AUTH_REQUIRE_USER", "API_KEYS", "CORS_ORIGINS", "FRONTEND_URL", "APP_ENV", "RUST_LOG",
-        "LOG_FORMAT", "INVITATION_EXPIRY_CRON",
+        "LOG_FORMAT", "INVITATION_EXPIRY_CRON", "EVENTS_ALLOW_UNKNOWN", "CHANNEL_PATTERNS",
+        "REDIS_CHANNEL_PREFIX",
     ] {
         assert!(text.contains(&format!("{name}=")), "{name} is not in .env.example");
     }
