@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -107,6 +108,37 @@ pub struct Settings {
     /// Prepended to every Redis channel and key Switchyard uses (`REDIS_CHANNEL_PREFIX`), so
     /// that several deployments (or test runs) can share one Redis.
     pub redis_channel_prefix: String,
+    /// Which rooms keep history, and for how long.
+    pub history: HistorySettings,
+    /// `WS_ALLOW_USER_QUERY`: `/api/ws?userId=` without a token (development only).
+    pub ws_allow_user_query: bool,
+    /// How often plain WebSocket connections are pinged; one silent for two intervals is closed.
+    pub ws_ping_interval: Duration,
+    /// Frames a plain WebSocket connection may have waiting; a client that falls further behind
+    /// is disconnected as a slow consumer.
+    pub ws_send_queue: usize,
+}
+
+/// The kinds of room whose publications are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HistoryKind {
+    /// Public channels (`venue:42`, `stores`, ...).
+    Channel,
+    User,
+    Org,
+    Tenant,
+    Project,
+    WorkspaceChannel,
+    Invitation,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistorySettings {
+    pub kinds: Vec<HistoryKind>,
+    /// Entries kept per room (older ones are pruned).
+    pub max_per_room: u64,
+    /// Entries older than this are pruned.
+    pub max_age: Duration,
 }
 
 /// Why the settings could not be loaded. Each message names the variable at fault.
@@ -156,6 +188,12 @@ struct RawSettings {
     events_allow_unknown: Option<String>,
     channel_patterns: Option<String>,
     redis_channel_prefix: Option<String>,
+    history_rooms: Option<String>,
+    history_max_per_room: Option<String>,
+    history_max_age: Option<String>,
+    ws_allow_user_query: Option<String>,
+    ws_ping_interval: Option<String>,
+    ws_send_queue: Option<String>,
 }
 
 impl Settings {
@@ -360,8 +398,57 @@ impl Settings {
             )?,
             channel_patterns,
             redis_channel_prefix: raw.redis_channel_prefix.unwrap_or_default(),
+            history: HistorySettings {
+                kinds: parse_history_kinds(raw.history_rooms.as_deref())?,
+                max_per_room: match raw.history_max_per_room.as_deref() {
+                    Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        invalid("HISTORY_MAX_PER_ROOM", format!("`{v}` is not a positive number"))
+                    })?,
+                    None => 1000,
+                },
+                max_age: parse_duration("HISTORY_MAX_AGE", raw.history_max_age.as_deref(), "7d")?,
+            },
+            ws_allow_user_query: parse_bool("WS_ALLOW_USER_QUERY", raw.ws_allow_user_query.as_deref())?,
+            ws_ping_interval: parse_duration("WS_PING_INTERVAL", raw.ws_ping_interval.as_deref(), "25s")?,
+            ws_send_queue: match raw.ws_send_queue.as_deref() {
+                Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    invalid("WS_SEND_QUEUE", format!("`{v}` is not a positive number"))
+                })?,
+                None => 1024,
+            },
         })
     }
+}
+
+fn parse_duration(var: &'static str, value: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    let text = value.unwrap_or(default).trim();
+    humantime::parse_duration(text)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| invalid(var, format!("`{text}` is not a duration like 30s, 5m, 7d")))
+}
+
+fn parse_history_kinds(value: Option<&str>) -> Result<Vec<HistoryKind>, ConfigError> {
+    let list = match value {
+        Some(v) => split_list(Some(v)),
+        None => vec!["channel".into(), "user".into(), "org".into()],
+    };
+    list.iter()
+        .filter(|k| k.as_str() != "none")
+        .map(|k| match k.as_str() {
+            "channel" => Ok(HistoryKind::Channel),
+            "user" => Ok(HistoryKind::User),
+            "org" => Ok(HistoryKind::Org),
+            "tenant" => Ok(HistoryKind::Tenant),
+            "project" => Ok(HistoryKind::Project),
+            "workspace-channel" => Ok(HistoryKind::WorkspaceChannel),
+            "invitation" => Ok(HistoryKind::Invitation),
+            other => Err(invalid(
+                "HISTORY_ROOMS",
+                format!("`{other}` is not one of channel, user, org, tenant, project, workspace-channel, invitation, none"),
+            )),
+        })
+        .collect()
 }
 
 fn parse_port(var: &'static str, value: &str) -> Result<u16, ConfigError> {

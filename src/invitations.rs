@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::directory::{self, InvitationRecord, InvitationStatus};
-use crate::publish::{Audience, EventName, Publication, Receipt, Source};
+use crate::publish::{Audience, EventName, Publication, PublishError, Receipt, Source};
 use crate::rooms::{self, Room};
 use crate::state::AppState;
 
@@ -37,6 +37,8 @@ fn required_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Erro
 pub enum UpdateError {
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 /// Records the new status (creating the invitation if the directory did not know it) and tells
@@ -52,11 +54,11 @@ pub async fn apply(state: &AppState, update: InvitationUpdate, source: Source) -
         revoked_at: update.revoked_at.or(existing.as_ref().and_then(|i| i.revoked_at)),
     };
     directory::put_invitation(&state.db, &update.invitation_id, record).await?;
-    Ok(publish(state, &update, source).await)
+    Ok(publish(state, &update, source).await?)
 }
 
 /// Publishes an update that is already recorded.
-pub async fn publish(state: &AppState, update: &InvitationUpdate, source: Source) -> Receipt {
+pub async fn publish(state: &AppState, update: &InvitationUpdate, source: Source) -> Result<Receipt, PublishError> {
     let room = Room::Invitation(update.invitation_id.clone());
     let data = serde_json::to_value(update).expect("serializable");
     let event = EventName::parse(EVENT).expect("valid event name");

@@ -1,13 +1,13 @@
-//! Switchyard: a real-time server that speaks Socket.IO (v2 to v4 clients) and will speak
-//! plain JSON over WebSocket, delivering backend events to exactly the users who may see them.
+//! Switchyard: a real-time server that speaks Socket.IO (v2 to v4 clients) and plain JSON
+//! over WebSocket, delivering backend events to exactly the users who may see them.
 //!
 //! The data has one road:
 //!
 //! ```text
 //! ways in ───────────────► publish path ─────────────► ways out
 //! http (publish API, ...)   publish::Publisher           Socket.IO rooms
-//! bridge (Redis JSON)       (authorized → delivered)
-//! realtime (client events)
+//! bridge (Redis JSON)       (authorized → numbered →      plain WebSocket subscribers
+//! realtime (client events)   delivered → recorded)        history / polling, inbox
 //! jobs (invitation expiry)
 //! ```
 //!
@@ -17,6 +17,8 @@
 //! - [`rooms`]: the only place a room name is built or parsed.
 //! - [`publish`]: [`publish::Publication`] and the one function that delivers it.
 //! - [`realtime`]: the Socket.IO namespace, connect-time auth, client events.
+//! - [`rawws`]: plain JSON over WebSocket (`/ws`, `/api/ws`).
+//! - [`access`]: who may read which room (history polling).
 //! - [`http`]: the HTTP API (publish, directory, health).
 //! - [`directory`]: users, memberships, invitations in the database (sea-orm).
 //! - [`catalogue`]: the event names the contracts document, and their payload shapes.
@@ -26,6 +28,7 @@
 //! - [`jobs`]: background jobs (invitation expiry).
 //! - [`telemetry`]: logging.
 
+pub mod access;
 pub mod auth;
 pub mod bridge;
 pub mod catalogue;
@@ -38,6 +41,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod presence;
 pub mod publish;
+pub mod rawws;
 pub mod realtime;
 pub mod rooms;
 pub mod startup;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::publish::{Audience, EventName, Publication, Receipt, Source};
+use crate::publish::{Audience, EventName, Publication, PublishError, Receipt, Source};
 use crate::rooms::{Room, RoomError};
 use crate::state::AppState;
 
@@ -43,11 +43,11 @@ pub async fn notify(
     recipient: &Recipient,
     data: Value,
     source: Source,
-) -> Result<Receipt, RoomError> {
+) -> Result<Receipt, PublishError> {
     let room = recipient.room()?;
     let event = EventName::parse(EVENT).expect("valid event name");
-    Ok(state
+    state
         .publisher
         .publish(Publication::new(event, Audience::rooms(vec![room]), data, source))
-        .await)
+        .await
 }

@@ -1,8 +1,47 @@
-//! Presence: how many connections each user has on this instance, so that `user:status`
-//! is announced when the first opens and when the last closes.
+//! Presence: how many connections (Socket.IO and plain WebSocket alike) each user has on this
+//! instance, so that `user:status` is announced when the first opens and when the last closes.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+use serde_json::json;
+
+use crate::auth::Identity;
+use crate::publish::{Audience, EventName, Publication, Source};
+use crate::rooms::Room;
+use crate::state::AppState;
+
+pub const EVENT: &str = "user:status";
+
+/// `user:status` to the user's tenant and organization, not to the user's own connections.
+/// Callers count with [`Presence::connected`] / [`Presence::disconnected`] first, synchronously,
+/// so that a connection that closes at once is never counted out before it was counted in.
+pub async fn announce(state: &AppState, identity: &Identity, status: &str) {
+    let rooms: Vec<Room> = [
+        identity.organization_id.as_deref().and_then(|o| Room::org(o).ok()),
+        identity.tenant_id.as_deref().and_then(|t| Room::tenant(t).ok()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if rooms.is_empty() {
+        return;
+    }
+    let audience = Audience {
+        everyone: false,
+        rooms,
+        except: vec![Room::User(identity.user_id.clone())],
+    };
+    let data = json!({"userId": identity.user_id, "status": status});
+    let event = EventName::parse(EVENT).expect("valid event name");
+    if let Err(e) = state
+        .publisher
+        .publish(Publication::ephemeral(event, audience, data, Source::Presence))
+        .await
+    {
+        tracing::warn!(error = %e, "presence announcement not recorded");
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Presence {

@@ -25,7 +25,9 @@ use crate::jobs;
 use crate::config::{DEVELOPMENT_API_KEY, Settings};
 use crate::publish::Publisher;
 use crate::state::{AppState, Instance};
-use crate::{http as api, realtime};
+use crate::publish::history::{self, History};
+use crate::rawws::hub::Hub;
+use crate::{http as api, rawws, realtime};
 
 /// Largest Socket.IO packet a client may send (bytes).
 const MAX_CLIENT_PAYLOAD: u64 = 1024 * 1024;
@@ -67,12 +69,21 @@ impl Application {
             .max_payload(MAX_CLIENT_PAYLOAD)
             .build_layer();
         let settings = Arc::new(settings);
+        let hub = Arc::new(Hub::default());
+        let presence = Arc::new(Presence::default());
+        let history = Arc::new(History::start(
+            db.clone(),
+            settings.history.clone(),
+            settings.channel_patterns.clone(),
+        ));
         let state = AppState {
             tokens: Arc::new(TokenVerifier::new(&settings.jwt)),
-            publisher: Publisher::new(io.clone()),
+            publisher: Publisher::new(io.clone(), hub.clone(), history, presence.clone(), db.clone()),
+            hub,
+            shutdown: CancellationToken::new(),
             instance: Arc::new(Instance::new()),
             catalogue: Arc::new(Catalogue::builtin()),
-            presence: Arc::new(Presence::default()),
+            presence,
             redis: Arc::new(RedisLink::new(settings.redis_url.is_some())),
             settings: settings.clone(),
             db,
@@ -81,6 +92,7 @@ impl Application {
         realtime::attach(&state);
 
         let router = api::router()
+            .merge(rawws::router())
             .with_state(state.clone())
             .layer(socket_layer)
             .layer(cors_layer(&settings))
@@ -113,8 +125,12 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let addr = self.local_addr();
-        let stop = CancellationToken::new();
+        let stop = self.state.shutdown.clone();
         let tasks = TaskTracker::new();
+        tasks.spawn(history::prune_periodically(
+            self.state.publisher.history().clone(),
+            stop.clone(),
+        ));
         if let Some(url) = &self.state.settings.redis_url {
             tasks.spawn(bridge::redis_json::run(self.state.clone(), url.expose().to_owned(), stop.clone()));
         }

@@ -12,6 +12,8 @@ use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::presence::Presence;
 use crate::publish::Publisher;
+use crate::rawws::hub::Hub;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -29,6 +31,10 @@ pub struct AppState {
     pub presence: Arc<Presence>,
     /// Whether Redis answers (status and readiness).
     pub redis: Arc<RedisLink>,
+    /// Plain WebSocket connections and their rooms.
+    pub hub: Arc<Hub>,
+    /// Cancelled when the server stops: bridges, jobs and plain WebSocket connections end.
+    pub shutdown: CancellationToken,
 }
 
 /// This process, as the status endpoints describe it.

@@ -84,7 +84,7 @@ pub async fn handle(state: &AppState, name: &str, payload: &[u8]) -> Result<(), 
             let publication = request
                 .into_publication(&state.catalogue, state.settings.events_allow_unknown, Source::RedisJson)
                 .map_err(|e| e.to_string())?;
-            state.publisher.publish(publication).await;
+            state.publisher.publish(publication).await.map_err(|e| e.to_string())?;
         }
         other => return Err(format!("no handler for channel `{other}`")),
     }

@@ -45,14 +45,12 @@ async fn control(
             };
             let event = checked_event(&state.catalogue, state.settings.events_allow_unknown, &event_name, &data)?;
             let publication = Publication::new(event, Audience::rooms(vec![room]), data, Source::Http);
-            state.publisher.publish(publication).await
+            state.publisher.publish(publication).await?
         }
         "notify" => {
             let user = rooms::id("userId", &text("userId")?)
                 .map_err(|e| ApiError::invalid_field("userId", e.to_string()))?;
-            notifications::notify(&state, &Recipient::User(user), data, Source::Http)
-                .await
-                .map_err(|e| ApiError::invalid_field("userId", e.to_string()))?
+            notifications::notify(&state, &Recipient::User(user), data, Source::Http).await?
         }
         other => {
             return Err(ApiError::invalid_field(
@@ -71,7 +69,7 @@ async fn status(State(state): State<AppState>) -> Json<Value> {
         "status": "ok",
         "instanceId": state.instance.id,
         "uptimeSeconds": state.instance.started.elapsed().as_secs(),
-        "connections": state.io.sockets().len(),
+        "connections": state.io.sockets().len() + state.hub.connections(),
         "rooms": rooms,
         "redis": state.redis.status(),
     }))

@@ -48,6 +48,21 @@ impl From<crate::publish::FieldError> for ApiError {
     }
 }
 
+impl From<crate::publish::PublishError> for ApiError {
+    fn from(e: crate::publish::PublishError) -> Self {
+        match e {
+            crate::publish::PublishError::InvalidTarget(e) => ApiError::invalid_field("to", e.to_string()),
+            crate::publish::PublishError::History(message) => {
+                tracing::error!(%message, "publication delivered but not recorded");
+                ApiError::Unavailable {
+                    code: "history_unavailable",
+                    message: "the publication was delivered but its history could not be recorded".into(),
+                }
+            }
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("database"))

@@ -5,6 +5,7 @@
 //! - `health`: `/healthz`, `/readyz`.
 //! - `invitations`: `POST /invitation-update`.
 //! - `control`: `/api/websocket` (broadcast to a channel, notify a user, status).
+//! - `polling`: history and notifications for clients without a WebSocket.
 
 mod control;
 mod directory;
@@ -12,6 +13,7 @@ mod error;
 mod health;
 mod invitations;
 mod json;
+mod polling;
 mod publish;
 
 pub use error::ApiError;
@@ -28,4 +30,5 @@ pub fn router() -> Router<AppState> {
         .merge(directory::router())
         .merge(invitations::router())
         .merge(control::router())
+        .merge(polling::router())
 }

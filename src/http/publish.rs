@@ -24,6 +24,6 @@ async fn publish_event(
         state.settings.events_allow_unknown,
         Source::Http,
     )?;
-    let receipt = state.publisher.publish(publication).await;
+    let receipt = state.publisher.publish(publication).await?;
     Ok((StatusCode::ACCEPTED, Json(receipt)))
 }

@@ -36,7 +36,10 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<ExpiryRepo
             revoked_at: invitation.revoked_at,
             expires_at: invitation.expires_at,
         };
-        invitations::publish(state, &update, Source::Job).await;
+        if let Err(e) = invitations::publish(state, &update, Source::Job).await {
+            // The status change is committed and was delivered; only its history entry is missing.
+            tracing::warn!(error = %e, invitation = %invitation.id, "expiry not recorded in history");
+        }
         if let Some(org) = &invitation.organization_id {
             for admin in directory::organization_admins(&state.db, org).await? {
                 let notification = json!({

@@ -2,11 +2,16 @@
 //! what it received into one [`Publication`] and hands it to [`Publisher::publish`].
 //!
 //! The path is: the way in has already authorized the caller (API key, room membership) →
-//! history, for rooms that keep it → delivery to the Socket.IO rooms of this instance.
-//! Later stages (plain-WebSocket subscribers, cross-instance fan-out) hang on the same function,
-//! so no way in ever talks to the adapter directly.
+//! a history offset for each room that keeps history → delivery to the Socket.IO rooms and the
+//! plain WebSocket subscribers of this instance → the history (and a user notification's
+//! inbox entry) made durable. No way in ever talks to the adapter directly.
+//!
+//! - [`history`]: offsets, group-committed writes, reads for polling, retention.
+//! - [`inbox`]: notifications kept per user, delivered on connect, marked read.
 
 mod event;
+pub mod history;
+pub mod inbox;
 mod request;
 mod target;
 
@@ -14,10 +19,19 @@ pub use event::{EventError, EventName};
 pub use request::{PublishRequest, checked_event};
 pub use target::{Audience, FieldError, TargetSpec};
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use socketioxide::SocketIo;
 use uuid::Uuid;
+
+use self::history::History;
+use crate::presence::Presence;
+use crate::rawws::hub::Hub;
+use crate::rooms::{Room, RoomError};
 
 /// Where a publication came from; recorded for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,6 +41,7 @@ pub enum Source {
     RedisJson,
     Emitter,
     ClientEvent,
+    Presence,
     Job,
 }
 
@@ -40,6 +55,8 @@ pub struct Publication {
     pub data: serde_json::Value,
     pub source: Source,
     pub published_at: DateTime<Utc>,
+    /// Signals of the moment (typing, presence, read receipts): delivered, never recorded.
+    pub ephemeral: bool,
 }
 
 impl Publication {
@@ -51,6 +68,15 @@ impl Publication {
             data,
             source,
             published_at: Utc::now(),
+            ephemeral: false,
+        }
+    }
+
+    /// A publication that skips history and the inbox.
+    pub fn ephemeral(event: EventName, audience: Audience, data: serde_json::Value, source: Source) -> Self {
+        Publication {
+            ephemeral: true,
+            ..Publication::new(event, audience, data, source)
         }
     }
 }
@@ -62,40 +88,107 @@ pub struct Receipt {
     pub event: String,
     /// The room names it went to (empty when it went to everyone).
     pub rooms: Vec<String>,
-    /// The history offset, when the target room keeps history.
+    /// The history offset, when a target room keeps history (the first such room's).
     pub offset: Option<i64>,
+    /// Every history offset, by room.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub offsets: BTreeMap<String, i64>,
+}
+
+/// Why a publication was not (fully) accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0}")]
+    InvalidTarget(#[from] RoomError),
+    /// It was delivered, but its history could not be written.
+    #[error("history could not be recorded: {0}")]
+    History(String),
 }
 
 /// Delivers publications. Cheap to clone; one per application.
 #[derive(Clone)]
 pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     io: SocketIo,
+    hub: Arc<Hub>,
+    history: Arc<History>,
+    presence: Arc<Presence>,
+    db: DatabaseConnection,
 }
 
 impl Publisher {
-    pub fn new(io: SocketIo) -> Self {
-        Publisher { io }
-    }
-
-    /// The single road out. Returns once the publication is handed to every local socket's
-    /// send queue.
-    #[tracing::instrument(skip_all, fields(id = %publication.id, event = %publication.event, source = ?publication.source))]
-    pub async fn publish(&self, publication: Publication) -> Receipt {
-        self.deliver_to_sockets(&publication).await;
-        Receipt {
-            id: publication.id,
-            event: publication.event.to_string(),
-            rooms: publication.audience.rooms.iter().map(|r| r.name()).collect(),
-            offset: None,
+    pub fn new(
+        io: SocketIo,
+        hub: Arc<Hub>,
+        history: Arc<History>,
+        presence: Arc<Presence>,
+        db: DatabaseConnection,
+    ) -> Self {
+        Publisher {
+            inner: Arc::new(Inner {
+                io,
+                hub,
+                history,
+                presence,
+                db,
+            }),
         }
     }
 
-    async fn deliver_to_sockets(&self, publication: &Publication) {
+    /// The single road out: number it in each history room, deliver it to the Socket.IO and
+    /// plain WebSocket subscribers of this instance, then wait until its history (and, for a
+    /// user notification, the inbox) is durable.
+    #[tracing::instrument(skip_all, fields(id = %publication.id, event = %publication.event, source = ?publication.source))]
+    pub async fn publish(&self, publication: Publication) -> Result<Receipt, PublishError> {
+        let inner = &self.inner;
+        let history_rooms: Vec<&Room> = publication
+            .audience
+            .rooms
+            .iter()
+            .filter(|r| !publication.ephemeral && inner.history.keeps(r))
+            .collect();
+        let tickets = inner
+            .history
+            .tickets(&history_rooms)
+            .await
+            .map_err(|e| PublishError::History(e.to_string()))?;
+        let offsets: Vec<(String, i64)> = tickets.iter().map(|t| (t.room.clone(), t.offset)).collect();
+        self.deliver(&publication, &offsets).await;
+        // Delivered in offset order: the next publication to these rooms may go.
+        drop(tickets);
+
+        let is_notification = !publication.ephemeral && publication.event.as_str() == crate::notifications::EVENT;
+        if !offsets.is_empty() || is_notification {
+            let data = publication.data.to_string();
+            if !offsets.is_empty() {
+                inner
+                    .history
+                    .record(&offsets, &publication.id.to_string(), publication.event.as_str(), &data, publication.published_at)
+                    .await
+                    .map_err(PublishError::History)?;
+            }
+            if is_notification {
+                self.keep_notification(&publication, &data).await?;
+            }
+        }
+        Ok(Receipt {
+            id: publication.id,
+            event: publication.event.to_string(),
+            rooms: publication.audience.room_names(),
+            offset: offsets.first().map(|(_, o)| *o),
+            offsets: offsets.into_iter().collect(),
+        })
+    }
+
+    async fn deliver(&self, publication: &Publication, offsets: &[(String, i64)]) {
         let audience = &publication.audience;
         let operators = if audience.everyone {
-            self.io.broadcast()
+            self.inner.io.broadcast()
         } else {
-            self.io.to(audience.room_names())
+            self.inner.io.to(audience.room_names())
         };
         let result = operators
             .except(audience.except_names())
@@ -105,5 +198,27 @@ impl Publisher {
         if let Err(error) = result {
             tracing::debug!(%error, "some sockets could not be reached");
         }
+        self.inner.hub.deliver(publication, offsets);
+    }
+
+    /// Keeps a user notification in each addressed user's inbox.
+    async fn keep_notification(&self, publication: &Publication, data: &str) -> Result<(), PublishError> {
+        let users: Vec<(String, bool)> = publication
+            .audience
+            .rooms
+            .iter()
+            .filter_map(|r| match r {
+                Room::User(u) => Some((u.clone(), self.inner.presence.connections(u) > 0)),
+                _ => None,
+            })
+            .collect();
+        let id = inbox::notification_id(&publication.data, &publication.id.to_string());
+        inbox::keep(&self.inner.db, &users, &id, data, publication.published_at)
+            .await
+            .map_err(|e| PublishError::History(e.to_string()))
+    }
+
+    pub fn history(&self) -> &Arc<History> {
+        &self.inner.history
     }
 }

@@ -1,17 +1,16 @@
 //! Connection: authenticate the handshake, put the socket in its rooms, announce presence,
 //! and register the client events.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 
 use super::ack::{self, AckError};
-use super::{channels, invitations, on, workspace};
+use super::{channels, invitations, notifications, on, workspace};
 use crate::auth::token::find_token;
-use crate::auth::{AuthError, Identity};
-use crate::directory;
-use crate::publish::{Audience, EventName, Publication, Source};
+use crate::auth::{self, AuthError, Identity};
+use crate::presence;
 use crate::rooms::Room;
 use crate::state::AppState;
 
@@ -35,33 +34,19 @@ pub fn register(state: &AppState) {
     state.io.ns("/", connected.with(authenticate));
 }
 
-/// Finds and verifies the handshake's token; with `AUTH_REQUIRE_USER`, checks the directory.
+/// Finds the handshake's token and authenticates it.
 async fn authenticate(
     state: &AppState,
     socket: &SocketRef,
     auth: Option<Value>,
 ) -> Result<Identity, AuthError> {
     let parts = socket.req_parts();
-    let token = find_token(auth.as_ref(), &parts.headers, parts.uri.query()).ok_or(AuthError::Missing)?;
-    let identity = state.tokens.verify(&token)?;
-    if state.settings.auth_require_user {
-        let user = directory::find_user(&state.db, &identity.user_id)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "directory lookup failed during authentication");
-                AuthError::Unavailable
-            })?
-            .ok_or(AuthError::UnknownUser)?;
-        if !user.email_verified {
-            return Err(AuthError::EmailUnverified);
-        }
-    }
-    Ok(identity)
+    auth::authenticate(state, find_token(auth.as_ref(), &parts.headers, parts.uri.query())).await
 }
 
 /// The rooms a socket joins on connect: its user, organization and tenant (when the token
 /// names them), and its own id so that a backend can address exactly this socket.
-fn home_rooms(identity: &Identity) -> Vec<Room> {
+pub fn home_rooms(identity: &Identity) -> Vec<Room> {
     // The token was verified but its ids may still be unusable as room names; such a claim
     // is skipped rather than joined as a malformed room.
     [
@@ -98,9 +83,10 @@ async fn on_connect(state: AppState, socket: SocketRef) {
     on(&socket, &state, "unsubscribe", channels::unsubscribe);
     socket.on_fallback(unknown_event);
 
-    if state.presence.connected(&identity.user_id) {
-        announce_status(&state, &identity, "online").await;
-    }
+    on(&socket, &state, "notification:read", notifications::read);
+    // Counted and the disconnect handler registered before any await: a socket that closes
+    // right away is still counted out.
+    let first = state.presence.connected(&identity.user_id);
     let disconnect_state = state.clone();
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
         let state = disconnect_state.clone();
@@ -109,32 +95,14 @@ async fn on_connect(state: AppState, socket: SocketRef) {
             if let Some(identity) = socket.extensions.get::<Identity>()
                 && state.presence.disconnected(&identity.user_id)
             {
-                announce_status(&state, &identity, "offline").await;
+                presence::announce(&state, &identity, "offline").await;
             }
         }
     });
-}
-
-/// `user:status` to the user's tenant and organization, not to the user's own sockets.
-async fn announce_status(state: &AppState, identity: &Identity, status: &str) {
-    let rooms: Vec<Room> = home_rooms(identity)
-        .into_iter()
-        .filter(|r| matches!(r, Room::Org(_) | Room::Tenant(_)))
-        .collect();
-    if rooms.is_empty() {
-        return;
+    if first {
+        presence::announce(&state, &identity, "online").await;
     }
-    let audience = Audience {
-        everyone: false,
-        rooms,
-        except: vec![Room::User(identity.user_id.clone())],
-    };
-    let data = json!({"userId": identity.user_id, "status": status});
-    let event = EventName::parse("user:status").expect("valid event name");
-    state
-        .publisher
-        .publish(Publication::new(event, audience, data, Source::ClientEvent))
-        .await;
+    notifications::deliver_undelivered(&state, &socket, &identity.user_id).await;
 }
 
 async fn unknown_event(Event(event): Event, ack: AckSender) {

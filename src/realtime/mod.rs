@@ -6,6 +6,7 @@
 //! - [`workspace`]: `join-project`, `leave-project`, `join-channel`, `leave-channel`,
 //!   `typing:start`, `typing:stop`, `room:members`.
 //! - [`channels`]: `subscribe`, `unsubscribe` to public channels (`venue:42`, `stores`, ...).
+//! - [`notifications`]: the inbox on connect, `notification:read`.
 //! - [`ack`]: the `{ok, ...}` envelope every client event answers its ack callback with.
 //!
 //! Each client event is one `async fn(AppState, SocketRef, Value) -> Result<Map, AckError>`;
@@ -13,8 +14,9 @@
 
 pub mod ack;
 mod channels;
-mod connect;
+pub(crate) mod connect;
 mod invitations;
+mod notifications;
 mod workspace;
 
 use std::future::Future;

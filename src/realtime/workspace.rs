@@ -127,8 +127,9 @@ async fn typing(state: &AppState, socket: &SocketRef, data: &Value, event: &str)
     let event = EventName::parse(event).expect("valid event name");
     state
         .publisher
-        .publish(Publication::new(event, audience, data, Source::ClientEvent))
-        .await;
+        .publish(Publication::ephemeral(event, audience, data, Source::ClientEvent))
+        .await
+        .map_err(|e| AckError::new("unavailable", e.to_string()))?;
     Ok(fields([]))
 }
 

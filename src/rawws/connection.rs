@@ -1,0 +1,317 @@
+//! One plain WebSocket connection: authenticate, join rooms, then read client messages, send
+//! queued frames, ping, and close with a reason when the client is slow, silent or the server
+//! stops.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, Uri};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::hub::{self, Dialect, Kick};
+use crate::auth::token::{find_token, query_param};
+use crate::auth::{self, AuthError, Identity};
+use crate::presence;
+use crate::publish::inbox;
+use crate::realtime::connect::home_rooms;
+use crate::rooms::{Room, public_channel};
+use crate::state::AppState;
+
+/// Largest client frame accepted (bytes).
+const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// Channels one connection may be subscribed to.
+const MAX_SUBSCRIPTIONS: usize = 100;
+/// Client messages: a burst of this many, then this many per second.
+const RATE_BURST: f64 = 20.0;
+const RATE_PER_SECOND: f64 = 10.0;
+/// Close codes (RFC 6455): policy violation, going away, try again later.
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_RESTART: u16 = 1012;
+
+/// A refused connection or message: `{type: "error", code, message}`.
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn frame(&self) -> String {
+        json!({"type": "error", "code": self.code, "message": self.message}).to_string()
+    }
+}
+
+impl From<AuthError> for Refusal {
+    fn from(e: AuthError) -> Self {
+        Refusal::new(e.code(), e.to_string())
+    }
+}
+
+pub async fn channels_endpoint(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let auth = auth::authenticate(&state, find_token(None, &headers, uri.query()))
+        .await
+        .map_err(Refusal::from);
+    upgrade(ws, state, auth, Dialect::Channels)
+}
+
+/// `/api/ws?token=...`; the contract's `userId`/`role` are accepted only when they match the
+/// token, or without a token when `WS_ALLOW_USER_QUERY` says so (development).
+pub async fn commerce_endpoint(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let query = uri.query();
+    let claimed_user = query.and_then(|q| query_param(q, "userId"));
+    let token = find_token(None, &headers, query);
+    let auth = match (token, claimed_user) {
+        (None, Some(user)) if state.settings.ws_allow_user_query => match Room::user(&user) {
+            Ok(_) => Ok(Identity {
+                user_id: user,
+                organization_id: None,
+                tenant_id: None,
+                role: query.and_then(|q| query_param(q, "role")),
+                email_verified: None,
+                expires_at: i64::MAX,
+            }),
+            Err(e) => Err(Refusal::new("invalid_user", e.to_string())),
+        },
+        (token, claimed) => match auth::authenticate(&state, token).await {
+            Ok(identity) if claimed.as_ref().is_some_and(|u| *u != identity.user_id) => Err(Refusal::new(
+                "user_mismatch",
+                "userId does not match the token's user",
+            )),
+            Ok(identity) => Ok(identity),
+            Err(e) => Err(e.into()),
+        },
+    };
+    upgrade(ws, state, auth, Dialect::Commerce)
+}
+
+fn upgrade(ws: WebSocketUpgrade, state: AppState, auth: Result<Identity, Refusal>, dialect: Dialect) -> Response {
+    ws.max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| async move {
+            match auth {
+                Ok(identity) => serve(state, socket, identity, dialect).await,
+                Err(refusal) => refuse(socket, refusal).await,
+            }
+        })
+}
+
+/// Tells the client why, then closes.
+async fn refuse(mut socket: WebSocket, refusal: Refusal) {
+    tracing::info!(code = refusal.code, "plain websocket refused");
+    let _ = socket.send(Message::Text(refusal.frame().into())).await;
+    let _ = socket.send(close(CLOSE_POLICY, refusal.code)).await;
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason.to_owned()),
+    }))
+}
+
+async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: Dialect) {
+    let hub = state.hub.clone();
+    let registration = hub.register(dialect, state.settings.ws_send_queue);
+    let id = registration.id.clone();
+    for room in home_rooms(&identity) {
+        hub.join(&id, &room.name());
+    }
+    if dialect == Dialect::Commerce {
+        // Store updates go to every customer.
+        hub.join(&id, "stores");
+    }
+    tracing::info!(conn = %id, user = %identity.user_id, ?dialect, "plain websocket connected");
+    if state.presence.connected(&identity.user_id) {
+        presence::announce(&state, &identity, "online").await;
+    }
+    deliver_undelivered(&state, &id, dialect, &identity.user_id).await;
+
+    let (sink, stream) = socket.split();
+    let (control, control_rx) = mpsc::channel::<Message>(8);
+    let writer = tokio::spawn(write_frames(sink, registration.frames, control_rx));
+    let reason = read_loop(&state, &id, dialect, stream, &control, registration.kicked).await;
+
+    // Stop delivering before closing, so the queue cannot refill.
+    hub.unregister(&id);
+    let (code, text) = match reason {
+        End::ClientClosed => (None, "client closed"),
+        End::Silent => (Some(CLOSE_GOING_AWAY), "ping timeout"),
+        End::SlowConsumer => (Some(CLOSE_POLICY), "slow consumer: send queue full"),
+        End::Shutdown => (Some(CLOSE_RESTART), "server restarting"),
+    };
+    if let Some(code) = code {
+        let _ = control.try_send(close(code, text));
+    }
+    drop(control);
+    // A slow consumer's writer may be stuck on a full socket: give it a moment, then cut.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(1), writer).await.is_err() {
+        abort.abort();
+    }
+    tracing::info!(conn = %id, reason = text, "plain websocket closed");
+    if state.presence.disconnected(&identity.user_id) {
+        presence::announce(&state, &identity, "offline").await;
+    }
+}
+
+enum End {
+    ClientClosed,
+    Silent,
+    SlowConsumer,
+    Shutdown,
+}
+
+async fn read_loop(
+    state: &AppState,
+    id: &str,
+    dialect: Dialect,
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    control: &mpsc::Sender<Message>,
+    mut kicked: tokio::sync::watch::Receiver<Option<Kick>>,
+) -> End {
+    let interval = state.settings.ws_ping_interval;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let mut last_heard = Instant::now();
+    let mut bucket = RATE_BURST;
+    let mut refilled = Instant::now();
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(Ok(message)) = message else { return End::ClientClosed };
+                last_heard = Instant::now();
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(_) => return End::ClientClosed,
+                    Message::Binary(_) => {
+                        reply(state, id, Refusal::new("unsupported_frame", "send JSON text frames").frame());
+                        continue;
+                    }
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                bucket = (bucket + refilled.elapsed().as_secs_f64() * RATE_PER_SECOND).min(RATE_BURST);
+                refilled = Instant::now();
+                if bucket < 1.0 {
+                    reply(state, id, Refusal::new("rate_limited", "too many messages; slow down").frame());
+                    continue;
+                }
+                bucket -= 1.0;
+                let answer = match handle(state, id, dialect, text.as_str()) {
+                    Ok(answer) => answer,
+                    Err(refusal) => refusal.frame(),
+                };
+                reply(state, id, answer);
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > interval * 2 {
+                    return End::Silent;
+                }
+                let _ = control.try_send(Message::Ping(Default::default()));
+            }
+            _ = kicked.changed() => return End::SlowConsumer,
+            _ = state.shutdown.cancelled() => return End::Shutdown,
+        }
+    }
+}
+
+fn reply(state: &AppState, id: &str, frame: String) {
+    state.hub.send_to(id, frame.into());
+}
+
+/// Answers one client message.
+fn handle(state: &AppState, id: &str, _dialect: Dialect, text: &str) -> Result<String, Refusal> {
+    let message: Value =
+        serde_json::from_str(text).map_err(|e| Refusal::new("invalid_json", format!("not JSON: {e}")))?;
+    let kind = message
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Refusal::new("invalid_message", "a message needs a string `type`"))?;
+    match kind {
+        "ping" => Ok(json!({"type": "pong"}).to_string()),
+        "subscribe" | "unsubscribe" => {
+            let channel = message
+                .get("channel")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Refusal::new("invalid_message", format!("`{kind}` needs a string `channel`")))?;
+            let (room, _) = public_channel(&state.settings.channel_patterns, channel)
+                .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+            if kind == "subscribe" {
+                if state.hub.rooms_of(id) >= MAX_SUBSCRIPTIONS {
+                    return Err(Refusal::new(
+                        "too_many_subscriptions",
+                        format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
+                    ));
+                }
+                state.hub.join(id, &room.name());
+                Ok(json!({"type": "subscribed", "channel": channel}).to_string())
+            } else {
+                state.hub.leave(id, &room.name());
+                Ok(json!({"type": "unsubscribed", "channel": channel}).to_string())
+            }
+        }
+        other => Err(Refusal::new(
+            "unknown_type",
+            format!("`{other}` is not one of subscribe, unsubscribe, ping"),
+        )),
+    }
+}
+
+/// Sends queued deliveries and control frames until both queues close or the socket fails.
+async fn write_frames(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut frames: mpsc::Receiver<Arc<str>>,
+    mut control: mpsc::Receiver<Message>,
+) {
+    loop {
+        let message = tokio::select! {
+            biased;
+            m = control.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            f = frames.recv() => match f {
+                Some(f) => Message::Text(Utf8Bytes::from(f.as_ref())),
+                None => break,
+            },
+        };
+        let closing = matches!(message, Message::Close(_));
+        if sink.send(message).await.is_err() || closing {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+async fn deliver_undelivered(state: &AppState, id: &str, dialect: Dialect, user_id: &str) {
+    match inbox::claim_undelivered(&state.db, user_id, chrono::Utc::now()).await {
+        Ok(rows) => {
+            for row in rows {
+                let data: Value = serde_json::from_str(&row.data).unwrap_or(Value::Null);
+                let frame = hub::frame(dialect, crate::notifications::EVENT, &data, &row.notification_id, None, None);
+                state.hub.send_to(id, frame);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "undelivered notifications could not be read"),
+    }
+}
