@@ -11,5 +11,8 @@ mod invitations;
 mod helpers;
 mod postgres;
 mod publish;
+mod rawws;
+mod history;
 mod sio;
 mod workspace;
+mod ws;
