@@ -42,6 +42,11 @@ fn wrong_values_stop_the_start_with_the_variable_named() {
         (vec![("INVITATION_EXPIRY_CRON", "0 * * *")], "INVITATION_EXPIRY_CRON"),
         (vec![("CHANNEL_PATTERNS", "user:{id}")], "CHANNEL_PATTERNS"),
         (vec![("EVENTS_ALLOW_UNKNOWN", "sometimes")], "EVENTS_ALLOW_UNKNOWN"),
+        (vec![("HISTORY_ROOMS", "channel,galaxy")], "HISTORY_ROOMS"),
+        (vec![("HISTORY_MAX_PER_ROOM", "0")], "HISTORY_MAX_PER_ROOM"),
+        (vec![("HISTORY_MAX_AGE", "forever")], "HISTORY_MAX_AGE"),
+        (vec![("WS_PING_INTERVAL", "0s")], "WS_PING_INTERVAL"),
+        (vec![("WS_SEND_QUEUE", "-1")], "WS_SEND_QUEUE"),
     ] {
         let message = error_for(&vars);
         assert!(message.starts_with(&format!("{var}: ")), "{vars:?}: {message}");
@@ -104,7 +109,8 @@ fn env_example_lists_every_variable_and_its_defaults_load() {
         "REDIS_PASSWORD", "JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_ISSUER", "JWT_AUDIENCE",
         "AUTH_REQUIRE_USER", "API_KEYS", "CORS_ORIGINS", "FRONTEND_URL", "APP_ENV", "RUST_LOG",
         "LOG_FORMAT", "INVITATION_EXPIRY_CRON", "EVENTS_ALLOW_UNKNOWN", "CHANNEL_PATTERNS",
-        "REDIS_CHANNEL_PREFIX",
+        "REDIS_CHANNEL_PREFIX", "HISTORY_ROOMS", "HISTORY_MAX_PER_ROOM", "HISTORY_MAX_AGE",
+        "WS_PING_INTERVAL", "WS_SEND_QUEUE", "WS_ALLOW_USER_QUERY",
     ] {
         assert!(text.contains(&format!("{name}=")), "{name} is not in .env.example");
     }
