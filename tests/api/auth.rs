@@ -242,6 +242,8 @@ async fn issuer_and_audience_are_enforced_when_configured() {
 async fn an_unknown_client_event_is_answered_with_a_clear_error() {
     let app = spawn_app().await;
     let mut c = app.connect(&user_token("u", None, None)).await;
+    // Without an ack callback nothing is answered, and nothing breaks.
+    c.emit("no-such-event", json!({})).await;
     let ack = c.emit_with_ack("no-such-event", json!({})).await;
     assert_eq!(ack["ok"], false);
     assert_eq!(ack["error"]["code"], "unknown_event");

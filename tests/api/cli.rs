@@ -97,18 +97,7 @@ async fn serve_logs_json_without_tokens_and_stops_cleanly_on_sigterm() {
     };
 
     let settings = Settings::from_vars([("JWT_SECRET", secret)]).unwrap();
-    let claims = switchyard::auth::Claims {
-        sub: "logged-user".into(),
-        exp: chrono::Utc::now().timestamp() + 600,
-        iat: None,
-        organization_id: None,
-        tenant_id: None,
-        role: None,
-        email_verified: None,
-        iss: None,
-        aud: None,
-    };
-    let token = TokenVerifier::new(&settings.jwt).sign(&claims).unwrap();
+    let token = TokenVerifier::new(&settings.jwt).sign(&crate::helpers::claims("logged-user")).unwrap();
     let http = reqwest::Client::new();
     // A polling handshake with the token in the query string, then a publish with the key.
     let open = http

@@ -16,16 +16,7 @@ async fn users_are_created_replaced_read_and_deleted() {
 
     let replaced = app.put_json("/api/users/alice", &json!({"email": "a@y.io"})).await;
     assert_eq!(replaced.status(), 200);
-    let read: Value = app
-        .http
-        .get(app.url("/api/users/alice"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = app.get_json("/api/users/alice").await;
     assert_eq!(read["email"], "a@y.io");
     assert_eq!(read["role"], Value::Null, "PUT replaces the whole record");
 
@@ -44,16 +35,7 @@ async fn memberships_are_put_listed_and_deleted_for_projects_and_channels() {
         let path = format!("/api/tenants/t1/{kind}/r1/members/u1");
         assert_eq!(app.put_json(&path, &json!({"role": "editor"})).await.status(), 201);
         assert_eq!(app.put_json(&path, &json!({})).await.status(), 200);
-        let list: Value = app
-            .http
-            .get(app.url(&format!("/api/tenants/t1/{kind}/r1/members")))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = app.get_json(&format!("/api/tenants/t1/{kind}/r1/members")).await;
         assert_eq!(list["members"].as_array().unwrap().len(), 1);
         assert_eq!(list["members"][0]["userId"], "u1");
         let deleted = app.http.delete(app.url(&path)).bearer_auth(API_KEY).send().await.unwrap();
@@ -96,16 +78,7 @@ async fn invitations_are_validated_and_stored() {
     let app = spawn_app().await;
     let good = json!({"organizationId": "o1", "email": "v@x.io", "status": "pending", "expiresAt": "2030-01-01T00:00:00Z"});
     assert_eq!(app.put_json("/api/invitations/inv-1", &good).await.status(), 201);
-    let read: Value = app
-        .http
-        .get(app.url("/api/invitations/inv-1"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = app.get_json("/api/invitations/inv-1").await;
     assert_eq!(read["status"], "pending");
     assert_eq!(read["organizationId"], "o1");
 

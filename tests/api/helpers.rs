@@ -107,6 +107,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET` with the API key, asserting 200; the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.http.get(self.url(path)).bearer_auth(API_KEY).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     /// `POST /api/events`, asserting 202.
     pub async fn publish(&self, body: Value) -> Value {
         let response = self.post_json("/api/events", &body).await;

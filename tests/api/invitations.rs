@@ -39,16 +39,7 @@ async fn watchers_receive_an_invitation_update_once_and_others_nothing() {
     }
     assert!(bystander.events_before(BARRIER).await.is_empty());
 
-    let stored: Value = app
-        .http
-        .get(app.url("/api/invitations/inv-1"))
-        .bearer_auth(API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored = app.get_json("/api/invitations/inv-1").await;
     assert_eq!(stored["status"], "accepted");
     app.stop().await;
 }
@@ -198,16 +189,7 @@ async fn the_expiry_job_expires_pending_invitations_once_and_notifies_the_admins
     assert_eq!(notes[0]["data"]["invitationId"], "old");
 
     for (id, status) in [("old", "expired"), ("fresh", "pending"), ("used", "accepted")] {
-        let stored: Value = app
-            .http
-            .get(app.url(&format!("/api/invitations/{id}")))
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stored = app.get_json(&format!("/api/invitations/{id}")).await;
         assert_eq!(stored["status"], status, "{id}");
     }
     app.stop().await;

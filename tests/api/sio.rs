@@ -170,7 +170,8 @@ impl SioClient {
 enum Packet {
     Event(String, Value),
     Ack(u64, Vec<Value>),
-    Other(String),
+    /// Shown in panic messages only.
+    Other(#[allow(dead_code)] String),
 }
 
 impl Packet {
