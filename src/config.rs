@@ -117,6 +117,9 @@ pub struct Settings {
     /// Frames a plain WebSocket connection may have waiting; a client that falls further behind
     /// is disconnected as a slow consumer.
     pub ws_send_queue: usize,
+    /// `MSGPACK`: Socket.IO speaks the msgpack parser (socket.io-msgpack-parser clients). Every
+    /// instance of a cluster must agree.
+    pub msgpack: bool,
 }
 
 /// The kinds of room whose publications are recorded.
@@ -194,6 +197,7 @@ struct RawSettings {
     ws_allow_user_query: Option<String>,
     ws_ping_interval: Option<String>,
     ws_send_queue: Option<String>,
+    msgpack: Option<String>,
 }
 
 impl Settings {
@@ -410,6 +414,7 @@ impl Settings {
             },
             ws_allow_user_query: parse_bool("WS_ALLOW_USER_QUERY", raw.ws_allow_user_query.as_deref())?,
             ws_ping_interval: parse_duration("WS_PING_INTERVAL", raw.ws_ping_interval.as_deref(), "25s")?,
+            msgpack: parse_bool("MSGPACK", raw.msgpack.as_deref())?,
             ws_send_queue: match raw.ws_send_queue.as_deref() {
                 Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                     invalid("WS_SEND_QUEUE", format!("`{v}` is not a positive number"))

@@ -23,7 +23,8 @@ use crate::catalogue::Catalogue;
 use crate::presence::Presence;
 use crate::jobs;
 use crate::config::{DEVELOPMENT_API_KEY, Settings};
-use crate::publish::Publisher;
+use crate::publish::fanout::Fanout;
+use crate::publish::{Outlets, Publisher};
 use crate::state::{AppState, Instance};
 use crate::publish::history::{self, History};
 use crate::rawws::hub::Hub;
@@ -39,6 +40,8 @@ pub enum StartupError {
     Database(#[source] sea_orm::DbErr),
     #[error("database migration failed: {0}")]
     Migration(#[source] sea_orm::DbErr),
+    #[error("REDIS_URL: cannot connect: {0}")]
+    Redis(#[source] redis::RedisError),
     #[error("cannot listen on {addr} (HOST/PORT): {source}")]
     Bind {
         addr: SocketAddr,
@@ -65,11 +68,24 @@ impl Application {
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
 
-        let (socket_layer, io) = SocketIo::builder()
-            .max_payload(MAX_CLIENT_PAYLOAD)
-            .build_layer();
+        let builder = SocketIo::builder().max_payload(MAX_CLIENT_PAYLOAD);
+        let builder = if settings.msgpack {
+            builder.with_parser(socketioxide::ParserConfig::msgpack())
+        } else {
+            builder
+        };
+        let (socket_layer, io) = builder.build_layer();
         let settings = Arc::new(settings);
         let hub = Arc::new(Hub::default());
+        let redis = Arc::new(RedisLink::new(settings.redis_url.is_some()));
+        let fanout = match &settings.redis_url {
+            Some(url) => Some(
+                Fanout::connect(url.expose(), &settings.redis_channel_prefix)
+                    .await
+                    .map_err(StartupError::Redis)?,
+            ),
+            None => None,
+        };
         let presence = Arc::new(Presence::default());
         let history = Arc::new(History::start(
             db.clone(),
@@ -78,13 +94,21 @@ impl Application {
         ));
         let state = AppState {
             tokens: Arc::new(TokenVerifier::new(&settings.jwt)),
-            publisher: Publisher::new(io.clone(), hub.clone(), history, presence.clone(), db.clone()),
+            publisher: Publisher::new(Outlets {
+                io: io.clone(),
+                hub: hub.clone(),
+                history,
+                presence: presence.clone(),
+                db: db.clone(),
+                fanout,
+                redis: redis.clone(),
+            }),
             hub,
             shutdown: CancellationToken::new(),
             instance: Arc::new(Instance::new()),
             catalogue: Arc::new(Catalogue::builtin()),
             presence,
-            redis: Arc::new(RedisLink::new(settings.redis_url.is_some())),
+            redis,
             settings: settings.clone(),
             db,
             io,
@@ -132,7 +156,7 @@ impl Application {
             stop.clone(),
         ));
         if let Some(url) = &self.state.settings.redis_url {
-            tasks.spawn(bridge::redis_json::run(self.state.clone(), url.expose().to_owned(), stop.clone()));
+            tasks.spawn(bridge::run(self.state.clone(), url.expose().to_owned(), stop.clone()));
         }
         jobs::spawn_all(&self.state, &tasks, &stop);
         tasks.close();
@@ -212,9 +236,9 @@ fn warn_about_development_defaults(settings: &Settings) {
         );
     }
     if settings.redis_url.is_some() {
-        tracing::warn!(
-            "REDIS_URL is set: the Redis JSON channels are bridged, but this build runs a single \
-             instance (no cross-instance adapter yet)"
+        tracing::info!(
+            "REDIS_URL is set: publications, the JSON channels and the Node emitter go through \
+             Redis to every instance"
         );
     }
 }

@@ -100,7 +100,18 @@ impl History {
         Ok(tickets)
     }
 
-    async fn last_offset(&self, room: &str) -> Result<i64, DbErr> {
+    /// Notes an offset handed out elsewhere (by Redis, in a cluster), so that a local fallback
+    /// continues after it.
+    pub async fn observe(&self, room: &str, offset: i64) {
+        let slot = self.rooms.lock().unwrap().entry(room.to_owned()).or_default().clone();
+        let mut last = slot.lock().await;
+        if let Some(last) = last.as_mut() {
+            *last = (*last).max(offset);
+        }
+    }
+
+    /// The highest offset recorded for `room` (0 when none).
+    pub async fn last_offset(&self, room: &str) -> Result<i64, DbErr> {
         let last: Option<Option<i64>> = history::Entity::find()
             .select_only()
             .column_as(history::Column::Offset.max(), "max")

@@ -10,6 +10,7 @@
 //! - [`inbox`]: notifications kept per user, delivered on connect, marked read.
 
 mod event;
+pub mod fanout;
 pub mod history;
 pub mod inbox;
 mod request;
@@ -28,7 +29,9 @@ use serde::Serialize;
 use socketioxide::SocketIo;
 use uuid::Uuid;
 
+use self::fanout::Fanout;
 use self::history::History;
+use crate::bridge::RedisLink;
 use crate::presence::Presence;
 use crate::rawws::hub::Hub;
 use crate::rooms::{Room, RoomError};
@@ -43,6 +46,8 @@ pub enum Source {
     ClientEvent,
     Presence,
     Job,
+    /// Received from another instance.
+    Cluster,
 }
 
 /// One event for one audience.
@@ -117,16 +122,33 @@ struct Inner {
     history: Arc<History>,
     presence: Arc<Presence>,
     db: DatabaseConnection,
+    /// Cross-instance delivery, when Redis is configured.
+    fanout: Option<Fanout>,
+    redis: Arc<RedisLink>,
+}
+
+/// What a [`Publisher`] delivers to and records in.
+pub struct Outlets {
+    pub io: SocketIo,
+    pub hub: Arc<Hub>,
+    pub history: Arc<History>,
+    pub presence: Arc<Presence>,
+    pub db: DatabaseConnection,
+    pub fanout: Option<Fanout>,
+    pub redis: Arc<RedisLink>,
 }
 
 impl Publisher {
-    pub fn new(
-        io: SocketIo,
-        hub: Arc<Hub>,
-        history: Arc<History>,
-        presence: Arc<Presence>,
-        db: DatabaseConnection,
-    ) -> Self {
+    pub fn new(outlets: Outlets) -> Self {
+        let Outlets {
+            io,
+            hub,
+            history,
+            presence,
+            db,
+            fanout,
+            redis,
+        } = outlets;
         Publisher {
             inner: Arc::new(Inner {
                 io,
@@ -134,6 +156,8 @@ impl Publisher {
                 history,
                 presence,
                 db,
+                fanout,
+                redis,
             }),
         }
     }
@@ -150,15 +174,17 @@ impl Publisher {
             .iter()
             .filter(|r| !publication.ephemeral && inner.history.keeps(r))
             .collect();
-        let tickets = inner
-            .history
-            .tickets(&history_rooms)
-            .await
-            .map_err(|e| PublishError::History(e.to_string()))?;
-        let offsets: Vec<(String, i64)> = tickets.iter().map(|t| (t.room.clone(), t.offset)).collect();
-        self.deliver(&publication, &offsets).await;
-        // Delivered in offset order: the next publication to these rooms may go.
-        drop(tickets);
+        let offsets = match &inner.fanout {
+            Some(fanout) => match self.send_to_cluster(fanout, &publication, &history_rooms).await {
+                Ok(offsets) => offsets,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis unreachable: delivering on this instance only");
+                    inner.redis.set_connected(false);
+                    self.deliver_here(&publication, &history_rooms).await?
+                }
+            },
+            None => self.deliver_here(&publication, &history_rooms).await?,
+        };
 
         let is_notification = !publication.ephemeral && publication.event.as_str() == crate::notifications::EVENT;
         if !offsets.is_empty() || is_notification {
@@ -181,6 +207,60 @@ impl Publisher {
             offset: offsets.first().map(|(_, o)| *o),
             offsets: offsets.into_iter().collect(),
         })
+    }
+
+    /// Numbers and delivers on this instance alone (single instance, or Redis down).
+    async fn deliver_here(&self, publication: &Publication, history_rooms: &[&Room]) -> Result<Vec<(String, i64)>, PublishError> {
+        let tickets = self
+            .inner
+            .history
+            .tickets(history_rooms)
+            .await
+            .map_err(|e| PublishError::History(e.to_string()))?;
+        let offsets: Vec<(String, i64)> = tickets.iter().map(|t| (t.room.clone(), t.offset)).collect();
+        self.deliver(publication, &offsets).await;
+        // Delivered in offset order: the next publication to these rooms may go.
+        drop(tickets);
+        Ok(offsets)
+    }
+
+    /// Numbers the publication in Redis and sends it to every instance, this one included (its
+    /// subscriber delivers it here).
+    async fn send_to_cluster(
+        &self,
+        fanout: &Fanout,
+        publication: &Publication,
+        history_rooms: &[&Room],
+    ) -> Result<Vec<(String, i64)>, String> {
+        let names: Vec<String> = history_rooms.iter().map(|r| r.name()).collect();
+        for room in fanout.unknown_floors(&names) {
+            let last = self.inner.history.last_offset(room).await.map_err(|e| e.to_string())?;
+            fanout.raise_floor(room, last);
+        }
+        let offsets = fanout.send(publication, &names).await.map_err(|e| e.to_string())?;
+        for (room, offset) in &offsets {
+            self.inner.history.observe(room, *offset).await;
+        }
+        if !self.inner.redis.is_connected() {
+            // Our own subscriber is between connections and will not see it: deliver here.
+            self.deliver(publication, &offsets).await;
+        }
+        Ok(offsets)
+    }
+
+    /// Delivers a publication another instance (or this one) sent through Redis.
+    pub async fn deliver_remote(&self, message: &[u8]) -> Result<(), String> {
+        let (publication, offsets) = fanout::decode(message)?;
+        self.deliver(&publication, &offsets).await;
+        Ok(())
+    }
+
+    /// See [`Fanout::claim`]; always true on a single instance.
+    pub async fn claim(&self, channel: &str, payload: &[u8]) -> bool {
+        match &self.inner.fanout {
+            Some(fanout) => fanout.claim(channel, payload).await,
+            None => true,
+        }
     }
 
     async fn deliver(&self, publication: &Publication, offsets: &[(String, i64)]) {

@@ -1,0 +1,167 @@
+//! Cross-instance delivery. With Redis configured, a publication is not delivered by the
+//! instance that accepted it: it is published once on the deliver channel, and every instance,
+//! that one included, delivers what it reads there to its *own* connections only. Each
+//! publication thus reaches each subscriber once, whichever instance he is connected to.
+//!
+//! A Lua script takes the history offsets (`INCR` per room) and publishes in one step, so the
+//! order every instance reads equals offset order, and offsets increase strictly per room across
+//! the cluster. When Redis cannot be reached, the publisher falls back to local delivery.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Audience, EventName, Publication, Source};
+use crate::rooms::Room;
+
+/// The channel every instance subscribes to (after `REDIS_CHANNEL_PREFIX`).
+pub const DELIVER_CHANNEL: &str = "switchyard#deliver";
+
+const SCRIPT: &str = r"
+local offsets = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 0 then redis.call('SET', key, ARGV[i + 2]) end
+  offsets[i] = redis.call('INCR', key)
+end
+redis.call('PUBLISH', ARGV[1], table.concat(offsets, ',') .. '\n' .. ARGV[2])
+return offsets
+";
+
+/// A publication as it travels between instances.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Wire {
+    id: Uuid,
+    event: String,
+    everyone: bool,
+    rooms: Vec<String>,
+    except: Vec<String>,
+    data: Value,
+    /// The rooms whose offsets the header line carries, in the same order.
+    history_rooms: Vec<String>,
+    ephemeral: bool,
+}
+
+pub struct Fanout {
+    connection: ConnectionManager,
+    script: redis::Script,
+    channel: String,
+    key_prefix: String,
+    /// The highest offset this instance knows per room: seeds a room's counter when Redis has
+    /// none (after a Redis restart that kept nothing).
+    floors: Mutex<HashMap<String, i64>>,
+}
+
+impl Fanout {
+    pub async fn connect(url: &str, prefix: &str) -> redis::RedisResult<Fanout> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(2)));
+        let connection = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Fanout {
+            connection,
+            script: redis::Script::new(SCRIPT),
+            channel: format!("{prefix}{DELIVER_CHANNEL}"),
+            key_prefix: format!("{prefix}switchyard:offset:"),
+            floors: Mutex::default(),
+        })
+    }
+
+    /// Rooms whose floor is not known yet (the caller reads them from the database).
+    pub fn unknown_floors<'a>(&self, rooms: &'a [String]) -> Vec<&'a String> {
+        let floors = self.floors.lock().unwrap();
+        rooms.iter().filter(|r| !floors.contains_key(*r)).collect()
+    }
+
+    pub fn raise_floor(&self, room: &str, offset: i64) {
+        let mut floors = self.floors.lock().unwrap();
+        let floor = floors.entry(room.to_owned()).or_insert(offset);
+        *floor = (*floor).max(offset);
+    }
+
+    /// True for exactly one instance of those that ask about the same message within a few
+    /// seconds: every instance reads the JSON channels, one acts on each message. (Byte-identical
+    /// messages on one channel within that window count as one.)
+    pub async fn claim(&self, channel: &str, payload: &[u8]) -> bool {
+        use sha1_smol::Sha1;
+        let digest = Sha1::from(payload).digest().to_string();
+        let key = format!("{}claim:{channel}:{digest}", self.key_prefix.trim_end_matches("offset:"));
+        let mut connection = self.connection.clone();
+        let claimed: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(&key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(5000)
+            .query_async(&mut connection)
+            .await;
+        // If Redis cannot say, acting twice is better than never.
+        claimed.map(|reply| reply.is_some()).unwrap_or(true)
+    }
+
+    /// Numbers the publication in its history rooms and sends it to every instance.
+    pub async fn send(&self, publication: &Publication, history_rooms: &[String]) -> redis::RedisResult<Vec<(String, i64)>> {
+        let wire = Wire {
+            id: publication.id,
+            event: publication.event.to_string(),
+            everyone: publication.audience.everyone,
+            rooms: publication.audience.room_names(),
+            except: publication.audience.except_names(),
+            data: publication.data.clone(),
+            history_rooms: history_rooms.to_vec(),
+            ephemeral: publication.ephemeral,
+        };
+        let payload = serde_json::to_string(&wire).expect("serializable");
+        let mut invocation = self.script.prepare_invoke();
+        invocation.arg(&self.channel).arg(payload);
+        {
+            let floors = self.floors.lock().unwrap();
+            for room in history_rooms {
+                invocation.key(format!("{}{room}", self.key_prefix));
+                invocation.arg(floors.get(room).copied().unwrap_or(0));
+            }
+        }
+        let mut connection = self.connection.clone();
+        let offsets: Vec<i64> = invocation.invoke_async(&mut connection).await?;
+        let numbered: Vec<(String, i64)> = history_rooms.iter().cloned().zip(offsets).collect();
+        for (room, offset) in &numbered {
+            self.raise_floor(room, *offset);
+        }
+        Ok(numbered)
+    }
+}
+
+/// Reads a deliver-channel message back into a publication and its offsets.
+pub fn decode(message: &[u8]) -> Result<(Publication, Vec<(String, i64)>), String> {
+    let text = std::str::from_utf8(message).map_err(|e| e.to_string())?;
+    let (header, body) = text.split_once('\n').ok_or("no offset header")?;
+    let wire: Wire = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let offsets: Vec<i64> = if header.is_empty() {
+        Vec::new()
+    } else {
+        header.split(',').map(|o| o.parse::<i64>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?
+    };
+    let parse = |names: Vec<String>| -> Result<Vec<Room>, String> {
+        names.iter().map(|n| Room::parse(n).map_err(|e| e.to_string())).collect()
+    };
+    let publication = Publication {
+        id: wire.id,
+        event: EventName::parse(&wire.event).map_err(|e| e.to_string())?,
+        audience: Audience {
+            everyone: wire.everyone,
+            rooms: parse(wire.rooms)?,
+            except: parse(wire.except)?,
+        },
+        data: wire.data,
+        source: Source::Cluster,
+        published_at: chrono::Utc::now(),
+        ephemeral: wire.ephemeral,
+    };
+    Ok((publication, wire.history_rooms.into_iter().zip(offsets).collect()))
+}
