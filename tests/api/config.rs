@@ -110,7 +110,7 @@ fn env_example_lists_every_variable_and_its_defaults_load() {
         "AUTH_REQUIRE_USER", "API_KEYS", "CORS_ORIGINS", "FRONTEND_URL", "APP_ENV", "RUST_LOG",
         "LOG_FORMAT", "INVITATION_EXPIRY_CRON", "EVENTS_ALLOW_UNKNOWN", "CHANNEL_PATTERNS",
         "REDIS_CHANNEL_PREFIX", "HISTORY_ROOMS", "HISTORY_MAX_PER_ROOM", "HISTORY_MAX_AGE",
-        "WS_PING_INTERVAL", "WS_SEND_QUEUE", "WS_ALLOW_USER_QUERY",
+        "WS_PING_INTERVAL", "WS_SEND_QUEUE", "WS_ALLOW_USER_QUERY", "MSGPACK",
     ] {
         assert!(text.contains(&format!("{name}=")), "{name} is not in .env.example");
     }

@@ -1,0 +1,150 @@
+// Two real instances on one Redis (and one database): a publication accepted by either reaches
+// every eligible connection on both exactly once; the real @socket.io/redis-emitter works
+// unchanged; the Redis JSON channels act once cluster-wide.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "redis";
+import { Emitter } from "@socket.io/redis-emitter";
+import WebSocket from "ws";
+import { startServer, token } from "./helpers.mjs";
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const prefix = `test-${randomUUID()}:`;
+let a;
+let b;
+let redis;
+
+before(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-cluster-"));
+  const env = {
+    REDIS_URL,
+    REDIS_CHANNEL_PREFIX: prefix,
+    DATABASE_URL: `sqlite://${join(dir, "shared.db")}?mode=rwc`,
+  };
+  a = await startServer(env);
+  b = await startServer(env);
+  redis = createClient({ url: REDIS_URL });
+  await redis.connect();
+  await Promise.all([a, b].map(waitForRedis));
+});
+
+after(async () => {
+  await redis?.quit();
+  await a?.stop();
+  await b?.stop();
+});
+
+async function waitForRedis(server) {
+  for (let i = 0; i < 200; i++) {
+    const { body } = await server.api("GET", "/api/websocket");
+    if (body.redis === "connected") return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error("redis never connected");
+}
+
+/** Barrier on both instances: publish it once (through A); it reaches everyone on A and B. */
+const barrier = () => a.barrier();
+
+test("an HTTP publish on one instance reaches each socket of the org on both instances once", async () => {
+  const onA = await a.connect({ auth: { token: token("u1", { organizationId: "acme" }) } });
+  const onB = await b.connect({ auth: { token: token("u2", { organizationId: "acme" }) } });
+  const onB2 = await b.connect({ auth: { token: token("u1", { organizationId: "acme" }) } });
+  const outsider = await b.connect({ auth: { token: token("u3", { organizationId: "other" }) } });
+
+  const receipts = [];
+  receipts.push(await a.publish({ event: "invoice:created", to: { org: "acme" }, data: { n: 1 } }));
+  receipts.push(await b.publish({ event: "invoice:paid", to: { org: "acme" }, data: { n: 2 } }));
+  assert.deepEqual(receipts.map((r) => r.offset), [1, 2], "one offset sequence per room across instances");
+  await barrier();
+
+  for (const client of [onA, onB, onB2]) {
+    assert.deepEqual(await client.beforeBarrier(), [
+      { name: "invoice:created", args: [{ n: 1 }] },
+      { name: "invoice:paid", args: [{ n: 2 }] },
+    ]);
+  }
+  assert.deepEqual(await outsider.beforeBarrier(), []);
+});
+
+test("plain WebSocket subscribers on the other instance get a channel broadcast once", async () => {
+  const ws = new WebSocket(b.url.replace("http", "ws") + `/ws?token=${token("plain")}`);
+  const frames = [];
+  ws.on("message", (m) => frames.push(JSON.parse(m.toString())));
+  await new Promise((ok) => ws.once("open", ok));
+  ws.send(JSON.stringify({ type: "subscribe", channel: "venue:9" }));
+  while (!frames.some((f) => f.type === "subscribed")) await new Promise((r) => setTimeout(r, 10));
+
+  await a.api("POST", "/api/websocket", { action: "broadcast", channel: "venue:9", data: { open: true } });
+  await barrier();
+  while (!frames.some((f) => f.type === "test:barrier")) await new Promise((r) => setTimeout(r, 10));
+  const updates = frames.filter((f) => f.type === "venue_update");
+  assert.equal(updates.length, 1);
+  assert.deepEqual(updates[0].data, { open: true });
+  ws.close();
+});
+
+test("the Redis notifications channel acts once cluster-wide", async () => {
+  const onA = await a.connect({ auth: { token: token("notified") } });
+  const onB = await b.connect({ auth: { token: token("notified") } });
+  await redis.publish(`${prefix}notifications`, JSON.stringify({ userId: "notified", id: "n1", title: "hello" }));
+  // The barrier through the same subscriber path, after the notification.
+  await redis.publish(`${prefix}switchyard:publish`, JSON.stringify({ event: "test:barrier", to: { all: true } }));
+  for (const client of [onA, onB]) {
+    assert.deepEqual(await client.beforeBarrier(), [
+      { name: "notification:new", args: [{ userId: "notified", id: "n1", title: "hello" }] },
+    ]);
+  }
+});
+
+test("@socket.io/redis-emitter: all, room, except, one socket, binary, many arguments, dates", async () => {
+  const emitter = new Emitter(redis, { key: `${prefix}socket.io` });
+  const x = await a.connect({ auth: { token: token("ex", { organizationId: "org-e" }) } });
+  const y = await b.connect({ auth: { token: token("ey", { organizationId: "org-e" }) } });
+  const z = await b.connect({ auth: { token: token("ez", { organizationId: "org-z" }) } });
+
+  emitter.emit("everyone", 1);
+  emitter.to("org:org-e").emit("org-only", "e");
+  emitter.to("org:org-e").except("user:ey").emit("except-ey", true);
+  emitter.to(y.socket.id).emit("just-y", { hi: "y" });
+  emitter.to("user:ez").emit("binary", Buffer.from([1, 2, 3]), "text", [4]);
+  emitter.to("user:ex").emit("dated", new Date("2024-05-06T07:08:09.010Z"));
+  emitter.emit("test:barrier");
+
+  const names = (events) => events.map((e) => e.name);
+  const gx = await x.beforeBarrier();
+  const gy = await y.beforeBarrier();
+  const gz = await z.beforeBarrier();
+  assert.deepEqual(names(gx), ["everyone", "org-only", "except-ey", "dated"]);
+  assert.deepEqual(names(gy), ["everyone", "org-only", "just-y"]);
+  assert.deepEqual(names(gz), ["everyone", "binary"]);
+  assert.deepEqual(gy[2].args, [{ hi: "y" }]);
+  assert.equal(gx[3].args[0], "2024-05-06T07:08:09.010Z");
+  const [bin, text, list] = gz[1].args;
+  assert.ok(Buffer.isBuffer(bin) || bin instanceof ArrayBuffer, "binary arrives as binary");
+  assert.deepEqual([...new Uint8Array(bin)], [1, 2, 3]);
+  assert.deepEqual([text, list], ["text", [4]]);
+});
+
+test("@socket.io/redis-emitter: socketsJoin, socketsLeave and disconnectSockets", async () => {
+  const emitter = new Emitter(redis, { key: `${prefix}socket.io` });
+  const p = await a.connect({ auth: { token: token("jp", { organizationId: "org-j" }) } });
+  const q = await b.connect({ auth: { token: token("jq", { organizationId: "org-j" }) } });
+
+  emitter.in("org:org-j").socketsJoin("promo:room");
+  emitter.to("promo:room").emit("promo", 1);
+  emitter.in("user:jq").socketsLeave("promo:room");
+  emitter.to("promo:room").emit("promo", 2);
+  emitter.emit("test:barrier");
+  assert.deepEqual((await p.beforeBarrier()).map((e) => e.args[0]), [1, 2]);
+  assert.deepEqual((await q.beforeBarrier()).map((e) => e.args[0]), [1]);
+
+  const gone = new Promise((ok) => q.socket.once("disconnect", ok));
+  emitter.in("user:jq").disconnectSockets();
+  assert.equal(await gone, "io server disconnect");
+  assert.equal(p.socket.connected, true);
+});
