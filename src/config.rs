@@ -120,6 +120,8 @@ pub struct Settings {
     /// `MSGPACK`: Socket.IO speaks the msgpack parser (socket.io-msgpack-parser clients). Every
     /// instance of a cluster must agree.
     pub msgpack: bool,
+    /// How long an instance that stopped sending heartbeats still counts for presence.
+    pub presence_ttl: Duration,
 }
 
 /// The kinds of room whose publications are recorded.
@@ -198,6 +200,7 @@ struct RawSettings {
     ws_ping_interval: Option<String>,
     ws_send_queue: Option<String>,
     msgpack: Option<String>,
+    presence_ttl: Option<String>,
 }
 
 impl Settings {
@@ -415,6 +418,7 @@ impl Settings {
             ws_allow_user_query: parse_bool("WS_ALLOW_USER_QUERY", raw.ws_allow_user_query.as_deref())?,
             ws_ping_interval: parse_duration("WS_PING_INTERVAL", raw.ws_ping_interval.as_deref(), "25s")?,
             msgpack: parse_bool("MSGPACK", raw.msgpack.as_deref())?,
+            presence_ttl: parse_duration("PRESENCE_TTL", raw.presence_ttl.as_deref(), "15s")?,
             ws_send_queue: match raw.ws_send_queue.as_deref() {
                 Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                     invalid("WS_SEND_QUEUE", format!("`{v}` is not a positive number"))

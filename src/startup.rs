@@ -20,7 +20,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::TokenVerifier;
 use crate::bridge::{self, RedisLink};
 use crate::catalogue::Catalogue;
-use crate::presence::Presence;
+use crate::presence::{self, Presence};
 use crate::jobs;
 use crate::config::{DEVELOPMENT_API_KEY, Settings};
 use crate::publish::fanout::Fanout;
@@ -86,7 +86,18 @@ impl Application {
             ),
             None => None,
         };
-        let presence = Arc::new(Presence::default());
+        let instance = Arc::new(Instance::new());
+        let presence = Arc::new(match &settings.redis_url {
+            Some(url) => Presence::clustered(
+                url.expose(),
+                &settings.redis_channel_prefix,
+                &instance.id,
+                settings.presence_ttl,
+            )
+            .await
+            .map_err(StartupError::Redis)?,
+            None => Presence::default(),
+        });
         let history = Arc::new(History::start(
             db.clone(),
             settings.history.clone(),
@@ -105,7 +116,7 @@ impl Application {
             }),
             hub,
             shutdown: CancellationToken::new(),
-            instance: Arc::new(Instance::new()),
+            instance,
             catalogue: Arc::new(Catalogue::builtin()),
             presence,
             redis,
@@ -159,6 +170,7 @@ impl Application {
             tasks.spawn(bridge::run(self.state.clone(), url.expose().to_owned(), stop.clone()));
         }
         jobs::spawn_all(&self.state, &tasks, &stop);
+        tasks.spawn(presence::maintain(self.state.clone(), stop.clone()));
         tasks.close();
 
         tracing::info!(%addr, instance = %self.state.instance.id, "listening");

@@ -101,7 +101,14 @@ export async function startServer(env = {}) {
     barrier() {
       return this.publish({ event: BARRIER, to: { all: true } });
     },
+    /** Kills the process without a chance to clean up, as a crash would. */
+    kill() {
+      for (const s of sockets) s.io?.reconnection?.(false);
+      child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
     async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
       for (const s of sockets) s.close?.() ?? s.disconnect?.();
       const exited = new Promise((ok) => child.once("exit", ok));
       child.kill("SIGTERM");

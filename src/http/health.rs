@@ -19,16 +19,22 @@ async fn alive() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Every dependency answers.
+/// Every dependency answers. A Redis outage makes the instance not ready (it still serves its
+/// own clients, but a load balancer should prefer instances that reach the cluster).
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match state.db.ping().await {
-        Ok(()) => Ok(Json(json!({"status": "ready", "database": "up"}))),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: database unreachable");
-            Err(ApiError::Unavailable {
-                code: "database_unavailable",
-                message: "the database does not answer".into(),
-            })
-        }
+    if let Err(e) = state.db.ping().await {
+        tracing::warn!(error = %e, "readiness: database unreachable");
+        return Err(ApiError::Unavailable {
+            code: "database_unavailable",
+            message: "the database does not answer".into(),
+        });
     }
+    let redis = state.redis.status();
+    if redis == "disconnected" {
+        return Err(ApiError::Unavailable {
+            code: "redis_unavailable",
+            message: "Redis does not answer; this instance serves only its own connections".into(),
+        });
+    }
+    Ok(Json(json!({"status": "ready", "database": "up", "redis": redis})))
 }

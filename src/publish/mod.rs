@@ -283,15 +283,12 @@ impl Publisher {
 
     /// Keeps a user notification in each addressed user's inbox.
     async fn keep_notification(&self, publication: &Publication, data: &str) -> Result<(), PublishError> {
-        let users: Vec<(String, bool)> = publication
-            .audience
-            .rooms
-            .iter()
-            .filter_map(|r| match r {
-                Room::User(u) => Some((u.clone(), self.inner.presence.connections(u) > 0)),
-                _ => None,
-            })
-            .collect();
+        let mut users: Vec<(String, bool)> = Vec::new();
+        for room in &publication.audience.rooms {
+            if let Room::User(u) = room {
+                users.push((u.clone(), self.inner.presence.is_online(u).await));
+            }
+        }
         let id = inbox::notification_id(&publication.data, &publication.id.to_string());
         inbox::keep(&self.inner.db, &users, &id, data, publication.published_at)
             .await

@@ -143,9 +143,8 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: 
         hub.join(&id, "stores");
     }
     tracing::info!(conn = %id, user = %identity.user_id, ?dialect, "plain websocket connected");
-    if state.presence.connected(&identity.user_id) {
-        presence::announce(&state, &identity, "online").await;
-    }
+    state.presence.count_in(&identity.user_id);
+    presence::sync_and_announce(&state, &identity).await;
     deliver_undelivered(&state, &id, dialect, &identity.user_id).await;
 
     let (sink, stream) = socket.split();
@@ -171,9 +170,8 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: 
         abort.abort();
     }
     tracing::info!(conn = %id, reason = text, "plain websocket closed");
-    if state.presence.disconnected(&identity.user_id) {
-        presence::announce(&state, &identity, "offline").await;
-    }
+    state.presence.count_out(&identity.user_id);
+    presence::sync_and_announce(&state, &identity).await;
 }
 
 enum End {

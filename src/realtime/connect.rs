@@ -86,22 +86,19 @@ async fn on_connect(state: AppState, socket: SocketRef) {
     on(&socket, &state, "notification:read", notifications::read);
     // Counted and the disconnect handler registered before any await: a socket that closes
     // right away is still counted out.
-    let first = state.presence.connected(&identity.user_id);
+    state.presence.count_in(&identity.user_id);
     let disconnect_state = state.clone();
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
         let state = disconnect_state.clone();
         async move {
             tracing::info!(sid = %socket.id, %reason, "disconnected");
-            if let Some(identity) = socket.extensions.get::<Identity>()
-                && state.presence.disconnected(&identity.user_id)
-            {
-                presence::announce(&state, &identity, "offline").await;
+            if let Some(identity) = socket.extensions.get::<Identity>() {
+                state.presence.count_out(&identity.user_id);
+                presence::sync_and_announce(&state, &identity).await;
             }
         }
     });
-    if first {
-        presence::announce(&state, &identity, "online").await;
-    }
+    presence::sync_and_announce(&state, &identity).await;
     notifications::deliver_undelivered(&state, &socket, &identity.user_id).await;
 }
 
