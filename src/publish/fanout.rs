@@ -7,7 +7,7 @@
 //! order every instance reads equals offset order, and offsets increase strictly per room across
 //! the cluster. When Redis cannot be reached, the publisher falls back to local delivery.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use redis::aio::ConnectionManager;
@@ -21,12 +21,23 @@ use crate::rooms::Room;
 /// The channel every instance subscribes to (after `REDIS_CHANNEL_PREFIX`).
 pub const DELIVER_CHANNEL: &str = "switchyard#deliver";
 
+/// KEYS: the rooms' offset counters. ARGV: channel, payload, then per room a floor: the counter
+/// is raised to it first (-1: no floor). A counter Redis lost (a restart that kept nothing) is
+/// refused with `UNSEEDED` unless a floor comes with it, so the caller reads the database and
+/// asks again; nothing is published then.
 const SCRIPT: &str = r"
-local offsets = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 0 then redis.call('SET', key, ARGV[i + 2]) end
-  offsets[i] = redis.call('INCR', key)
+  local floor = tonumber(ARGV[i + 2])
+  local current = redis.call('GET', key)
+  if not current then
+    if floor < 0 then return redis.error_reply('UNSEEDED') end
+    redis.call('SET', key, floor)
+  elseif floor >= 0 and tonumber(current) < floor then
+    redis.call('SET', key, floor)
+  end
 end
+local offsets = {}
+for i, key in ipairs(KEYS) do offsets[i] = redis.call('INCR', key) end
 redis.call('PUBLISH', ARGV[1], table.concat(offsets, ',') .. '\n' .. ARGV[2])
 return offsets
 ";
@@ -51,9 +62,19 @@ pub struct Fanout {
     script: redis::Script,
     channel: String,
     key_prefix: String,
-    /// The highest offset this instance knows per room: seeds a room's counter when Redis has
-    /// none (after a Redis restart that kept nothing).
-    floors: Mutex<HashMap<String, i64>>,
+    /// Rooms this instance numbered by itself while Redis was unreachable: their counters must
+    /// be raised past those offsets before Redis numbers them again.
+    numbered_alone: Mutex<HashSet<String>>,
+}
+
+/// Why a send failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Redis has no counter for some room: call again with floors for every room.
+    #[error("offset counters need seeding")]
+    Unseeded,
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
 }
 
 impl Fanout {
@@ -69,20 +90,19 @@ impl Fanout {
             script: redis::Script::new(SCRIPT),
             channel: format!("{prefix}{DELIVER_CHANNEL}"),
             key_prefix: format!("{prefix}switchyard:offset:"),
-            floors: Mutex::default(),
+            numbered_alone: Mutex::default(),
         })
     }
 
-    /// Rooms whose floor is not known yet (the caller reads them from the database).
-    pub fn unknown_floors<'a>(&self, rooms: &'a [String]) -> Vec<&'a String> {
-        let floors = self.floors.lock().unwrap();
-        rooms.iter().filter(|r| !floors.contains_key(*r)).collect()
+    /// Records rooms numbered locally during an outage.
+    pub fn numbered_alone(&self, rooms: &[(String, i64)]) {
+        self.numbered_alone.lock().unwrap().extend(rooms.iter().map(|(r, _)| r.clone()));
     }
 
-    pub fn raise_floor(&self, room: &str, offset: i64) {
-        let mut floors = self.floors.lock().unwrap();
-        let floor = floors.entry(room.to_owned()).or_insert(offset);
-        *floor = (*floor).max(offset);
+    /// Which of `rooms` need a floor on the next send.
+    pub fn needs_floor(&self, rooms: &[String]) -> Vec<bool> {
+        let alone = self.numbered_alone.lock().unwrap();
+        rooms.iter().map(|r| alone.contains(r)).collect()
     }
 
     /// True for exactly one instance of those that ask about the same message within a few
@@ -105,8 +125,14 @@ impl Fanout {
         claimed.map(|reply| reply.is_some()).unwrap_or(true)
     }
 
-    /// Numbers the publication in its history rooms and sends it to every instance.
-    pub async fn send(&self, publication: &Publication, history_rooms: &[String]) -> redis::RedisResult<Vec<(String, i64)>> {
+    /// Numbers the publication in its history rooms and sends it to every instance. `floors`
+    /// holds, per room, an offset its counter must reach first (-1: none).
+    pub async fn send(
+        &self,
+        publication: &Publication,
+        history_rooms: &[String],
+        floors: &[i64],
+    ) -> Result<Vec<(String, i64)>, SendError> {
         let wire = Wire {
             id: publication.id,
             event: publication.event.to_string(),
@@ -120,20 +146,25 @@ impl Fanout {
         let payload = serde_json::to_string(&wire).expect("serializable");
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(&self.channel).arg(payload);
-        {
-            let floors = self.floors.lock().unwrap();
-            for room in history_rooms {
-                invocation.key(format!("{}{room}", self.key_prefix));
-                invocation.arg(floors.get(room).copied().unwrap_or(0));
-            }
+        for (room, floor) in history_rooms.iter().zip(floors) {
+            invocation.key(format!("{}{room}", self.key_prefix));
+            invocation.arg(*floor);
         }
         let mut connection = self.connection.clone();
-        let offsets: Vec<i64> = invocation.invoke_async(&mut connection).await?;
-        let numbered: Vec<(String, i64)> = history_rooms.iter().cloned().zip(offsets).collect();
-        for (room, offset) in &numbered {
-            self.raise_floor(room, *offset);
+        let offsets: Vec<i64> = invocation.invoke_async(&mut connection).await.map_err(|e| {
+            if e.to_string().contains("UNSEEDED") {
+                SendError::Unseeded
+            } else {
+                SendError::Redis(e)
+            }
+        })?;
+        let mut alone = self.numbered_alone.lock().unwrap();
+        for (room, floor) in history_rooms.iter().zip(floors) {
+            if *floor >= 0 {
+                alone.remove(room);
+            }
         }
-        Ok(numbered)
+        Ok(history_rooms.iter().cloned().zip(offsets).collect())
     }
 }
 

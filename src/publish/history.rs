@@ -110,6 +110,15 @@ impl History {
         }
     }
 
+    /// The last offset this instance handed out or observed for `room` (0 when none).
+    pub async fn last_handed_out(&self, room: &str) -> i64 {
+        let slot = self.rooms.lock().unwrap().get(room).cloned();
+        match slot {
+            Some(slot) => slot.lock().await.unwrap_or(0),
+            None => 0,
+        }
+    }
+
     /// The highest offset recorded for `room` (0 when none).
     pub async fn last_offset(&self, room: &str) -> Result<i64, DbErr> {
         let last: Option<Option<i64>> = history::Entity::find()

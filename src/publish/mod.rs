@@ -29,7 +29,7 @@ use serde::Serialize;
 use socketioxide::SocketIo;
 use uuid::Uuid;
 
-use self::fanout::Fanout;
+use self::fanout::{Fanout, SendError};
 use self::history::History;
 use crate::bridge::RedisLink;
 use crate::presence::Presence;
@@ -180,7 +180,9 @@ impl Publisher {
                 Err(e) => {
                     tracing::warn!(error = %e, "redis unreachable: delivering on this instance only");
                     inner.redis.set_connected(false);
-                    self.deliver_here(&publication, &history_rooms).await?
+                    let offsets = self.deliver_here(&publication, &history_rooms).await?;
+                    fanout.numbered_alone(&offsets);
+                    offsets
                 }
             },
             None => self.deliver_here(&publication, &history_rooms).await?,
@@ -233,11 +235,22 @@ impl Publisher {
         history_rooms: &[&Room],
     ) -> Result<Vec<(String, i64)>, String> {
         let names: Vec<String> = history_rooms.iter().map(|r| r.name()).collect();
-        for room in fanout.unknown_floors(&names) {
-            let last = self.inner.history.last_offset(room).await.map_err(|e| e.to_string())?;
-            fanout.raise_floor(room, last);
+        let mut floors = Vec::with_capacity(names.len());
+        for (room, needed) in names.iter().zip(fanout.needs_floor(&names)) {
+            floors.push(if needed { self.known_last(room).await? } else { -1 });
         }
-        let offsets = fanout.send(publication, &names).await.map_err(|e| e.to_string())?;
+        let offsets = match fanout.send(publication, &names, &floors).await {
+            Err(SendError::Unseeded) => {
+                // Redis lost its counters: continue from what this instance and the database know.
+                let mut floors = Vec::with_capacity(names.len());
+                for room in &names {
+                    floors.push(self.known_last(room).await?);
+                }
+                fanout.send(publication, &names, &floors).await
+            }
+            other => other,
+        }
+        .map_err(|e| e.to_string())?;
         for (room, offset) in &offsets {
             self.inner.history.observe(room, *offset).await;
         }
@@ -246,6 +259,13 @@ impl Publisher {
             self.deliver(publication, &offsets).await;
         }
         Ok(offsets)
+    }
+
+    /// The highest offset of `room` this instance or the database knows.
+    async fn known_last(&self, room: &str) -> Result<i64, String> {
+        let history = &self.inner.history;
+        let recorded = history.last_offset(room).await.map_err(|e| e.to_string())?;
+        Ok(recorded.max(history.last_handed_out(room).await))
     }
 
     /// Delivers a publication another instance (or this one) sent through Redis.
