@@ -183,6 +183,27 @@ impl Presence {
         Ok(totals)
     }
 
+    /// How many instances keep a live heartbeat (1 on a single instance).
+    pub async fn live_instances(&self) -> usize {
+        let Some(cluster) = &self.cluster else { return 1 };
+        let mut conn = cluster.connection.clone();
+        let known: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(format!("{}instances", cluster.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        let mut live = 0;
+        for instance in known {
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(format!("{}{instance}", cluster.heartbeat_prefix()))
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(false);
+            live += usize::from(alive);
+        }
+        live.max(1)
+    }
+
     /// Whether the user has a connection anywhere in the cluster.
     pub async fn is_online(&self, user: &str) -> bool {
         if self.connections(user) > 0 {

@@ -78,15 +78,15 @@ impl Application {
         let settings = Arc::new(settings);
         let hub = Arc::new(Hub::default());
         let redis = Arc::new(RedisLink::new(settings.redis_url.is_some()));
+        let instance = Arc::new(Instance::new());
         let fanout = match &settings.redis_url {
             Some(url) => Some(
-                Fanout::connect(url.expose(), &settings.redis_channel_prefix)
+                Fanout::connect(url.expose(), &settings.redis_channel_prefix, &instance.id)
                     .await
                     .map_err(StartupError::Redis)?,
             ),
             None => None,
         };
-        let instance = Arc::new(Instance::new());
         let presence = Arc::new(match &settings.redis_url {
             Some(url) => Presence::clustered(
                 url.expose(),

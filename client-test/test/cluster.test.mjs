@@ -91,9 +91,11 @@ test("plain WebSocket subscribers on the other instance get a channel broadcast 
 test("the Redis notifications channel acts once cluster-wide", async () => {
   const onA = await a.connect({ auth: { token: token("notified") } });
   const onB = await b.connect({ auth: { token: token("notified") } });
+  const arrived = [onA, onB].map((c) => new Promise((ok) => c.socket.once("notification:new", ok)));
   await redis.publish(`${prefix}notifications`, JSON.stringify({ userId: "notified", id: "n1", title: "hello" }));
-  // The barrier through the same subscriber path, after the notification.
-  await redis.publish(`${prefix}switchyard:publish`, JSON.stringify({ event: "test:barrier", to: { all: true } }));
+  await Promise.all(arrived);
+  // Whichever instance claimed it published it once; a second copy would arrive before this.
+  await barrier();
   for (const client of [onA, onB]) {
     assert.deepEqual(await client.beforeBarrier(), [
       { name: "notification:new", args: [{ userId: "notified", id: "n1", title: "hello" }] },
@@ -147,4 +149,24 @@ test("@socket.io/redis-emitter: socketsJoin, socketsLeave and disconnectSockets"
   emitter.in("user:jq").disconnectSockets();
   assert.equal(await gone, "io server disconnect");
   assert.equal(p.socket.connected, true);
+});
+
+test("room member counts and membership removal span both instances", async () => {
+  for (const user of ["m1", "m2"]) {
+    assert.equal((await a.api("PUT", `/api/tenants/t-c/projects/p-c/members/${user}`, {})).status, 201);
+  }
+  const m1 = await a.connect({ auth: { token: token("m1", { tenantId: "t-c" }) } });
+  const m2 = await b.connect({ auth: { token: token("m2", { tenantId: "t-c" }) } });
+  const join = (c) => c.socket.timeout(5000).emitWithAck("join-project", { projectId: "p-c" });
+  assert.equal((await join(m1)).members, 1);
+  assert.equal((await join(m2)).members, 2, "the count includes the other instance");
+
+  // Removing m2's membership through instance A takes m2's socket on B out of the room.
+  assert.equal((await a.api("DELETE", "/api/tenants/t-c/projects/p-c/members/m2")).status, 204);
+  const counted = await m1.socket.timeout(5000).emitWithAck("room:members", { room: "tenant:t-c:project:p-c" });
+  assert.equal(counted.members, 1);
+  await b.publish({ event: "task:created", to: { tenant: "t-c", project: "p-c" }, data: { id: 1 } });
+  await barrier();
+  assert.deepEqual((await m1.beforeBarrier()).map((e) => e.name), ["task:created"]);
+  assert.deepEqual(await m2.beforeBarrier(), []);
 });

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::publish::fanout::DELIVER_CHANNEL;
+use crate::publish::fanout::{DELIVER_CHANNEL, REPLY_CHANNEL, ROOMS_CHANNEL};
 use crate::state::AppState;
 
 /// Runs the subscriber until `shutdown` is cancelled.
@@ -49,6 +49,10 @@ async fn session(state: &AppState, url: &str) -> redis::RedisResult<()> {
     let mut pubsub = client.get_async_pubsub().await?;
     let mut channels: Vec<String> = redis_json::CHANNELS.iter().map(|c| format!("{prefix}{c}")).collect();
     channels.push(format!("{prefix}{DELIVER_CHANNEL}"));
+    let rooms = format!("{prefix}{ROOMS_CHANNEL}");
+    let replies = format!("{prefix}{REPLY_CHANNEL}{}", state.instance.id);
+    channels.push(rooms.clone());
+    channels.push(replies.clone());
     let emitter_requests = format!("{prefix}{}-request#/#", emitter::KEY);
     channels.push(emitter_requests.clone());
     pubsub.subscribe(&channels).await?;
@@ -64,6 +68,10 @@ async fn session(state: &AppState, url: &str) -> redis::RedisResult<()> {
         let payload = message.get_payload_bytes();
         let result = if channel == deliver {
             state.publisher.deliver_remote(payload).await
+        } else if channel == rooms {
+            state.publisher.room_op_received(payload).await
+        } else if channel == replies {
+            state.publisher.count_reply_received(payload)
         } else if channel == emitter_requests {
             emitter::apply_request(state, payload).await
         } else if channel.starts_with(&emitter_broadcasts) {

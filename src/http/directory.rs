@@ -176,11 +176,12 @@ async fn delete_member(
     let key = membership_key(&tenant, &kind, &resource, &user)?;
     let room = membership_room(&key)?;
     let removed = directory::delete_membership(&state.db, &key).await?;
-    // Whether or not the record existed, no socket of this user may stay in the room.
-    let user_room = Room::User(key.user_id.clone()).name();
-    if let Err(e) = state.io.to(user_room).leave(room.name()).await {
-        tracing::warn!(error = %e, room = %room, "could not remove sockets from room");
-    }
+    // Whether or not the record existed, no connection of this user, on any instance, may
+    // stay in the room.
+    state
+        .publisher
+        .leave_rooms(&Room::User(key.user_id.clone()), std::slice::from_ref(&room))
+        .await;
     if removed {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -5,6 +5,8 @@
 //! The status change is a conditional update (`WHERE status = 'pending'`), so of several
 //! runs racing for one invitation (instances of a cluster) exactly one publishes it.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +78,10 @@ pub async fn schedule(state: AppState, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
+        }
+        // One instance of a cluster runs each tick.
+        if !state.publisher.claim_key(&format!("invitation-expiry:{}", next.timestamp()), Duration::from_secs(3600)).await {
+            continue;
         }
         match run_once(&state, Utc::now()).await {
             Ok(report) => tracing::info!(expired = report.expired.len(), admins_notified = report.admins_notified, "invitation expiry ran"),

@@ -7,7 +7,7 @@
 //! order every instance reads equals offset order, and offsets increase strictly per room across
 //! the cluster. When Redis cannot be reached, the publisher falls back to local delivery.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use redis::aio::ConnectionManager;
@@ -20,6 +20,28 @@ use crate::rooms::Room;
 
 /// The channel every instance subscribes to (after `REDIS_CHANNEL_PREFIX`).
 pub const DELIVER_CHANNEL: &str = "switchyard#deliver";
+/// Room operations and queries every instance answers for its own connections.
+pub const ROOMS_CHANNEL: &str = "switchyard#rooms";
+/// Where an instance hears answers to its queries: `switchyard#reply:{instance}`.
+pub const REPLY_CHANNEL: &str = "switchyard#reply:";
+
+/// A room operation or query between instances.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum RoomOp {
+    /// Take every connection in room `from` out of `rooms`.
+    Leave { from: String, rooms: Vec<String> },
+    /// Answer `{id, count}` on `reply_to` with the connections this instance has in `room`.
+    #[serde(rename_all = "camelCase")]
+    Count { id: Uuid, room: String, reply_to: String, origin: String },
+}
+
+/// An answer to a [`RoomOp::Count`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CountReply {
+    pub id: Uuid,
+    pub count: usize,
+}
 
 /// KEYS: the rooms' offset counters. ARGV: channel, payload, then per room a floor: the counter
 /// is raised to it first (-1: no floor). A counter Redis lost (a restart that kept nothing) is
@@ -65,6 +87,10 @@ pub struct Fanout {
     /// Rooms this instance numbered by itself while Redis was unreachable: their counters must
     /// be raised past those offsets before Redis numbers them again.
     numbered_alone: Mutex<HashSet<String>>,
+    prefix: String,
+    instance: String,
+    /// Count queries waiting for answers.
+    pending: Mutex<HashMap<Uuid, tokio::sync::mpsc::UnboundedSender<usize>>>,
 }
 
 /// Why a send failed.
@@ -78,7 +104,7 @@ pub enum SendError {
 }
 
 impl Fanout {
-    pub async fn connect(url: &str, prefix: &str) -> redis::RedisResult<Fanout> {
+    pub async fn connect(url: &str, prefix: &str, instance: &str) -> redis::RedisResult<Fanout> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_number_of_retries(1)
@@ -91,7 +117,92 @@ impl Fanout {
             channel: format!("{prefix}{DELIVER_CHANNEL}"),
             key_prefix: format!("{prefix}switchyard:offset:"),
             numbered_alone: Mutex::default(),
+            prefix: prefix.to_owned(),
+            instance: instance.to_owned(),
+            pending: Mutex::default(),
         })
+    }
+
+    pub fn reply_channel(&self) -> String {
+        format!("{}{REPLY_CHANNEL}{}", self.prefix, self.instance)
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Sends a room operation to every instance (this one included).
+    pub async fn room_op(&self, op: &RoomOp) -> redis::RedisResult<()> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PUBLISH")
+            .arg(format!("{}{ROOMS_CHANNEL}", self.prefix))
+            .arg(serde_json::to_string(op).expect("serializable"))
+            .query_async(&mut connection)
+            .await
+    }
+
+    /// Sums the answers of the other instances to a count of `room`: waits for `others`
+    /// answers, or 500 ms.
+    pub async fn remote_count(&self, room: &str, others: usize) -> redis::RedisResult<usize> {
+        if others == 0 {
+            return Ok(0);
+        }
+        let id = Uuid::new_v4();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        self.pending.lock().unwrap().insert(id, tx);
+        let op = RoomOp::Count {
+            id,
+            room: room.to_owned(),
+            reply_to: self.reply_channel(),
+            origin: self.instance.clone(),
+        };
+        let sent = self.room_op(&op).await;
+        let mut total = 0;
+        if sent.is_ok() {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
+            for _ in 0..others {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(count)) => total += count,
+                    _ => break,
+                }
+            }
+        }
+        self.pending.lock().unwrap().remove(&id);
+        sent.map(|_| total)
+    }
+
+    /// Answers another instance's count query.
+    pub async fn reply(&self, to: &str, reply: &CountReply) -> redis::RedisResult<()> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PUBLISH")
+            .arg(to)
+            .arg(serde_json::to_string(reply).expect("serializable"))
+            .query_async(&mut connection)
+            .await
+    }
+
+    /// Hands an answer to the query waiting for it.
+    pub fn answer(&self, payload: &[u8]) -> Result<(), String> {
+        let reply: CountReply = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        if let Some(waiting) = self.pending.lock().unwrap().get(&reply.id) {
+            let _ = waiting.send(reply.count);
+        }
+        Ok(())
+    }
+
+    /// True for the first instance that asks for `key` within `ttl`.
+    pub async fn claim_key(&self, key: &str, ttl: std::time::Duration) -> bool {
+        let mut connection = self.connection.clone();
+        let claimed: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(format!("{}switchyard:claim:{key}", self.prefix))
+            .arg(&self.instance)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut connection)
+            .await;
+        // If Redis cannot say, acting twice is better than never.
+        claimed.map(|reply| reply.is_some()).unwrap_or(true)
     }
 
     /// Records rooms numbered locally during an outage.
@@ -109,20 +220,8 @@ impl Fanout {
     /// seconds: every instance reads the JSON channels, one acts on each message. (Byte-identical
     /// messages on one channel within that window count as one.)
     pub async fn claim(&self, channel: &str, payload: &[u8]) -> bool {
-        use sha1_smol::Sha1;
-        let digest = Sha1::from(payload).digest().to_string();
-        let key = format!("{}claim:{channel}:{digest}", self.key_prefix.trim_end_matches("offset:"));
-        let mut connection = self.connection.clone();
-        let claimed: redis::RedisResult<Option<String>> = redis::cmd("SET")
-            .arg(&key)
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(5000)
-            .query_async(&mut connection)
-            .await;
-        // If Redis cannot say, acting twice is better than never.
-        claimed.map(|reply| reply.is_some()).unwrap_or(true)
+        let digest = sha1_smol::Sha1::from(payload).digest().to_string();
+        self.claim_key(&format!("{channel}:{digest}"), std::time::Duration::from_secs(5)).await
     }
 
     /// Numbers the publication in its history rooms and sends it to every instance. `floors`

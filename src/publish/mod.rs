@@ -29,7 +29,7 @@ use serde::Serialize;
 use socketioxide::SocketIo;
 use uuid::Uuid;
 
-use self::fanout::{Fanout, SendError};
+use self::fanout::{Fanout, RoomOp, SendError};
 use self::history::History;
 use crate::bridge::RedisLink;
 use crate::presence::Presence;
@@ -273,6 +273,88 @@ impl Publisher {
         let (publication, offsets) = fanout::decode(message)?;
         self.deliver(&publication, &offsets).await;
         Ok(())
+    }
+
+    /// Takes every connection in `from` (on every instance) out of `rooms`.
+    pub async fn leave_rooms(&self, from: &Room, rooms: &[Room]) {
+        let op = RoomOp::Leave {
+            from: from.name(),
+            rooms: rooms.iter().map(Room::name).collect(),
+        };
+        if let Some(fanout) = &self.inner.fanout {
+            match fanout.room_op(&op).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "redis unreachable: leaving rooms on this instance only"),
+            }
+        }
+        self.apply_room_op_here(&op).await;
+    }
+
+    /// Connections (sockets and plain WebSockets) in `room`, on every instance that answers.
+    pub async fn member_count(&self, room: &Room) -> usize {
+        let local = self.local_count(&room.name());
+        let Some(fanout) = &self.inner.fanout else { return local };
+        let others = self.inner.presence.live_instances().await.saturating_sub(1);
+        match fanout.remote_count(&room.name(), others).await {
+            Ok(remote) => local + remote,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis unreachable: counting this instance only");
+                local
+            }
+        }
+    }
+
+    fn local_count(&self, room: &str) -> usize {
+        self.inner.io.within(room.to_owned()).sockets().len() + self.inner.hub.members(room)
+    }
+
+    /// Applies a room operation or answers a query another instance (or this one) sent.
+    pub async fn room_op_received(&self, payload: &[u8]) -> Result<(), String> {
+        let op: RoomOp = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        match &op {
+            RoomOp::Count { id, room, reply_to, origin } => {
+                let Some(fanout) = &self.inner.fanout else { return Ok(()) };
+                if origin == fanout.instance() {
+                    return Ok(());
+                }
+                let reply = fanout::CountReply {
+                    id: *id,
+                    count: self.local_count(room),
+                };
+                fanout.reply(reply_to, &reply).await.map_err(|e| e.to_string())
+            }
+            RoomOp::Leave { .. } => {
+                self.apply_room_op_here(&op).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands an answer to a count query to the query waiting for it.
+    pub fn count_reply_received(&self, payload: &[u8]) -> Result<(), String> {
+        match &self.inner.fanout {
+            Some(fanout) => fanout.answer(payload),
+            None => Ok(()),
+        }
+    }
+
+    async fn apply_room_op_here(&self, op: &RoomOp) {
+        if let RoomOp::Leave { from, rooms } = op {
+            if let Err(e) = self.inner.io.to(from.clone()).leave(rooms.clone()).await {
+                tracing::warn!(error = %e, "could not remove sockets from rooms");
+            }
+            for room in rooms {
+                self.inner.hub.leave_all(from, room);
+            }
+        }
+    }
+
+    /// True for the first instance to claim `key` within `ttl` (always true on a single instance).
+    pub async fn claim_key(&self, key: &str, ttl: std::time::Duration) -> bool {
+        match &self.inner.fanout {
+            Some(fanout) => fanout.claim_key(key, ttl).await,
+            None => true,
+        }
     }
 
     /// See [`Fanout::claim`]; always true on a single instance.

@@ -114,6 +114,11 @@ impl Hub {
         self.registry.read().unwrap().conns.get(id).map_or(0, |c| c.rooms.len())
     }
 
+    /// Connections in `room`.
+    pub fn members(&self, room: &str) -> usize {
+        self.registry.read().unwrap().rooms.get(room).map_or(0, HashSet::len)
+    }
+
     pub fn connections(&self) -> usize {
         self.registry.read().unwrap().conns.len()
     }

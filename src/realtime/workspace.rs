@@ -50,7 +50,7 @@ pub async fn room_members(state: AppState, socket: SocketRef, data: Value) -> Ac
     if !in_room(&socket, &room) {
         return Err(AckError::new("not_in_room", format!("this socket is not in `{room}`")));
     }
-    let members = member_count(&state, &room).await?;
+    let members = state.publisher.member_count(&room).await;
     Ok(fields([("room", json!(room.name())), ("members", json!(members))]))
 }
 
@@ -101,7 +101,7 @@ async fn join(state: &AppState, socket: &SocketRef, data: &Value, kind: Resource
         ));
     }
     socket.join(room.name());
-    let members = member_count(state, &room).await?;
+    let members = state.publisher.member_count(&room).await;
     Ok(fields([("room", json!(room.name())), ("members", json!(members))]))
 }
 
@@ -138,15 +138,3 @@ fn in_room(socket: &SocketRef, room: &Room) -> bool {
     socket.rooms().iter().any(|r| *r == name)
 }
 
-async fn member_count(state: &AppState, room: &Room) -> Result<usize, AckError> {
-    state
-        .io
-        .within(room.name())
-        .fetch_sockets()
-        .await
-        .map(|sockets| sockets.len())
-        .map_err(|e| {
-            tracing::warn!(error = %e, "room member count failed");
-            AckError::new("unavailable", "the member count could not be read")
-        })
-}
