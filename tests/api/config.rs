@@ -111,6 +111,7 @@ fn env_example_lists_every_variable_and_its_defaults_load() {
         "LOG_FORMAT", "INVITATION_EXPIRY_CRON", "EVENTS_ALLOW_UNKNOWN", "CHANNEL_PATTERNS",
         "REDIS_CHANNEL_PREFIX", "HISTORY_ROOMS", "HISTORY_MAX_PER_ROOM", "HISTORY_MAX_AGE",
         "WS_PING_INTERVAL", "WS_SEND_QUEUE", "WS_ALLOW_USER_QUERY", "MSGPACK",
+        "PRESENCE_TTL",
     ] {
         assert!(text.contains(&format!("{name}=")), "{name} is not in .env.example");
     }
