@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use http::{HeaderName, HeaderValue, Method};
 use migration::MigratorTrait;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
@@ -182,8 +183,15 @@ impl Application {
             tasks.wait().await;
             io.close().await;
         };
+        // Small frames go out at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
+        // hold some deliveries for 40 ms.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(
-            self.listener,
+            listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(graceful)

@@ -1,0 +1,60 @@
+// The Node Socket.IO reference for the benchmark: handshake JWT (HS256) auth, user and org
+// rooms, and POST /api/events {event, to: {user|org|rooms}, data} -> io.to(rooms).emit.
+// The same surface the load generator drives on Switchyard, nothing more.
+const http = require("node:http");
+const crypto = require("node:crypto");
+const { Server } = require("socket.io");
+
+const secret = process.env.JWT_SECRET;
+const apiKey = process.env.API_KEYS;
+
+function verify(token) {
+  const [header, payload, signature] = String(token).split(".");
+  if (!signature) return null;
+  const expected = crypto.createHmac("sha256", secret).update(`${header}.${payload}`).digest("base64url");
+  if (expected !== signature) return null;
+  const claims = JSON.parse(Buffer.from(payload, "base64url"));
+  return claims.exp > Date.now() / 1000 ? claims : null;
+}
+
+const list = (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+const roomsOf = (to) => [
+  ...list(to.user).map((u) => `user:${u}`),
+  ...list(to.org).map((o) => `org:${o}`),
+  ...list(to.rooms),
+];
+
+const server = http.createServer((req, res) => {
+  if (req.method !== "POST" || req.url !== "/api/events") {
+    res.writeHead(404).end();
+    return;
+  }
+  if (req.headers["x-api-key"] !== apiKey) {
+    res.writeHead(401).end();
+    return;
+  }
+  let body = "";
+  req.on("data", (chunk) => (body += chunk));
+  req.on("end", () => {
+    const { event, to, data } = JSON.parse(body);
+    io.to(roomsOf(to)).emit(event, data);
+    res.writeHead(202, { "content-type": "application/json" }).end("{}");
+  });
+});
+
+const io = new Server(server, { cors: { origin: "*" } });
+io.use((socket, next) => {
+  const claims = verify(socket.handshake.auth?.token);
+  if (!claims) return next(new Error("token_invalid"));
+  socket.data.claims = claims;
+  next();
+});
+io.on("connection", (socket) => {
+  const { sub, organizationId } = socket.data.claims;
+  socket.join(`user:${sub}`);
+  if (organizationId) socket.join(`org:${organizationId}`);
+});
+
+server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {
+  console.log(JSON.stringify({ message: "listening", addr: `127.0.0.1:${server.address().port}` }));
+});

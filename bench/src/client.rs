@@ -1,0 +1,136 @@
+//! A Socket.IO client cut to what the benchmark needs, speaking the frames directly so that the
+//! client is never the bottleneck: the Engine.IO v4 handshake over WebSocket, the namespace
+//! connect with `{token}`, pong for every ping, and for each event a latency sample read from
+//! the payload's `t` (microseconds since the generator started).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Microseconds since the generator started: the clock publishers stamp and receivers read.
+pub fn now_us() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// What one connection saw.
+pub struct Tally {
+    pub received: u64,
+    pub latency: Histogram<u64>,
+}
+
+pub struct Connection {
+    ws: Ws,
+}
+
+impl Connection {
+    pub async fn open(addr: &str, token: &str) -> anyhow::Result<Connection> {
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (mut ws, _) = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url))
+            .await
+            .context("websocket connect timed out")??;
+        let open = next_text(&mut ws).await?;
+        if !open.starts_with('0') {
+            bail!("expected an Engine.IO open packet, got {open}");
+        }
+        ws.send(Message::text(format!("40{{\"token\":\"{token}\"}}"))).await?;
+        loop {
+            let frame = next_text(&mut ws).await?;
+            if frame.starts_with("40") {
+                return Ok(Connection { ws });
+            }
+            if frame == "2" {
+                ws.send(Message::text("3")).await?;
+                continue;
+            }
+            bail!("connection refused: {frame}");
+        }
+    }
+
+    /// Counts deliveries (also into `total`, shared by all connections) until `stop` turns
+    /// true; answers pings meanwhile.
+    pub async fn receive(mut self, mut stop: watch::Receiver<bool>, total: Arc<AtomicU64>) -> Tally {
+        let mut tally = Tally {
+            received: 0,
+            latency: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+        };
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                message = self.ws.next() => {
+                    let Some(Ok(message)) = message else { break };
+                    let Message::Text(text) = message else { continue };
+                    let text = text.as_str();
+                    if text == "2" {
+                        let _ = self.ws.send(Message::text("3")).await;
+                    } else if text.starts_with("42") {
+                        // Only the benchmark's own (stamped) events count; presence
+                        // announcements and the like are not deliveries of the load.
+                        if let Some(sent) = stamp(text) {
+                            tally.received += 1;
+                            total.fetch_add(1, Ordering::Relaxed);
+                            let _ = tally.latency.record(now_us().saturating_sub(sent).max(1));
+                        }
+                    }
+                }
+            }
+        }
+        let _ = self.ws.close(None).await;
+        tally
+    }
+
+}
+
+/// The `"t":<micros>` stamp of an event frame, without parsing the whole JSON.
+fn stamp(frame: &str) -> Option<u64> {
+    let at = frame.find("\"t\":")? + 4;
+    let digits: String = frame[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .context("no frame within 30 s")?
+            .context("connection closed")??;
+        if let Message::Text(t) = message {
+            return Ok(t.to_string());
+        }
+    }
+}
+
+/// An HS256 token both servers accept.
+pub fn token(sub: &str, org: &str) -> String {
+    let claims = serde_json::json!({
+        "sub": sub,
+        "organizationId": org,
+        "exp": 4_102_444_800u64,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(super::servers::SECRET.as_bytes()),
+    )
+    .expect("signable")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stamps_are_read_from_event_frames() {
+        assert_eq!(super::stamp(r#"42["invoice:created",{"n":1,"t":12345}]"#), Some(12345));
+        assert_eq!(super::stamp(r#"42["x",{}]"#), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! `switchyard-bench`: drives Switchyard and the Node Socket.IO reference with the same load, in
+//! the same run, and reports each figure side by side with the ratio.
+//!
+//! - [`servers`]: starts each server pinned to core 0 (the generator pins itself to core 1),
+//!   reads its address from its `listening` log line and its memory from `/proc`.
+//! - [`client`]: a minimal Engine.IO v4 / Socket.IO v5 WebSocket client (answers pings, counts
+//!   deliveries, measures publish→receive latency from a timestamp in the payload).
+//! - [`scenarios`]: idle connections, fan-out to one room, HTTP publish latency, 1:1 notify.
+//! - [`report`]: the markdown table and JSON.
+
+mod client;
+mod report;
+mod scenarios;
+mod servers;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "switchyard-bench", about = "Switchyard against the Node Socket.IO reference")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every scenario against both servers; writes bench/results/latest.{md,json}.
+    Compare(scenarios::Sizes),
+    /// A few seconds at small sizes, to keep the generator honest (part of the test command).
+    Smoke,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    servers::pin_self_to_core(1);
+    let (sizes, out) = match cli.command {
+        Command::Compare(sizes) => (sizes, Some(results_dir())),
+        Command::Smoke => (scenarios::Sizes::smoke(), None),
+    };
+    let results = scenarios::run_all(&sizes).await?;
+    let table = report::markdown(&results, &sizes);
+    println!("{table}");
+    if let Some(dir) = out {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("latest.md"), &table)?;
+        std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&report::json(&results, &sizes))?)?;
+        eprintln!("written to {}", dir.display());
+    } else {
+        report::check_smoke(&results)?;
+        println!("smoke: 1 passed, 0 failed");
+    }
+    Ok(())
+}
+
+fn results_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results")
+}

@@ -1,0 +1,108 @@
+//! The two servers under test, started the same way: pinned to core 0, port 0, the same JWT
+//! secret and API key, a fresh SQLite database for Switchyard.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+pub const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
+pub const API_KEY: &str = "bench-api-key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Kind {
+    Switchyard,
+    Node,
+}
+
+pub struct Server {
+    pub addr: String,
+    child: Child,
+    _dir: PathBuf,
+}
+
+impl Server {
+    pub fn start(kind: Kind) -> anyhow::Result<Server> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = std::env::temp_dir().join(format!("switchyard-bench-{}-{}", std::process::id(), kind as u8));
+        std::fs::create_dir_all(&dir)?;
+        let mut command = Command::new("taskset");
+        command.arg("-c").arg("0");
+        match kind {
+            Kind::Switchyard => {
+                let binary = std::env::var("SWITCHYARD_BIN")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|_| root.join("target/release/switchyard"));
+                if !binary.exists() {
+                    bail!("{} is missing: run `cargo build --release` first", binary.display());
+                }
+                command
+                    .arg(binary)
+                    .env("DATABASE_URL", format!("sqlite://{}/bench.db?mode=rwc", dir.display()))
+                    .env("LOG_FORMAT", "json")
+                    .env("RUST_LOG", "warn,switchyard::startup=info")
+                    .env("EVENTS_ALLOW_UNKNOWN", "true")
+                    // The Node reference keeps no history: compare the same job.
+                    .env("HISTORY_ROOMS", "none");
+            }
+            Kind::Node => {
+                let script = root.join("bench/node-reference/server.js");
+                command.arg("node").arg(script);
+            }
+        }
+        let mut child = command
+            .current_dir(&dir)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("JWT_SECRET", SECRET)
+            .env("API_KEYS", API_KEY)
+            .env("APP_ENV", "test")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {kind:?} (needs taskset and node)"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && v["message"] == "listening"
+                {
+                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .with_context(|| format!("{kind:?} did not log `listening`"))?;
+        Ok(Server { addr, child, _dir: dir })
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+/// Pins this process to one core so the generator never competes with the server's core.
+pub fn pin_self_to_core(core: usize) {
+    let _ = Command::new("taskset")
+        .args(["-a", "-p", "-c", &core.to_string(), &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status();
+}
