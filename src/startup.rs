@@ -33,6 +33,10 @@ use crate::{http as api, rawws, realtime};
 
 /// Largest Socket.IO packet a client may send (bytes).
 const MAX_CLIENT_PAYLOAD: u64 = 1024 * 1024;
+/// Packets a socket may have waiting to be written. socketioxide drops a packet for a socket
+/// whose queue is full (the default of 128 lost deliveries under fan-out load); the queue's
+/// memory is only taken while it holds packets.
+const SOCKET_SEND_QUEUE: usize = 1024;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +73,9 @@ impl Application {
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
 
-        let builder = SocketIo::builder().max_payload(MAX_CLIENT_PAYLOAD);
+        let builder = SocketIo::builder()
+            .max_payload(MAX_CLIENT_PAYLOAD)
+            .max_buffer_size(SOCKET_SEND_QUEUE);
         let builder = if settings.msgpack {
             builder.with_parser(socketioxide::ParserConfig::msgpack())
         } else {

@@ -1,5 +1,6 @@
 // The Node Socket.IO reference for the benchmark: handshake JWT (HS256) auth, user and org
-// rooms, and POST /api/events {event, to: {user|org|rooms}, data} -> io.to(rooms).emit.
+// rooms, `subscribe {channel}` with an ack, and POST /api/events {event, to: {user|org|channel|rooms},
+// data} -> io.to(rooms).emit.
 // The same surface the load generator drives on Switchyard, nothing more.
 const http = require("node:http");
 const crypto = require("node:crypto");
@@ -21,6 +22,7 @@ const list = (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 const roomsOf = (to) => [
   ...list(to.user).map((u) => `user:${u}`),
   ...list(to.org).map((o) => `org:${o}`),
+  ...list(to.channel),
   ...list(to.rooms),
 ];
 
@@ -53,6 +55,10 @@ io.on("connection", (socket) => {
   const { sub, organizationId } = socket.data.claims;
   socket.join(`user:${sub}`);
   if (organizationId) socket.join(`org:${organizationId}`);
+  socket.on("subscribe", ({ channel }, ack) => {
+    socket.join(channel);
+    ack?.({ ok: true, channel });
+  });
 });
 
 server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {

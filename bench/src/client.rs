@@ -50,11 +50,29 @@ impl Connection {
             if frame.starts_with("40") {
                 return Ok(Connection { ws });
             }
+            if frame.starts_with("44") {
+                bail!("connection refused: {frame}");
+            }
             if frame == "2" {
                 ws.send(Message::text("3")).await?;
                 continue;
             }
             bail!("connection refused: {frame}");
+        }
+    }
+
+    /// Joins a public channel and waits for the acknowledgement.
+    pub async fn subscribe(&mut self, channel: &str) -> anyhow::Result<()> {
+        self.ws
+            .send(Message::text(format!("421[\"subscribe\",{{\"channel\":\"{channel}\"}}]")))
+            .await?;
+        loop {
+            let frame = next_text(&mut self.ws).await?;
+            if frame == "2" {
+                self.ws.send(Message::text("3")).await?;
+            } else if frame.starts_with("431") {
+                return Ok(());
+            }
         }
     }
 
@@ -111,11 +129,11 @@ async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
     }
 }
 
-/// An HS256 token both servers accept.
-pub fn token(sub: &str, org: &str) -> String {
+/// An HS256 token both servers accept. It names no organization or tenant, so Switchyard's
+/// presence announcements (which the Node reference does not make) stay out of the load.
+pub fn token(sub: &str) -> String {
     let claims = serde_json::json!({
         "sub": sub,
-        "organizationId": org,
         "exp": 4_102_444_800u64,
     });
     jsonwebtoken::encode(

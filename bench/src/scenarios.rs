@@ -15,6 +15,9 @@ use tokio::sync::watch;
 use crate::client::{Connection, Tally, now_us, token};
 use crate::servers::{API_KEY, Kind, Server};
 
+/// The public channel the fan-out sockets subscribe to (one of Switchyard's default patterns).
+const FAN_OUT_CHANNEL: &str = "stores";
+
 #[derive(clap::Args, Clone, Debug, Serialize)]
 pub struct Sizes {
     /// Idle connections held (memory per connection).
@@ -84,14 +87,20 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<Results> {
     Ok(results)
 }
 
-/// Opens `n` connections, `org` their organization, users `{prefix}{i}`.
-async fn open_many(server: &Server, n: usize, prefix: &str, org: &str) -> anyhow::Result<Vec<Connection>> {
+/// Opens `n` connections of users `{prefix}{i}`, each subscribed to `channel` when given.
+async fn open_many(server: &Server, n: usize, prefix: &str, channel: Option<&str>) -> anyhow::Result<Vec<Connection>> {
     let addr = server.addr.clone();
     let connections: Vec<anyhow::Result<Connection>> = stream::iter(0..n)
         .map(|i| {
             let addr = addr.clone();
-            let token = token(&format!("{prefix}{i}"), org);
-            async move { Connection::open(&addr, &token).await }
+            let token = token(&format!("{prefix}{i}"));
+            async move {
+                let mut connection = Connection::open(&addr, &token).await?;
+                if let Some(channel) = channel {
+                    connection.subscribe(channel).await?;
+                }
+                Ok(connection)
+            }
         })
         .buffer_unordered(256)
         .collect()
@@ -189,7 +198,7 @@ fn measure(scenario: &'static str, metric: &'static str, unit: &'static str, hig
 /// (1) Idle connections: memory per connection.
 async fn idle(server: &Server, n: usize) -> anyhow::Result<Vec<Measure>> {
     let before = server.rss_kib();
-    let connections = open_many(server, n, "idle-", "idle").await?;
+    let connections = open_many(server, n, "idle-", None).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = server.rss_kib();
     let receivers = Receivers::start(connections);
@@ -200,10 +209,10 @@ async fn idle(server: &Server, n: usize) -> anyhow::Result<Vec<Measure>> {
 
 /// (2) One room: deliveries per second at saturation, or (3) latency at a paced rate.
 async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) -> anyhow::Result<Vec<Measure>> {
-    let receivers = Receivers::start(open_many(server, room, "fan-", "fanout").await?);
+    let receivers = Receivers::start(open_many(server, room, "fan-", Some(FAN_OUT_CHANNEL)).await?);
     let start = Instant::now();
     let acked = publish(server, seconds, rate, |_| {
-        serde_json::json!({"event": "invoice:created", "to": {"org": "fanout"}, "data": {"t": now_us()}})
+        serde_json::json!({"event": "store_updated", "to": {"channel": FAN_OUT_CHANNEL}, "data": {"storeId": "s", "t": now_us()}})
     })
     .await;
     let expected = acked * room as u64;
@@ -225,7 +234,7 @@ async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) 
 
 /// (4) 1:1 notifications: each publish to one user's room, round robin.
 async fn notify(server: &Server, users: usize, seconds: u64) -> anyhow::Result<Vec<Measure>> {
-    let receivers = Receivers::start(open_many(server, users, "user-", "notify").await?);
+    let receivers = Receivers::start(open_many(server, users, "user-", None).await?);
     let start = Instant::now();
     let acked = publish(server, seconds, None, |i| {
         // message:new, not notification:new, which Switchyard also keeps in an inbox.
@@ -244,7 +253,7 @@ async fn notify(server: &Server, users: usize, seconds: u64) -> anyhow::Result<V
 
 /// (5) HTTP publish → delivery latency for one subscriber at a gentle rate.
 async fn http_latency(server: &Server, seconds: u64) -> anyhow::Result<Vec<Measure>> {
-    let receivers = Receivers::start(open_many(server, 1, "solo-", "solo").await?);
+    let receivers = Receivers::start(open_many(server, 1, "solo-", None).await?);
     let acked = publish(server, seconds, Some(50), |_| {
         serde_json::json!({"event": "message:new", "to": {"user": "solo-0"}, "data": {"t": now_us()}})
     })

@@ -157,13 +157,13 @@ test("room member counts and membership removal span both instances", async () =
   }
   const m1 = await a.connect({ auth: { token: token("m1", { tenantId: "t-c" }) } });
   const m2 = await b.connect({ auth: { token: token("m2", { tenantId: "t-c" }) } });
-  const join = (c) => c.socket.timeout(5000).emitWithAck("join-project", { projectId: "p-c" });
+  const join = (c) => c.socket.timeout(10000).emitWithAck("join-project", { projectId: "p-c" });
   assert.equal((await join(m1)).members, 1);
   assert.equal((await join(m2)).members, 2, "the count includes the other instance");
 
   // Removing m2's membership through instance A takes m2's socket on B out of the room.
   assert.equal((await a.api("DELETE", "/api/tenants/t-c/projects/p-c/members/m2")).status, 204);
-  const counted = await m1.socket.timeout(5000).emitWithAck("room:members", { room: "tenant:t-c:project:p-c" });
+  const counted = await m1.socket.timeout(10000).emitWithAck("room:members", { room: "tenant:t-c:project:p-c" });
   assert.equal(counted.members, 1);
   await b.publish({ event: "task:created", to: { tenant: "t-c", project: "p-c" }, data: { id: 1 } });
   await barrier();

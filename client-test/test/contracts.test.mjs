@@ -13,7 +13,7 @@ after(async () => {
   await server?.stop();
 });
 
-const ack = (client, event, payload) => client.socket.timeout(5000).emitWithAck(event, payload);
+const ack = (client, event, payload) => client.socket.timeout(10000).emitWithAck(event, payload);
 
 test("invitations: watchers get invitation-update once; a foreign invitation is refused", async () => {
   assert.equal((await server.api("PUT", "/api/invitations/inv-theirs", { organizationId: "org-b" })).status, 201);

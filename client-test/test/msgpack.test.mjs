@@ -17,7 +17,7 @@ test("a msgpack client connects, receives publications and gets acks", async () 
   await server.publish({ event: "invoice:created", to: { org: "o" }, data: { n: 1, tags: ["a"] } });
   await server.barrier();
   assert.deepEqual(await client.beforeBarrier(), [{ name: "invoice:created", args: [{ n: 1, tags: ["a"] }] }]);
-  const ack = await client.socket.timeout(5000).emitWithAck("subscribe", { channel: "stores" });
+  const ack = await client.socket.timeout(10000).emitWithAck("subscribe", { channel: "stores" });
   assert.deepEqual(ack, { ok: true, channel: "stores" });
   const refused = await server.refused({ parser: msgpackParser });
   assert.match(refused.message, /^token_missing: /);

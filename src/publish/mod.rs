@@ -376,9 +376,18 @@ impl Publisher {
             .except(audience.except_names())
             .emit(publication.event.as_str(), &publication.data)
             .await;
-        // A socket whose queue is closed or full is on its way out; the others got it.
-        if let Err(error) = result {
-            tracing::debug!(%error, "some sockets could not be reached");
+        // A closed socket is on its way out; a full queue means a client far behind, which
+        // loses this delivery (socketioxide does not say which socket it was).
+        if let Err(socketioxide::BroadcastError::Socket(errors)) = &result {
+            let full = errors
+                .iter()
+                .filter(|e| matches!(e, socketioxide::SocketError::InternalChannelFull))
+                .count();
+            if full > 0 {
+                tracing::warn!(full, event = %publication.event, "delivery dropped for sockets whose send queue is full");
+            }
+        } else if let Err(error) = result {
+            tracing::warn!(%error, "delivery failed");
         }
         self.inner.hub.deliver(publication, offsets);
     }
