@@ -105,6 +105,25 @@ impl Room {
         Ok(Room::Invitation(id("invitation id", invitation_id)?))
     }
 
+    /// `venue_updates`: every venue's updates.
+    pub fn venue_updates() -> Room {
+        Room::Named("venue_updates".into())
+    }
+    /// `venue:{id}`, `vibe_checks:{id}`, `promotions:{id}`: one venue's channels.
+    pub fn venue(venue_id: &str) -> Result<Room, RoomError> {
+        Ok(Room::Named(format!("venue:{}", id("venue id", venue_id)?)))
+    }
+    pub fn vibe_checks(venue_id: &str) -> Result<Room, RoomError> {
+        Ok(Room::Named(format!("vibe_checks:{}", id("venue id", venue_id)?)))
+    }
+    pub fn promotions(venue_id: &str) -> Result<Room, RoomError> {
+        Ok(Room::Named(format!("promotions:{}", id("venue id", venue_id)?)))
+    }
+    /// `stores`: the commerce channel every customer connection is in.
+    pub fn stores() -> Room {
+        Room::Named("stores".into())
+    }
+
     /// A bare name: a public channel or a socket id. Anything that parses as one of the
     /// structured rooms is returned as that room instead.
     pub fn parse(name: &str) -> Result<Room, RoomError> {

@@ -85,19 +85,18 @@ async fn all_venue_updates(
     State(state): State<AppState>,
     Query(window): Query<Window>,
 ) -> Result<Json<Value>, ApiError> {
-    read_room(&state, &identity, Room::Named("venue_updates".into()), &window).await
+    read_room(&state, &identity, Room::venue_updates(), &window).await
 }
 
-/// One of a venue's channels: `{prefix}{id}`.
+/// One of a venue's channels.
 async fn venue_channel(
     state: &AppState,
     identity: &crate::auth::Identity,
-    prefix: &str,
-    id: &str,
+    room: Result<Room, rooms::RoomError>,
     window: &Window,
 ) -> Result<Json<Value>, ApiError> {
-    let id = rooms::id("venue id", id).map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
-    read_room(state, identity, Room::Named(format!("{prefix}{id}")), window).await
+    let room = room.map_err(|e| ApiError::invalid_field("id", e.to_string()))?;
+    read_room(state, identity, room, window).await
 }
 
 async fn venue_updates(
@@ -106,7 +105,7 @@ async fn venue_updates(
     Path(id): Path<String>,
     Query(window): Query<Window>,
 ) -> Result<Json<Value>, ApiError> {
-    venue_channel(&state, &identity, "venue:", &id, &window).await
+    venue_channel(&state, &identity, Room::venue(&id), &window).await
 }
 
 async fn vibe_checks(
@@ -115,7 +114,7 @@ async fn vibe_checks(
     Path(id): Path<String>,
     Query(window): Query<Window>,
 ) -> Result<Json<Value>, ApiError> {
-    venue_channel(&state, &identity, "vibe_checks:", &id, &window).await
+    venue_channel(&state, &identity, Room::vibe_checks(&id), &window).await
 }
 
 async fn promotions(
@@ -124,7 +123,7 @@ async fn promotions(
     Path(id): Path<String>,
     Query(window): Query<Window>,
 ) -> Result<Json<Value>, ApiError> {
-    venue_channel(&state, &identity, "promotions:", &id, &window).await
+    venue_channel(&state, &identity, Room::promotions(&id), &window).await
 }
 
 async fn read_room(

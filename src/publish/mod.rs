@@ -113,18 +113,7 @@ pub enum PublishError {
 /// Delivers publications. Cheap to clone; one per application.
 #[derive(Clone)]
 pub struct Publisher {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    io: SocketIo,
-    hub: Arc<Hub>,
-    history: Arc<History>,
-    presence: Arc<Presence>,
-    db: DatabaseConnection,
-    /// Cross-instance delivery, when Redis is configured.
-    fanout: Option<Fanout>,
-    redis: Arc<RedisLink>,
+    inner: Arc<Outlets>,
 }
 
 /// What a [`Publisher`] delivers to and records in.
@@ -134,31 +123,15 @@ pub struct Outlets {
     pub history: Arc<History>,
     pub presence: Arc<Presence>,
     pub db: DatabaseConnection,
+    /// Cross-instance delivery, when Redis is configured.
     pub fanout: Option<Fanout>,
     pub redis: Arc<RedisLink>,
 }
 
 impl Publisher {
     pub fn new(outlets: Outlets) -> Self {
-        let Outlets {
-            io,
-            hub,
-            history,
-            presence,
-            db,
-            fanout,
-            redis,
-        } = outlets;
         Publisher {
-            inner: Arc::new(Inner {
-                io,
-                hub,
-                history,
-                presence,
-                db,
-                fanout,
-                redis,
-            }),
+            inner: Arc::new(outlets),
         }
     }
 

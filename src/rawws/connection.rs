@@ -140,7 +140,7 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: 
     }
     if dialect == Dialect::Commerce {
         // Store updates go to every customer.
-        hub.join(&id, "stores");
+        hub.join(&id, &Room::stores().name());
     }
     tracing::info!(conn = %id, user = %identity.user_id, ?dialect, "plain websocket connected");
     state.presence.count_in(&identity.user_id);
