@@ -26,7 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Every scenario against both servers; writes bench/results/latest.{md,json}.
+    /// Every scenario against both servers; writes bench/results/latest.{md,json} and the
+    /// latency curve latency.svg.
     Compare(scenarios::Sizes),
     /// A few seconds at small sizes, to keep the generator honest (part of the test command).
     Smoke,
@@ -41,11 +42,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Smoke => (scenarios::Sizes::smoke(), None),
     };
     let results = scenarios::run_all(&sizes).await?;
-    let table = report::markdown(&results, &sizes);
+    let table = report::markdown(&results, &sizes) + &report::curve(&results);
     println!("{table}");
     if let Some(dir) = out {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("latest.md"), &table)?;
+        std::fs::write(dir.join("latency.svg"), report::svg(&results))?;
         std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&report::json(&results, &sizes))?)?;
         eprintln!("written to {}", dir.display());
     } else {

@@ -35,6 +35,9 @@ pub struct Sizes {
     /// Users (one socket each) for 1:1 notifications.
     #[arg(long, default_value_t = 500)]
     pub users: usize,
+    /// Publish rates (per second) of the latency curve: deliveries/s = rate × room.
+    #[arg(long, value_delimiter = ',', default_value = "5,10,20,40,80,160")]
+    pub sweep: Vec<u64>,
 }
 
 impl Sizes {
@@ -45,6 +48,7 @@ impl Sizes {
             seconds: 1,
             paced_rate: 10,
             users: 20,
+            sweep: vec![5, 20],
         }
     }
 }
@@ -60,29 +64,53 @@ pub struct Measure {
     pub lost: i64,
 }
 
+/// One point of the latency curve: an offered fan-out rate and what came of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    pub offered_per_s: f64,
+    pub delivered_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub lost: i64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Results {
     pub switchyard: Vec<Measure>,
     pub node: Vec<Measure>,
+    pub switchyard_curve: Vec<Point>,
+    pub node_curve: Vec<Point>,
 }
 
 pub async fn run_all(sizes: &Sizes) -> anyhow::Result<Results> {
     let mut results = Results {
         switchyard: Vec::new(),
         node: Vec::new(),
+        switchyard_curve: Vec::new(),
+        node_curve: Vec::new(),
     };
     for kind in [Kind::Switchyard, Kind::Node] {
         let server = Server::start(kind)?;
         eprintln!("{kind:?} on {}", server.addr);
-        let out = match kind {
-            Kind::Switchyard => &mut results.switchyard,
-            Kind::Node => &mut results.node,
+        let (out, curve) = match kind {
+            Kind::Switchyard => (&mut results.switchyard, &mut results.switchyard_curve),
+            Kind::Node => (&mut results.node, &mut results.node_curve),
         };
         out.extend(idle(&server, sizes.idle).await?);
         out.extend(fan_out(&server, sizes.room, None, sizes.seconds).await?);
         out.extend(fan_out(&server, sizes.room, Some(sizes.paced_rate), sizes.seconds).await?);
         out.extend(notify(&server, sizes.users, sizes.seconds).await?);
         out.extend(http_latency(&server, sizes.seconds).await?);
+        for rate in &sizes.sweep {
+            let run = fan_out_run(&server, sizes.room, Some(*rate), sizes.seconds).await?;
+            curve.push(Point {
+                offered_per_s: (*rate as usize * sizes.room) as f64,
+                delivered_per_s: run.received as f64 / run.elapsed,
+                p50_ms: run.p50_ms(),
+                p99_ms: run.p99_ms(),
+                lost: run.lost(),
+            });
+        }
     }
     Ok(results)
 }
@@ -207,8 +235,29 @@ async fn idle(server: &Server, n: usize) -> anyhow::Result<Vec<Measure>> {
     Ok(vec![measure("idle connections", "memory per connection", "bytes", false, per_connection, 0)])
 }
 
-/// (2) One room: deliveries per second at saturation, or (3) latency at a paced rate.
-async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) -> anyhow::Result<Vec<Measure>> {
+/// What one fan-out run delivered.
+struct Run {
+    expected: u64,
+    received: u64,
+    /// Seconds from the first publish to the last delivery.
+    elapsed: f64,
+    latency: Histogram<u64>,
+}
+
+impl Run {
+    fn lost(&self) -> i64 {
+        self.expected as i64 - self.received as i64
+    }
+    fn p50_ms(&self) -> f64 {
+        self.latency.value_at_quantile(0.5) as f64 / 1000.0
+    }
+    fn p99_ms(&self) -> f64 {
+        self.latency.value_at_quantile(0.99) as f64 / 1000.0
+    }
+}
+
+/// One room of `room` sockets, publishes at `rate` (None: as fast as possible).
+async fn fan_out_run(server: &Server, room: usize, rate: Option<u64>, seconds: u64) -> anyhow::Result<Run> {
     let receivers = Receivers::start(open_many(server, room, "fan-", Some(FAN_OUT_CHANNEL)).await?);
     let start = Instant::now();
     let acked = publish(server, seconds, rate, |_| {
@@ -219,15 +268,26 @@ async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) 
     let last = receivers.drain(expected).await;
     let elapsed = last.duration_since(start).as_secs_f64();
     let (received, latency) = receivers.finish().await;
-    let lost = expected as i64 - received as i64;
+    Ok(Run {
+        expected,
+        received,
+        elapsed,
+        latency,
+    })
+}
+
+/// (2) One room: deliveries per second at saturation, or (3) latency at a paced rate.
+async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) -> anyhow::Result<Vec<Measure>> {
+    let run = fan_out_run(server, room, rate, seconds).await?;
+    let lost = run.lost();
     Ok(match rate {
         None => vec![
-            measure("fan-out, one room", "deliveries/s at saturation", "1/s", true, received as f64 / elapsed, lost),
-            measure("fan-out, one room", "p50 at saturation", "ms", false, latency.value_at_quantile(0.5) as f64 / 1000.0, lost),
+            measure("fan-out, one room", "deliveries/s at saturation", "1/s", true, run.received as f64 / run.elapsed, lost),
+            measure("fan-out, one room", "p50 at saturation", "ms", false, run.p50_ms(), lost),
         ],
         Some(_) => vec![
-            measure("paced fan-out", "p50 publish→receive", "ms", false, latency.value_at_quantile(0.5) as f64 / 1000.0, lost),
-            measure("paced fan-out", "p99 publish→receive", "ms", false, latency.value_at_quantile(0.99) as f64 / 1000.0, lost),
+            measure("paced fan-out", "p50 publish→receive", "ms", false, run.p50_ms(), lost),
+            measure("paced fan-out", "p99 publish→receive", "ms", false, run.p99_ms(), lost),
         ],
     })
 }
