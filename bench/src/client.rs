@@ -61,19 +61,24 @@ impl Connection {
         }
     }
 
-    /// Joins a public channel and waits for the acknowledgement.
+    /// Joins a public channel and waits (30 s at most) for the acknowledgement.
     pub async fn subscribe(&mut self, channel: &str) -> anyhow::Result<()> {
         self.ws
             .send(Message::text(format!("421[\"subscribe\",{{\"channel\":\"{channel}\"}}]")))
             .await?;
-        loop {
-            let frame = next_text(&mut self.ws).await?;
-            if frame == "2" {
-                self.ws.send(Message::text("3")).await?;
-            } else if frame.starts_with("431") {
-                return Ok(());
+        let acked = async {
+            loop {
+                let frame = next_text(&mut self.ws).await?;
+                if frame == "2" {
+                    self.ws.send(Message::text("3")).await?;
+                } else if frame.starts_with("431") {
+                    return anyhow::Ok(());
+                }
             }
-        }
+        };
+        tokio::time::timeout(Duration::from_secs(30), acked)
+            .await
+            .context("no acknowledgement of `subscribe` within 30 s")?
     }
 
     /// Counts deliveries (also into `total`, shared by all connections) until `stop` turns

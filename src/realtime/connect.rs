@@ -22,6 +22,7 @@ pub fn register(state: &AppState) {
             let identity = authenticate(&state, &socket, auth.ok()).await.inspect_err(|e| {
                 tracing::info!(sid = %socket.id, code = e.code(), "connection refused");
             })?;
+            prepare(&state, &socket, &identity);
             socket.extensions.insert(identity);
             Ok::<(), AuthError>(())
         }
@@ -59,33 +60,31 @@ pub fn home_rooms(identity: &Identity) -> Vec<Room> {
     .collect()
 }
 
-async fn on_connect(state: AppState, socket: SocketRef) {
-    let Some(identity) = socket.extensions.get::<Identity>() else {
-        // Unreachable: the middleware always inserts it.
-        let _ = socket.disconnect();
-        return;
-    };
-    let mut rooms: Vec<String> = home_rooms(&identity).iter().map(Room::name).collect();
+/// Everything a socket needs before the client hears it is connected: its rooms, its event
+/// handlers and its disconnect handler. Done in the middleware because socketioxide sends the
+/// CONNECT packet before it runs the connect handler, and a client that emits (or is published
+/// to) right after `connect` would otherwise find no handler (or no room) yet.
+fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
+    let mut rooms: Vec<String> = home_rooms(identity).iter().map(Room::name).collect();
     rooms.push(socket.id.to_string());
     socket.join(rooms);
-    tracing::info!(sid = %socket.id, user = %identity.user_id, "connected");
 
-    on(&socket, &state, "watch-invitation", invitations::watch);
-    on(&socket, &state, "unwatch-invitation", invitations::unwatch);
-    on(&socket, &state, "join-project", workspace::join_project);
-    on(&socket, &state, "leave-project", workspace::leave_project);
-    on(&socket, &state, "join-channel", workspace::join_channel);
-    on(&socket, &state, "leave-channel", workspace::leave_channel);
-    on(&socket, &state, "typing:start", workspace::typing_start);
-    on(&socket, &state, "typing:stop", workspace::typing_stop);
-    on(&socket, &state, "room:members", workspace::room_members);
-    on(&socket, &state, "subscribe", channels::subscribe);
-    on(&socket, &state, "unsubscribe", channels::unsubscribe);
+    on(socket, state, "watch-invitation", invitations::watch);
+    on(socket, state, "unwatch-invitation", invitations::unwatch);
+    on(socket, state, "join-project", workspace::join_project);
+    on(socket, state, "leave-project", workspace::leave_project);
+    on(socket, state, "join-channel", workspace::join_channel);
+    on(socket, state, "leave-channel", workspace::leave_channel);
+    on(socket, state, "typing:start", workspace::typing_start);
+    on(socket, state, "typing:stop", workspace::typing_stop);
+    on(socket, state, "room:members", workspace::room_members);
+    on(socket, state, "subscribe", channels::subscribe);
+    on(socket, state, "unsubscribe", channels::unsubscribe);
+    on(socket, state, "notification:read", notifications::read);
     socket.on_fallback(unknown_event);
 
-    on(&socket, &state, "notification:read", notifications::read);
-    // Counted and the disconnect handler registered before any await: a socket that closes
-    // right away is still counted out.
+    // Counted with the disconnect handler in place: a socket that closes at once is still
+    // counted out.
     state.presence.count_in(&identity.user_id);
     let disconnect_state = state.clone();
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
@@ -98,6 +97,15 @@ async fn on_connect(state: AppState, socket: SocketRef) {
             }
         }
     });
+}
+
+async fn on_connect(state: AppState, socket: SocketRef) {
+    let Some(identity) = socket.extensions.get::<Identity>() else {
+        // Unreachable: the middleware always inserts it.
+        let _ = socket.disconnect();
+        return;
+    };
+    tracing::info!(sid = %socket.id, user = %identity.user_id, "connected");
     presence::sync_and_announce(&state, &identity).await;
     notifications::deliver_undelivered(&state, &socket, &identity.user_id).await;
 }

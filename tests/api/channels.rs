@@ -123,3 +123,24 @@ async fn status_reports_connections_instance_uptime_and_redis() {
     assert!(status["rooms"].as_u64().unwrap() >= 4, "two user rooms and two socket rooms: {status}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_event_sent_right_after_connect_is_always_handled() {
+    // The handlers are in place before the client hears `connect`: none of many clients that
+    // emit at once loses its first event.
+    let app = spawn_app().await;
+    let clients = (0..100).map(|i| {
+        let addr = app.addr;
+        tokio::spawn(async move {
+            let token = user_token(&format!("eager-{i}"), None, None);
+            let mut c = crate::sio::SioClient::connect(addr, crate::sio::ConnectOptions::auth_token(&token))
+                .await
+                .unwrap_or_else(|e| panic!("{}", e.message));
+            c.emit_with_ack("subscribe", json!({"channel": "stores"})).await
+        })
+    });
+    for client in clients {
+        assert_eq!(client.await.unwrap()["ok"], true);
+    }
+    app.stop().await;
+}
