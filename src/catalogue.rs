@@ -89,10 +89,6 @@ impl Catalogue {
         self.events.get(event)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.events.keys().map(String::as_str)
-    }
-
     /// Checks `data` against the event's documented shape, if it has one.
     pub fn validate(&self, event: &str, data: &Value) -> Result<(), PayloadError> {
         let Some(fields) = self.get(event).and_then(|s| s.shape.as_ref()) else {

@@ -84,6 +84,16 @@ impl ClusterPresence {
     fn heartbeat_prefix(&self) -> String {
         format!("{}instance:", self.prefix)
     }
+
+    /// Whether an instance's heartbeat key still exists.
+    async fn is_alive(&self, instance: &str) -> bool {
+        let mut conn = self.connection.clone();
+        redis::cmd("EXISTS")
+            .arg(format!("{}{instance}", self.heartbeat_prefix()))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(false)
+    }
 }
 
 impl Presence {
@@ -194,12 +204,7 @@ impl Presence {
             .unwrap_or_default();
         let mut live = 0;
         for instance in known {
-            let alive: bool = redis::cmd("EXISTS")
-                .arg(format!("{}{instance}", cluster.heartbeat_prefix()))
-                .query_async(&mut conn)
-                .await
-                .unwrap_or(false);
-            live += usize::from(alive);
+            live += usize::from(cluster.is_alive(&instance).await);
         }
         live.max(1)
     }
@@ -215,12 +220,7 @@ impl Presence {
             redis::cmd("HGETALL").arg(cluster.user_key(user)).query_async(&mut conn).await;
         let Ok(fields) = fields else { return false };
         for (instance, count) in fields {
-            let alive: bool = redis::cmd("EXISTS")
-                .arg(format!("{}{instance}", cluster.heartbeat_prefix()))
-                .query_async(&mut conn)
-                .await
-                .unwrap_or(false);
-            if alive && count > 0 {
+            if count > 0 && cluster.is_alive(&instance).await {
                 return true;
             }
         }

@@ -43,13 +43,4 @@ impl AuthError {
             AuthError::Unavailable => "auth_unavailable",
         }
     }
-
-    /// The sentence after the code.
-    pub fn sentence(&self) -> String {
-        let full = self.to_string();
-        match full.split_once(": ") {
-            Some((_, sentence)) => sentence.to_owned(),
-            None => full,
-        }
-    }
 }
