@@ -2,6 +2,8 @@
 // rooms, `subscribe {channel}` with an ack, and POST /api/events {event, to: {user|org|channel|rooms},
 // data} -> io.to(rooms).emit.
 // The same surface the load generator drives on Switchyard, nothing more.
+// With REDIS_URL set, instances share rooms through the official @socket.io/redis-adapter
+// (channel prefix REDIS_CHANNEL_PREFIX), the way a multi-instance Node deployment runs.
 const http = require("node:http");
 const crypto = require("node:crypto");
 const { Server } = require("socket.io");
@@ -61,6 +63,22 @@ io.on("connection", (socket) => {
   });
 });
 
-server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {
-  console.log(JSON.stringify({ message: "listening", addr: `127.0.0.1:${server.address().port}` }));
+async function start() {
+  if (process.env.REDIS_URL) {
+    const { createClient } = require("redis");
+    const { createAdapter } = require("@socket.io/redis-adapter");
+    const pub = createClient({ url: process.env.REDIS_URL });
+    const sub = pub.duplicate();
+    await Promise.all([pub.connect(), sub.connect()]);
+    const key = `${process.env.REDIS_CHANNEL_PREFIX ?? ""}socket.io`;
+    io.adapter(createAdapter(pub, sub, { key }));
+  }
+  server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {
+    console.log(JSON.stringify({ message: "listening", addr: `127.0.0.1:${server.address().port}` }));
+  });
+}
+
+start().catch((error) => {
+  console.error(error);
+  process.exit(1);
 });

@@ -10,12 +10,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::net::TcpStream;
-use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// The loopback source address of the `i`-th connection, `per_address` connections to each:
+/// one address has about 28,000 ephemeral ports (32768–60999), so the generator spreads over
+/// 127.0.0.3, 127.0.0.4, … and on into 127.0.1.x.
+pub fn source_address(i: usize, per_address: usize) -> IpAddr {
+    let slot = 2 + i / per_address;
+    IpAddr::V4(Ipv4Addr::new(127, 0, (slot / 250) as u8, (slot % 250) as u8 + 1))
+}
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -28,6 +38,10 @@ pub fn now_us() -> u64 {
 pub struct Tally {
     pub received: u64,
     pub latency: Histogram<u64>,
+    /// Pings answered.
+    pub pings: u64,
+    /// Whether the server closed the connection before the generator stopped.
+    pub closed: bool,
 }
 
 pub struct Connection {
@@ -35,9 +49,21 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub async fn open(addr: &str, token: &str) -> anyhow::Result<Connection> {
+    /// Connects from the loopback address `source` to the server at `addr` and joins the main
+    /// namespace with `token`.
+    pub async fn open(addr: &str, token: &str, source: IpAddr) -> anyhow::Result<Connection> {
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let (mut ws, _) = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url))
+        let server: SocketAddr = addr.parse().context("server address")?;
+        let connect = async {
+            let socket = TcpSocket::new_v4()?;
+            socket.set_reuseaddr(false)?;
+            socket.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
+            let stream = socket.connect(server).await.context("tcp connect")?;
+            stream.set_nodelay(true)?;
+            let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+            anyhow::Ok(ws)
+        };
+        let mut ws = tokio::time::timeout(Duration::from_secs(30), connect)
             .await
             .context("websocket connect timed out")??;
         let open = next_text(&mut ws).await?;
@@ -87,16 +113,23 @@ impl Connection {
         let mut tally = Tally {
             received: 0,
             latency: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+            pings: 0,
+            closed: false,
         };
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
                 message = self.ws.next() => {
-                    let Some(Ok(message)) = message else { break };
+                    let Some(Ok(message)) = message else {
+                        tally.closed = true;
+                        break;
+                    };
                     let Message::Text(text) = message else { continue };
                     let text = text.as_str();
                     if text == "2" {
-                        let _ = self.ws.send(Message::text("3")).await;
+                        if self.ws.send(Message::text("3")).await.is_ok() {
+                            tally.pings += 1;
+                        }
                     } else if text.starts_with("42") {
                         // Only the benchmark's own (stamped) events count; presence
                         // announcements and the like are not deliveries of the load.

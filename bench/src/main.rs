@@ -5,7 +5,8 @@
 //!   reads its address from its `listening` log line and its memory from `/proc`.
 //! - [`client`]: a minimal Engine.IO v4 / Socket.IO v5 WebSocket client (answers pings, counts
 //!   deliveries, measures publish→receive latency from a timestamp in the payload).
-//! - [`scenarios`]: idle connections, fan-out to one room, HTTP publish latency, 1:1 notify.
+//! - [`scenarios`]: idle connections, fan-out to one room and to many, 1:1 notify, HTTP publish
+//!   latency, two instances via Redis.
 //! - [`report`]: the markdown table and JSON.
 
 mod client;
@@ -37,10 +38,14 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     servers::pin_self_to_core(1);
+    let open_files = servers::raise_open_files();
     let (sizes, out) = match cli.command {
         Command::Compare(sizes) => (sizes, Some(results_dir())),
         Command::Smoke => (scenarios::Sizes::smoke(), None),
     };
+    if (open_files as usize) < sizes.idle_max + 1000 {
+        eprintln!("open files limited to {open_files}: the idle scenario stops where that runs out");
+    }
     let results = scenarios::run_all(&sizes).await?;
     let table = report::markdown(&results, &sizes) + &report::curve(&results);
     println!("{table}");

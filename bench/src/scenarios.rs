@@ -4,7 +4,7 @@
 //! audience, minus what arrived (negative would be duplicates).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::client::{Connection, Tally, now_us, token};
+use crate::client::{Connection, Tally, now_us, source_address, token};
 use crate::servers::{API_KEY, Kind, Server};
 
 /// The public channel the fan-out sockets subscribe to (one of Switchyard's default patterns).
@@ -23,6 +23,30 @@ pub struct Sizes {
     /// Idle connections held (memory per connection).
     #[arg(long, default_value_t = 10_000)]
     pub idle: usize,
+    /// Then idle connections up to this many (0: stop at `idle`), spread over several loopback
+    /// source addresses.
+    #[arg(long, default_value_t = 100_000)]
+    pub idle_max: usize,
+    /// Seconds the idle connections are held afterwards; past the servers' 25 s ping interval
+    /// every one must have answered a ping.
+    #[arg(long, default_value_t = 30)]
+    pub hold: u64,
+    /// Rooms of the many-rooms fan-out...
+    #[arg(long, default_value_t = 100)]
+    pub rooms: usize,
+    /// ...and sockets in each.
+    #[arg(long, default_value_t = 20)]
+    pub per_room: usize,
+    /// Connections per loopback source address (127.0.0.3, 127.0.0.4, …); one address has
+    /// about 28,000 ephemeral ports.
+    #[arg(long, default_value_t = 20_000)]
+    pub per_source: usize,
+    /// Which servers to run (e.g. only `switchyard` under a profiler).
+    #[arg(long, value_delimiter = ',', default_value = "switchyard,node")]
+    pub servers: Vec<Kind>,
+    /// Subscribers on the second instance in the two-instance scenario.
+    #[arg(long, default_value_t = 100)]
+    pub cross_subscribers: usize,
     /// Sockets in the fan-out room.
     #[arg(long, default_value_t = 2_000)]
     pub room: usize,
@@ -44,6 +68,14 @@ impl Sizes {
     pub fn smoke() -> Sizes {
         Sizes {
             idle: 200,
+            idle_max: 300,
+            hold: 0,
+            rooms: 10,
+            per_room: 5,
+            cross_subscribers: 10,
+            // Small, so that the smoke run goes through several source addresses too.
+            per_source: 50,
+            servers: vec![Kind::Switchyard, Kind::Node],
             room: 100,
             seconds: 1,
             paced_rate: 10,
@@ -89,51 +121,82 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<Results> {
         switchyard_curve: Vec::new(),
         node_curve: Vec::new(),
     };
-    for kind in [Kind::Switchyard, Kind::Node] {
-        let server = Server::start(kind)?;
-        eprintln!("{kind:?} on {}", server.addr);
+    let redis = redis_url();
+    PER_SOURCE.store(sizes.per_source.max(1), Ordering::Relaxed);
+    for &kind in &sizes.servers {
         let (out, curve) = match kind {
             Kind::Switchyard => (&mut results.switchyard, &mut results.switchyard_curve),
             Kind::Node => (&mut results.node, &mut results.node_curve),
         };
-        out.extend(idle(&server, sizes.idle).await?);
-        out.extend(fan_out(&server, sizes.room, None, sizes.seconds).await?);
-        out.extend(fan_out(&server, sizes.room, Some(sizes.paced_rate), sizes.seconds).await?);
-        out.extend(notify(&server, sizes.users, sizes.seconds).await?);
-        out.extend(http_latency(&server, sizes.seconds).await?);
-        for rate in &sizes.sweep {
-            let run = fan_out_run(&server, sizes.room, Some(*rate), sizes.seconds).await?;
-            curve.push(Point {
-                offered_per_s: (*rate as usize * sizes.room) as f64,
-                delivered_per_s: run.received as f64 / run.elapsed,
-                p50_ms: run.p50_ms(),
-                p99_ms: run.p99_ms(),
-                lost: run.lost(),
-            });
+        {
+            let server = Server::start(kind)?;
+            eprintln!("{kind:?} on {}", server.addr);
+            out.extend(idle(&server, sizes).await?);
+            out.extend(fan_out(&server, sizes.room, None, sizes.seconds).await?);
+            out.extend(fan_out(&server, sizes.room, Some(sizes.paced_rate), sizes.seconds).await?);
+            out.extend(many_rooms(&server, sizes.rooms, sizes.per_room, sizes.seconds).await?);
+            out.extend(notify(&server, sizes.users, sizes.seconds).await?);
+            out.extend(http_latency(&server, sizes.seconds).await?);
+            for rate in &sizes.sweep {
+                let run = fan_out_run(&server, sizes.room, Some(*rate), sizes.seconds).await?;
+                curve.push(Point {
+                    offered_per_s: (*rate as usize * sizes.room) as f64,
+                    delivered_per_s: run.received as f64 / run.elapsed,
+                    p50_ms: run.p50_ms(),
+                    p99_ms: run.p99_ms(),
+                    lost: run.lost(),
+                });
+            }
         }
+        out.extend(cross_instance(kind, redis.as_deref(), sizes.cross_subscribers, sizes.seconds).await?);
     }
     Ok(results)
 }
 
-/// Opens `n` connections of users `{prefix}{i}`, each subscribed to `channel` when given.
-async fn open_many(server: &Server, n: usize, prefix: &str, channel: Option<&str>) -> anyhow::Result<Vec<Connection>> {
-    let addr = server.addr.clone();
+/// The Redis the two-instance scenario uses: `BENCH_REDIS_URL`, else the test command's
+/// `TEST_REDIS_URL`, else the default port; None when nothing answers there.
+fn redis_url() -> Option<String> {
+    let url = std::env::var("BENCH_REDIS_URL")
+        .or_else(|_| std::env::var("TEST_REDIS_URL"))
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let host_port = url.trim_start_matches("redis://").rsplit('@').next()?.split('/').next()?.to_owned();
+    match std::net::TcpStream::connect_timeout(&host_port.parse().ok()?, Duration::from_secs(1)) {
+        Ok(_) => Some(url),
+        Err(error) => {
+            eprintln!("no Redis answers at {url} ({error}): the two-instance scenario is skipped");
+            None
+        }
+    }
+}
+
+/// Every connection of the run gets the next loopback source address slot, so a scenario never
+/// waits on ports the previous one left in TIME_WAIT.
+static NEXT_CONNECTION: AtomicUsize = AtomicUsize::new(0);
+static PER_SOURCE: AtomicUsize = AtomicUsize::new(20_000);
+
+/// Opens `n` connections of users `{prefix}{i}`, the i-th subscribed to `channel(i)` when it
+/// names one.
+async fn open_many(
+    addr: &str,
+    n: usize,
+    prefix: &str,
+    channel: impl Fn(usize) -> Option<String>,
+) -> anyhow::Result<Vec<Connection>> {
     let connections: Vec<anyhow::Result<Connection>> = stream::iter(0..n)
-        .map(|i| {
-            let addr = addr.clone();
-            let token = token(&format!("{prefix}{i}"));
-            async move {
-                let mut connection = Connection::open(&addr, &token).await?;
-                if let Some(channel) = channel {
-                    connection.subscribe(channel).await?;
-                }
-                Ok(connection)
-            }
-        })
+        .map(|i| open_one(addr, format!("{prefix}{i}"), channel(i)))
         .buffer_unordered(256)
         .collect()
         .await;
     connections.into_iter().collect()
+}
+
+async fn open_one(addr: &str, user: String, channel: Option<String>) -> anyhow::Result<Connection> {
+    let source = source_address(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed), PER_SOURCE.load(Ordering::Relaxed));
+    let mut connection = Connection::open(addr, &token(&user), source).await?;
+    if let Some(channel) = channel {
+        connection.subscribe(&channel).await?;
+    }
+    Ok(connection)
 }
 
 /// Runs receivers until told to stop; returns their tallies.
@@ -143,15 +206,33 @@ struct Receivers {
     tasks: Vec<tokio::task::JoinHandle<Tally>>,
 }
 
+/// What a set of receivers saw, summed.
+struct Seen {
+    received: u64,
+    latency: Histogram<u64>,
+    /// Connections that answered at least one ping and were still open at the end.
+    answering: usize,
+    /// Connections still open at the end.
+    open: usize,
+}
+
 impl Receivers {
     fn start(connections: Vec<Connection>) -> Receivers {
-        let (stop, stopped) = watch::channel(false);
-        let total = Arc::new(AtomicU64::new(0));
-        let tasks = connections
-            .into_iter()
-            .map(|c| tokio::spawn(c.receive(stopped.clone(), total.clone())))
-            .collect();
-        Receivers { stop, total, tasks }
+        let (stop, _) = watch::channel(false);
+        let mut receivers = Receivers {
+            stop,
+            total: Arc::new(AtomicU64::new(0)),
+            tasks: Vec::new(),
+        };
+        for connection in connections {
+            receivers.add(connection);
+        }
+        receivers
+    }
+
+    fn add(&mut self, connection: Connection) {
+        let task = connection.receive(self.stop.subscribe(), self.total.clone());
+        self.tasks.push(tokio::spawn(task));
     }
 
     /// Waits until `expected` deliveries arrived, or nothing arrived for 3 s; returns when the
@@ -170,25 +251,31 @@ impl Receivers {
         last_change
     }
 
-    async fn finish(self) -> (u64, Histogram<u64>) {
+    async fn finish(self) -> Seen {
         let _ = self.stop.send(true);
-        let mut received = 0;
-        let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+        let mut seen = Seen {
+            received: 0,
+            latency: Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+            answering: 0,
+            open: 0,
+        };
         for task in self.tasks {
             if let Ok(tally) = task.await {
-                received += tally.received;
-                let _ = latency.add(&tally.latency);
+                seen.received += tally.received;
+                let _ = seen.latency.add(&tally.latency);
+                seen.open += usize::from(!tally.closed);
+                seen.answering += usize::from(!tally.closed && tally.pings > 0);
             }
         }
-        (received, latency)
+        seen
     }
 }
 
-/// Publishes `body(i)` for `seconds`, at `rate` per second (None: as fast as 8 concurrent
-/// publishers go). Returns the acknowledged count.
-async fn publish(server: &Server, seconds: u64, rate: Option<u64>, body: impl Fn(u64) -> serde_json::Value + Sync) -> u64 {
+/// Publishes `body(i)` through `addr`'s HTTP API for `seconds`, at `rate` per second (None: as
+/// fast as 8 concurrent publishers go). Returns the acknowledged count.
+async fn publish(addr: &str, seconds: u64, rate: Option<u64>, body: impl Fn(u64) -> serde_json::Value + Sync) -> u64 {
     let http = reqwest::Client::new();
-    let url = format!("http://{}/api/events", server.addr);
+    let url = format!("http://{addr}/api/events");
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let acked = AtomicU64::new(0);
     let next = AtomicU64::new(0);
@@ -223,17 +310,63 @@ fn measure(scenario: &'static str, metric: &'static str, unit: &'static str, hig
     }
 }
 
-/// (1) Idle connections: memory per connection.
-async fn idle(server: &Server, n: usize) -> anyhow::Result<Vec<Measure>> {
+/// (1) Idle connections: memory per connection at `idle`, then at the largest count reached up
+/// to `idle_max`; held for `hold` seconds, every one answering pings meanwhile.
+async fn idle(server: &Server, sizes: &Sizes) -> anyhow::Result<Vec<Measure>> {
     let before = server.rss_kib();
-    let connections = open_many(server, n, "idle-", None).await?;
+    let per_connection = |rss: u64, n: usize| rss.saturating_sub(before) as f64 * 1024.0 / n.max(1) as f64;
+    // Receivers run from the first connection on: opening 100,000 takes longer than a ping
+    // interval plus its timeout.
+    let mut receivers = Receivers::start(Vec::new());
+    let mut failed = 0usize;
+    let mut opened = 0usize;
+    let mut at_first = None;
+    let target = sizes.idle.max(sizes.idle_max);
+    let mut pending = stream::iter(0..target)
+        .map(|i| open_one(&server.addr, format!("idle-{i}"), None))
+        .buffered(256);
+    while let Some(connection) = pending.next().await {
+        match connection {
+            Ok(connection) => {
+                receivers.add(connection);
+                opened += 1;
+            }
+            Err(error) => {
+                if failed == 0 {
+                    eprintln!("idle connection refused after {opened}: {error:#}");
+                }
+                failed += 1;
+            }
+        }
+        if opened + failed == sizes.idle {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            at_first = Some((server.rss_kib(), opened));
+        }
+        if failed > 1000 {
+            break;
+        }
+    }
+    drop(pending);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = server.rss_kib();
-    let receivers = Receivers::start(connections);
-    receivers.finish().await;
-    let per_connection = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
-    Ok(vec![measure("idle connections", "memory per connection", "bytes", false, per_connection, 0)])
+    let at_max = server.rss_kib();
+    eprintln!("  {opened} idle connections open ({failed} refused), holding {} s", sizes.hold);
+    tokio::time::sleep(Duration::from_secs(sizes.hold)).await;
+    let seen = receivers.finish().await;
+    let (first_rss, first_n) = at_first.unwrap_or((at_max, opened));
+    // Past the ping interval every connection must have answered a ping; before it, merely
+    // still be open.
+    let held = if sizes.hold >= 26 { seen.answering } else { seen.open };
+    let lost = (target - held) as i64;
+    let mut out = vec![measure("idle connections", IDLE_AT_FIRST, "bytes", false, per_connection(first_rss, first_n), 0)];
+    if sizes.idle_max > sizes.idle {
+        out.push(measure("idle connections", IDLE_AT_MAX, "bytes", false, per_connection(at_max, opened), 0));
+        out.push(measure("idle connections", "connections held, answering pings", "count", true, held as f64, lost));
+    }
+    Ok(out)
 }
+
+const IDLE_AT_FIRST: &str = "memory per connection, first count";
+const IDLE_AT_MAX: &str = "memory per connection, largest count";
 
 /// What one fan-out run delivered.
 struct Run {
@@ -258,21 +391,21 @@ impl Run {
 
 /// One room of `room` sockets, publishes at `rate` (None: as fast as possible).
 async fn fan_out_run(server: &Server, room: usize, rate: Option<u64>, seconds: u64) -> anyhow::Result<Run> {
-    let receivers = Receivers::start(open_many(server, room, "fan-", Some(FAN_OUT_CHANNEL)).await?);
+    let receivers = Receivers::start(open_many(&server.addr, room, "fan-", |_| Some(FAN_OUT_CHANNEL.into())).await?);
     let start = Instant::now();
-    let acked = publish(server, seconds, rate, |_| {
+    let acked = publish(&server.addr, seconds, rate, |_| {
         serde_json::json!({"event": "store_updated", "to": {"channel": FAN_OUT_CHANNEL}, "data": {"storeId": "s", "t": now_us()}})
     })
     .await;
     let expected = acked * room as u64;
     let last = receivers.drain(expected).await;
     let elapsed = last.duration_since(start).as_secs_f64();
-    let (received, latency) = receivers.finish().await;
+    let seen = receivers.finish().await;
     Ok(Run {
         expected,
-        received,
+        received: seen.received,
         elapsed,
-        latency,
+        latency: seen.latency,
     })
 }
 
@@ -294,35 +427,112 @@ async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) 
 
 /// (4) 1:1 notifications: each publish to one user's room, round robin.
 async fn notify(server: &Server, users: usize, seconds: u64) -> anyhow::Result<Vec<Measure>> {
-    let receivers = Receivers::start(open_many(server, users, "user-", None).await?);
+    let receivers = Receivers::start(open_many(&server.addr, users, "user-", |_| None).await?);
     let start = Instant::now();
-    let acked = publish(server, seconds, None, |i| {
+    let acked = publish(&server.addr, seconds, None, |i| {
         // message:new, not notification:new, which Switchyard also keeps in an inbox.
         serde_json::json!({"event": "message:new", "to": {"user": format!("user-{}", i as usize % users)}, "data": {"t": now_us()}})
     })
     .await;
     let last = receivers.drain(acked).await;
     let elapsed = last.duration_since(start).as_secs_f64();
-    let (received, latency) = receivers.finish().await;
-    let lost = acked as i64 - received as i64;
+    let seen = receivers.finish().await;
+    let lost = acked as i64 - seen.received as i64;
     Ok(vec![
-        measure("1:1 notify", "deliveries/s", "1/s", true, received as f64 / elapsed, lost),
-        measure("1:1 notify", "p99 publish→receive", "ms", false, latency.value_at_quantile(0.99) as f64 / 1000.0, lost),
+        measure("1:1 notify", "deliveries/s", "1/s", true, seen.received as f64 / elapsed, lost),
+        measure("1:1 notify", "p99 publish→receive", "ms", false, ms(&seen.latency, 0.99), lost),
     ])
 }
 
 /// (5) HTTP publish → delivery latency for one subscriber at a gentle rate.
 async fn http_latency(server: &Server, seconds: u64) -> anyhow::Result<Vec<Measure>> {
-    let receivers = Receivers::start(open_many(server, 1, "solo-", None).await?);
-    let acked = publish(server, seconds, Some(50), |_| {
-        serde_json::json!({"event": "message:new", "to": {"user": "solo-0"}, "data": {"t": now_us()}})
+    let seen = gentle(&server.addr, &server.addr, 1, "solo-", seconds).await?;
+    let lost = seen.expected as i64 - seen.received as i64;
+    Ok(vec![
+        measure("HTTP publish → delivery", "p50", "ms", false, ms(&seen.latency, 0.5), lost),
+        measure("HTTP publish → delivery", "p99", "ms", false, ms(&seen.latency, 0.99), lost),
+    ])
+}
+
+/// (3b) Many small rooms: `rooms` channels of `per_room` sockets, publishes round robin as fast
+/// as 8 publishers go.
+async fn many_rooms(server: &Server, rooms: usize, per_room: usize, seconds: u64) -> anyhow::Result<Vec<Measure>> {
+    let channel = |i: usize| format!("store:{}", i % rooms);
+    let connections = open_many(&server.addr, rooms * per_room, "rooms-", |i| Some(channel(i))).await?;
+    let receivers = Receivers::start(connections);
+    let start = Instant::now();
+    let acked = publish(&server.addr, seconds, None, |i| {
+        serde_json::json!({"event": "product_updated", "to": {"channel": channel(i as usize)}, "data": {"storeId": "s", "t": now_us()}})
     })
     .await;
-    receivers.drain(acked).await;
-    let (received, latency) = receivers.finish().await;
-    let lost = acked as i64 - received as i64;
+    let expected = acked * per_room as u64;
+    let last = receivers.drain(expected).await;
+    let elapsed = last.duration_since(start).as_secs_f64();
+    let seen = receivers.finish().await;
+    let lost = expected as i64 - seen.received as i64;
     Ok(vec![
-        measure("HTTP publish → delivery", "p50", "ms", false, latency.value_at_quantile(0.5) as f64 / 1000.0, lost),
-        measure("HTTP publish → delivery", "p99", "ms", false, latency.value_at_quantile(0.99) as f64 / 1000.0, lost),
+        measure("many rooms", "deliveries/s at saturation", "1/s", true, seen.received as f64 / elapsed, lost),
+        measure("many rooms", "p99 at saturation", "ms", false, ms(&seen.latency, 0.99), lost),
     ])
+}
+
+/// (6) Two instances sharing one Redis (Switchyard's own cross-instance path; Node with the
+/// official redis-adapter): subscribers on the second instance, 50 publishes/s through the
+/// first. The added latency is against the same load on one instance without Redis.
+async fn cross_instance(kind: Kind, redis: Option<&str>, subscribers: usize, seconds: u64) -> anyhow::Result<Vec<Measure>> {
+    const SCENARIO: &str = "two instances via Redis";
+    let Some(redis) = redis else {
+        return Ok(vec![
+            measure(SCENARIO, "p50 through the other instance", "ms", false, f64::NAN, 0),
+            measure(SCENARIO, ADDED_P50, "ms", false, f64::NAN, 0),
+        ]);
+    };
+    let alone = {
+        let server = Server::start(kind)?;
+        gentle(&server.addr, &server.addr, subscribers, "alone-", seconds).await?
+    };
+    // A prefix of its own, so runs sharing a Redis never see each other's messages.
+    let prefix = format!("bench-{}-{kind:?}-", std::process::id());
+    let env = [("REDIS_URL", redis.to_owned()), ("REDIS_CHANNEL_PREFIX", prefix)];
+    let first = Server::start_with(kind, &env)?;
+    let second = Server::start_with(kind, &env)?;
+    eprintln!("{kind:?} two instances on {} and {} via {redis}", first.addr, second.addr);
+    let cross = gentle(&first.addr, &second.addr, subscribers, "cross-", seconds).await?;
+    let lost = (alone.expected + cross.expected) as i64 - (alone.received + cross.received) as i64;
+    Ok(vec![
+        measure(SCENARIO, "p50 through the other instance", "ms", false, ms(&cross.latency, 0.5), lost),
+        measure(SCENARIO, ADDED_P50, "ms", false, ms(&cross.latency, 0.5) - ms(&alone.latency, 0.5), lost),
+    ])
+}
+
+pub const ADDED_P50: &str = "added p50 (against one instance without Redis)";
+
+/// What a gentle run saw.
+struct Gentle {
+    expected: u64,
+    received: u64,
+    latency: Histogram<u64>,
+}
+
+/// `subscribers` users connected to `receive_on`, 50 publishes/s to all of them through
+/// `publish_on`.
+async fn gentle(publish_on: &str, receive_on: &str, subscribers: usize, prefix: &str, seconds: u64) -> anyhow::Result<Gentle> {
+    let users: Vec<String> = (0..subscribers).map(|i| format!("{prefix}{i}")).collect();
+    let receivers = Receivers::start(open_many(receive_on, subscribers, prefix, |_| None).await?);
+    let acked = publish(publish_on, seconds, Some(50), |_| {
+        serde_json::json!({"event": "message:new", "to": {"user": users}, "data": {"t": now_us()}})
+    })
+    .await;
+    let expected = acked * subscribers as u64;
+    receivers.drain(expected).await;
+    let seen = receivers.finish().await;
+    Ok(Gentle {
+        expected,
+        received: seen.received,
+        latency: seen.latency,
+    })
+}
+
+fn ms(latency: &Histogram<u64>, quantile: f64) -> f64 {
+    latency.value_at_quantile(quantile) as f64 / 1000.0
 }

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,7 +12,7 @@ use anyhow::{Context, bail};
 pub const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 pub const API_KEY: &str = "bench-api-key";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 pub enum Kind {
     Switchyard,
     Node,
@@ -25,8 +26,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(kind: Kind) -> anyhow::Result<Server> {
+        Server::start_with(kind, &[])
+    }
+
+    /// Starts one instance with extra environment (e.g. `REDIS_URL` for two instances).
+    pub fn start_with(kind: Kind, env: &[(&str, String)]) -> anyhow::Result<Server> {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let dir = std::env::temp_dir().join(format!("switchyard-bench-{}-{}", std::process::id(), kind as u8));
+        let nth = STARTED.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("switchyard-bench-{}-{nth}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let mut command = Command::new("taskset");
         command.arg("-c").arg("0");
@@ -59,6 +67,7 @@ impl Server {
             .env("JWT_SECRET", SECRET)
             .env("API_KEYS", API_KEY)
             .env("APP_ENV", "test")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -105,4 +114,22 @@ pub fn pin_self_to_core(core: usize) {
         .args(["-a", "-p", "-c", &core.to_string(), &std::process::id().to_string()])
         .stdout(Stdio::null())
         .status();
+}
+
+/// Raises this process's open-file limit as far as allowed (the servers, started from here,
+/// inherit it); returns the soft limit in force.
+pub fn raise_open_files() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        let wanted = libc::rlimit { rlim_cur: 1_048_576, rlim_max: 1_048_576 };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+            return wanted.rlim_cur;
+        }
+        let soft = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &soft);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
 }
