@@ -1,23 +1,31 @@
 //! A Socket.IO client cut to what the benchmark needs, speaking the frames directly so that the
 //! client is never the bottleneck: the Engine.IO v4 handshake over WebSocket, the namespace
-//! connect with `{token}`, pong for every ping, and for each event a latency sample read from
-//! the payload's `t` (microseconds since the generator started).
+//! connect with `{token}`, pong for every ping, and for each event two latency samples against
+//! the payload's `t` (microseconds of the system clock at publish): when the frame *arrived*
+//! (the kernel's receive timestamp, `SO_TIMESTAMPNS`), and when the generator *read* it. One
+//! core reading 2,000 sockets in turn reads the last frame of a fan-out milliseconds after it
+//! arrived; a real client, alone on its socket, reads it on arrival.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{self, Poll, ready};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Stamped>;
 
 /// The loopback source address of the `i`-th connection, `per_address` connections to each:
 /// one address has about 28,000 ephemeral ports (32768–60999), so the generator spreads over
@@ -27,17 +35,19 @@ pub fn source_address(i: usize, per_address: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, (slot / 250) as u8, (slot % 250) as u8 + 1))
 }
 
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// Microseconds since the generator started: the clock publishers stamp and receivers read.
+/// Microseconds of the system clock: what publishers stamp, and the clock of the kernel's
+/// receive timestamps.
 pub fn now_us() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// What one connection saw.
 pub struct Tally {
     pub received: u64,
+    /// Publish → arrival at the client's socket.
     pub latency: Histogram<u64>,
+    /// Publish → read by the generator.
+    pub read_latency: Histogram<u64>,
     /// Pings answered.
     pub pings: u64,
     /// Whether the server closed the connection before the generator stopped.
@@ -60,7 +70,7 @@ impl Connection {
             socket.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
             let stream = socket.connect(server).await.context("tcp connect")?;
             stream.set_nodelay(true)?;
-            let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+            let (ws, _) = tokio_tungstenite::client_async(url, Stamped::new(stream)?).await?;
             anyhow::Ok(ws)
         };
         let mut ws = tokio::time::timeout(Duration::from_secs(30), connect)
@@ -113,6 +123,7 @@ impl Connection {
         let mut tally = Tally {
             received: 0,
             latency: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+            read_latency: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
             pings: 0,
             closed: false,
         };
@@ -134,9 +145,12 @@ impl Connection {
                         // Only the benchmark's own (stamped) events count; presence
                         // announcements and the like are not deliveries of the load.
                         if let Some(sent) = stamp(text) {
+                            let read = now_us();
+                            let arrived = self.ws.get_ref().arrived_us.unwrap_or(read);
                             tally.received += 1;
                             total.fetch_add(1, Ordering::Relaxed);
-                            let _ = tally.latency.record(now_us().saturating_sub(sent).max(1));
+                            let _ = tally.latency.record(arrived.saturating_sub(sent).max(1));
+                            let _ = tally.read_latency.record(read.saturating_sub(sent).max(1));
                         }
                     }
                 }
@@ -146,6 +160,100 @@ impl Connection {
         tally
     }
 
+}
+
+/// A TCP stream that remembers when the kernel received the data of its latest read.
+pub struct Stamped {
+    inner: TcpStream,
+    /// System-clock microseconds at which the last segment of the latest read arrived.
+    arrived_us: Option<u64>,
+}
+
+impl Stamped {
+    fn new(inner: TcpStream) -> io::Result<Stamped> {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and an int option value of the right size.
+        let set = unsafe {
+            libc::setsockopt(
+                inner.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if set != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Stamped { inner, arrived_us: None })
+    }
+}
+
+/// `recvmsg` into `buf`, with the receive timestamp from the control message.
+fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of_val(&control);
+    // SAFETY: fd is an open socket and msg describes live buffers.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut arrived = None;
+    // SAFETY: walks the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let at: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                arrived = Some(at.tv_sec as u64 * 1_000_000 + at.tv_nsec as u64 / 1_000);
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, arrived))
+}
+
+impl AsyncRead for Stamped {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut task::Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            ready!(this.inner.poll_read_ready(cx))?;
+            let fd = this.inner.as_raw_fd();
+            let unfilled = buf.initialize_unfilled();
+            match this.inner.try_io(Interest::READABLE, || recv_stamped(fd, unfilled)) {
+                Ok((n, arrived)) => {
+                    if arrived.is_some() {
+                        this.arrived_us = arrived;
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Stamped {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut task::Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut task::Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 /// The `"t":<micros>` stamp of an event frame, without parsing the whole JSON.

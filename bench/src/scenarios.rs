@@ -209,7 +209,10 @@ struct Receivers {
 /// What a set of receivers saw, summed.
 struct Seen {
     received: u64,
+    /// Publish → arrival.
     latency: Histogram<u64>,
+    /// Publish → read by the generator.
+    read_latency: Histogram<u64>,
     /// Connections that answered at least one ping and were still open at the end.
     answering: usize,
     /// Connections still open at the end.
@@ -256,6 +259,7 @@ impl Receivers {
         let mut seen = Seen {
             received: 0,
             latency: Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+            read_latency: Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
             answering: 0,
             open: 0,
         };
@@ -263,6 +267,7 @@ impl Receivers {
             if let Ok(tally) = task.await {
                 seen.received += tally.received;
                 let _ = seen.latency.add(&tally.latency);
+                let _ = seen.read_latency.add(&tally.read_latency);
                 seen.open += usize::from(!tally.closed);
                 seen.answering += usize::from(!tally.closed && tally.pings > 0);
             }
@@ -374,12 +379,21 @@ struct Run {
     received: u64,
     /// Seconds from the first publish to the last delivery.
     elapsed: f64,
+    /// Server CPU seconds over the same span.
+    cpu: f64,
+    /// Publish → arrival.
     latency: Histogram<u64>,
+    /// Publish → read by the generator.
+    read_latency: Histogram<u64>,
 }
 
 impl Run {
     fn lost(&self) -> i64 {
         self.expected as i64 - self.received as i64
+    }
+    /// Server CPU time per delivery, in microseconds.
+    fn cpu_us_per_delivery(&self) -> f64 {
+        self.cpu * 1e6 / self.received.max(1) as f64
     }
     fn p50_ms(&self) -> f64 {
         self.latency.value_at_quantile(0.5) as f64 / 1000.0
@@ -392,6 +406,7 @@ impl Run {
 /// One room of `room` sockets, publishes at `rate` (None: as fast as possible).
 async fn fan_out_run(server: &Server, room: usize, rate: Option<u64>, seconds: u64) -> anyhow::Result<Run> {
     let receivers = Receivers::start(open_many(&server.addr, room, "fan-", |_| Some(FAN_OUT_CHANNEL.into())).await?);
+    let cpu_before = server.cpu_seconds();
     let start = Instant::now();
     let acked = publish(&server.addr, seconds, rate, |_| {
         serde_json::json!({"event": "store_updated", "to": {"channel": FAN_OUT_CHANNEL}, "data": {"storeId": "s", "t": now_us()}})
@@ -400,12 +415,15 @@ async fn fan_out_run(server: &Server, room: usize, rate: Option<u64>, seconds: u
     let expected = acked * room as u64;
     let last = receivers.drain(expected).await;
     let elapsed = last.duration_since(start).as_secs_f64();
+    let cpu = server.cpu_seconds() - cpu_before;
     let seen = receivers.finish().await;
     Ok(Run {
         expected,
         received: seen.received,
         elapsed,
+        cpu,
         latency: seen.latency,
+        read_latency: seen.read_latency,
     })
 }
 
@@ -417,10 +435,13 @@ async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) 
         None => vec![
             measure("fan-out, one room", "deliveries/s at saturation", "1/s", true, run.received as f64 / run.elapsed, lost),
             measure("fan-out, one room", "p50 at saturation", "ms", false, run.p50_ms(), lost),
+            measure("fan-out, one room", "server CPU per delivery at saturation", "µs", false, run.cpu_us_per_delivery(), lost),
         ],
         Some(_) => vec![
             measure("paced fan-out", "p50 publish→receive", "ms", false, run.p50_ms(), lost),
             measure("paced fan-out", "p99 publish→receive", "ms", false, run.p99_ms(), lost),
+            measure("paced fan-out", "p99 publish→read by the generator", "ms", false, ms(&run.read_latency, 0.99), lost),
+            measure("paced fan-out", "server CPU per delivery", "µs", false, run.cpu_us_per_delivery(), lost),
         ],
     })
 }

@@ -6,8 +6,7 @@ use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 
-use super::ack::{self, AckError};
-use super::{channels, invitations, notifications, on, workspace};
+use super::notifications;
 use crate::auth::token::find_token;
 use crate::auth::{self, AuthError, Identity};
 use crate::presence;
@@ -69,19 +68,13 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
     rooms.push(socket.id.to_string());
     socket.join(rooms);
 
-    on(socket, state, "watch-invitation", invitations::watch);
-    on(socket, state, "unwatch-invitation", invitations::unwatch);
-    on(socket, state, "join-project", workspace::join_project);
-    on(socket, state, "leave-project", workspace::leave_project);
-    on(socket, state, "join-channel", workspace::join_channel);
-    on(socket, state, "leave-channel", workspace::leave_channel);
-    on(socket, state, "typing:start", workspace::typing_start);
-    on(socket, state, "typing:stop", workspace::typing_stop);
-    on(socket, state, "room:members", workspace::room_members);
-    on(socket, state, "subscribe", channels::subscribe);
-    on(socket, state, "unsubscribe", channels::unsubscribe);
-    on(socket, state, "notification:read", notifications::read);
-    socket.on_fallback(unknown_event);
+    let event_state = state.clone();
+    socket.on_fallback(
+        move |socket: SocketRef, Event(event): Event, TryData(data): TryData<Value>, ack: AckSender| {
+            let data = data.map_err(|e| e.to_string());
+            super::answer(event_state.clone(), socket, event, data, ack)
+        },
+    );
 
     // Counted with the disconnect handler in place: a socket that closes at once is still
     // counted out.
@@ -110,9 +103,3 @@ async fn on_connect(state: AppState, socket: SocketRef) {
     notifications::deliver_undelivered(&state, &socket, &identity.user_id).await;
 }
 
-async fn unknown_event(Event(event): Event, ack: AckSender) {
-    ack::reply(
-        ack,
-        Err(AckError::new("unknown_event", format!("this server has no handler for `{event}`"))),
-    );
-}

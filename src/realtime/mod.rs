@@ -9,8 +9,9 @@
 //! - [`notifications`]: the inbox on connect, `notification:read`.
 //! - [`ack`]: the `{ok, ...}` envelope every client event answers its ack callback with.
 //!
-//! Each client event is one `async fn(AppState, SocketRef, Value) -> Result<Map, AckError>`;
-//! [`on`] parses nothing itself, answers the ack from the result, and logs refusals.
+//! Each client event is one `async fn(AppState, SocketRef, Value) -> Result<Map, AckError>`,
+//! named in [`handler`]; [`answer`] parses nothing itself, answers the ack from the result, and
+//! logs refusals.
 
 pub mod ack;
 mod channels;
@@ -19,11 +20,10 @@ mod invitations;
 mod notifications;
 mod workspace;
 
-use std::future::Future;
-
+use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::extract::{AckSender, SocketRef};
 
 use self::ack::AckError;
 use crate::auth::Identity;
@@ -37,30 +37,42 @@ pub fn attach(state: &AppState) {
 /// What a client event handler answers: extra fields of `{ok: true, ...}`, or a refusal.
 pub type AckResult = Result<Map<String, Value>, AckError>;
 
-/// Registers `handler` for `event` on `socket`, answering the client's ack with its result.
-fn on<F, Fut>(socket: &SocketRef, state: &AppState, event: &'static str, handler: F)
-where
-    F: Fn(AppState, SocketRef, Value) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = AckResult> + Send + 'static,
-{
-    let state = state.clone();
-    socket.on(
-        event,
-        move |socket: SocketRef, TryData(data): TryData<Value>, ack: AckSender| {
-            let state = state.clone();
-            let handler = handler.clone();
-            async move {
-                let result = match data {
-                    Ok(data) => handler(state, socket.clone(), data).await,
-                    Err(e) => Err(AckError::new("invalid_payload", format!("unreadable payload: {e}"))),
-                };
-                if let Err(e) = &result {
-                    tracing::debug!(sid = %socket.id, event, code = e.code, "client event refused");
-                }
-                ack::reply(ack, result);
-            }
-        },
-    );
+/// Answers one client event: routes it to its handler by name and replies to the client's ack
+/// with the result (`unknown_event` for a name no handler has).
+///
+/// One handler per socket dispatches every event: socketioxide boxes each handler a socket
+/// registers, and twelve of them took about 2 KB per connection (heaptrack; bench/README).
+async fn answer(state: AppState, socket: SocketRef, event: String, data: Result<Value, String>, ack: AckSender) {
+    let result = match (handler(&event), data) {
+        (None, _) => Err(AckError::new("unknown_event", format!("this server has no handler for `{event}`"))),
+        (Some(_), Err(e)) => Err(AckError::new("invalid_payload", format!("unreadable payload: {e}"))),
+        (Some(handler), Ok(data)) => handler(state, socket.clone(), data).await,
+    };
+    if let Err(e) = &result {
+        tracing::debug!(sid = %socket.id, event, code = e.code, "client event refused");
+    }
+    ack::reply(ack, result);
+}
+
+type Handler = fn(AppState, SocketRef, Value) -> BoxFuture<'static, AckResult>;
+
+/// The client events and their handlers.
+fn handler(event: &str) -> Option<Handler> {
+    Some(match event {
+        "watch-invitation" => |a, s, d| Box::pin(invitations::watch(a, s, d)),
+        "unwatch-invitation" => |a, s, d| Box::pin(invitations::unwatch(a, s, d)),
+        "join-project" => |a, s, d| Box::pin(workspace::join_project(a, s, d)),
+        "leave-project" => |a, s, d| Box::pin(workspace::leave_project(a, s, d)),
+        "join-channel" => |a, s, d| Box::pin(workspace::join_channel(a, s, d)),
+        "leave-channel" => |a, s, d| Box::pin(workspace::leave_channel(a, s, d)),
+        "typing:start" => |a, s, d| Box::pin(workspace::typing_start(a, s, d)),
+        "typing:stop" => |a, s, d| Box::pin(workspace::typing_stop(a, s, d)),
+        "room:members" => |a, s, d| Box::pin(workspace::room_members(a, s, d)),
+        "subscribe" => |a, s, d| Box::pin(channels::subscribe(a, s, d)),
+        "unsubscribe" => |a, s, d| Box::pin(channels::unsubscribe(a, s, d)),
+        "notification:read" => |a, s, d| Box::pin(notifications::read(a, s, d)),
+        _ => return None,
+    })
 }
 
 /// The identity the connect middleware stored on the socket.
