@@ -26,7 +26,7 @@
 //! - [`presence`]: connections per user, for `user:status`.
 //! - [`bridge`]: Redis JSON channels into the publish path.
 //! - [`jobs`]: background jobs (invitation expiry).
-//! - [`telemetry`]: logging.
+//! - [`telemetry`]: logging (JSON or text, no secrets).
 
 pub mod access;
 pub mod auth;

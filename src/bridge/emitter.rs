@@ -178,15 +178,14 @@ pub async fn apply_request(state: &AppState, payload: &[u8]) -> Result<(), Strin
     let rooms = list(opts.and_then(|o| o.get("rooms")));
     let except = list(opts.and_then(|o| o.get("except")));
     let operators = if rooms.is_empty() { state.io.broadcast() } else { state.io.to(rooms) }.except(except);
-    let result = match request.get("type").and_then(Value::as_i64) {
+    match request.get("type").and_then(Value::as_i64) {
         Some(2) => operators.join(list(request.get("rooms"))).await.map_err(|e| e.to_string()),
         Some(3) => operators.leave(list(request.get("rooms"))).await.map_err(|e| e.to_string()),
         Some(4) => operators.disconnect().await.map_err(|e| e.to_string()),
         // Server-side emits are for server handlers, and Switchyard has none.
         Some(6) => Ok(()),
         other => Err(format!("unknown request type {other:?}")),
-    };
-    result
+    }
 }
 
 #[cfg(test)]

@@ -114,11 +114,9 @@ impl SioClient {
         if let Some(e) = self.pending.pop_front() {
             return e;
         }
-        loop {
-            match self.read_packet().await {
-                Packet::Event(name, data) => return (name, data),
-                other => panic!("unexpected packet while waiting for an event: {other:?}"),
-            }
+        match self.read_packet().await {
+            Packet::Event(name, data) => (name, data),
+            other => panic!("unexpected packet while waiting for an event: {other:?}"),
         }
     }
 
