@@ -360,7 +360,7 @@ async fn idle(server: &Server, sizes: &Sizes) -> anyhow::Result<Vec<Measure>> {
     let (first_rss, first_n) = at_first.unwrap_or((at_max, opened));
     // Past the ping interval every connection must have answered a ping; before it, merely
     // still be open.
-    let held = if sizes.hold >= 26 { seen.answering } else { seen.open };
+    let held = if sizes.hold > PING_INTERVAL_S { seen.answering } else { seen.open };
     let lost = (target - held) as i64;
     let mut out = vec![measure("idle connections", IDLE_AT_FIRST, "bytes", false, per_connection(first_rss, first_n), 0)];
     if sizes.idle_max > sizes.idle {
@@ -370,6 +370,8 @@ async fn idle(server: &Server, sizes: &Sizes) -> anyhow::Result<Vec<Measure>> {
     Ok(out)
 }
 
+/// Both servers' Socket.IO ping interval (their defaults), in seconds.
+const PING_INTERVAL_S: u64 = 25;
 const IDLE_AT_FIRST: &str = "memory per connection, first count";
 const IDLE_AT_MAX: &str = "memory per connection, largest count";
 
