@@ -39,10 +39,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     servers::pin_self_to_core(1);
     let open_files = servers::raise_open_files();
-    let (mut sizes, out) = match cli.command {
-        Command::Compare(sizes) => (sizes, Some(results_dir())),
-        Command::Smoke => (scenarios::Sizes::smoke(), None),
+    let smoke = matches!(cli.command, Command::Smoke);
+    let mut sizes = match cli.command {
+        Command::Compare(sizes) => sizes,
+        Command::Smoke => scenarios::Sizes::smoke(),
     };
+    // bench/results holds side-by-side runs only: a one-server run (profiling) just prints.
+    let both = [servers::Kind::Switchyard, servers::Kind::Node].iter().all(|k| sizes.servers.contains(k));
     // Each connection is a file descriptor in the server and one in the generator; keep 1,000
     // for everything else (database, Redis, HTTP publishers).
     let reachable = (open_files as usize).saturating_sub(1_000);
@@ -58,15 +61,16 @@ async fn main() -> anyhow::Result<()> {
     let results = scenarios::run_all(&sizes).await?;
     let table = report::markdown(&results, &sizes) + &report::curve(&results);
     println!("{table}");
-    if let Some(dir) = out {
+    if smoke {
+        report::check_smoke(&results)?;
+        println!("smoke: 1 passed, 0 failed");
+    } else if both {
+        let dir = results_dir();
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("latest.md"), &table)?;
         std::fs::write(dir.join("latency.svg"), report::svg(&results))?;
         std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&report::json(&results, &sizes))?)?;
         eprintln!("written to {}", dir.display());
-    } else {
-        report::check_smoke(&results)?;
-        println!("smoke: 1 passed, 0 failed");
     }
     Ok(())
 }
