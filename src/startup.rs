@@ -37,6 +37,8 @@ const MAX_CLIENT_PAYLOAD: u64 = 1024 * 1024;
 /// whose queue is full (the default of 128 lost deliveries under fan-out load); the queue's
 /// memory is only taken while it holds packets.
 const SOCKET_SEND_QUEUE: usize = 1024;
+/// Where Socket.IO clients connect (socket.io-client's default path).
+const SOCKET_IO_PATH: &str = "/socket.io";
 /// Initial read buffer of a Socket.IO WebSocket connection (tungstenite grows it for a larger
 /// frame). Clients send small frames; engineioxide's 4 KiB was a tenth of an idle connection.
 const WS_READ_BUFFER: usize = 1024;
@@ -77,6 +79,7 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?;
 
         let builder = SocketIo::builder()
+            .req_path(SOCKET_IO_PATH)
             .max_payload(MAX_CLIENT_PAYLOAD)
             .max_buffer_size(SOCKET_SEND_QUEUE)
             .ws_read_buffer_size(WS_READ_BUFFER);
@@ -274,13 +277,17 @@ fn warn_about_development_defaults(settings: &Settings) {
     }
 }
 
-/// Copies the request's URI and header values out of hyper's read buffer.
+/// Copies a Socket.IO request's URI and header values out of hyper's read buffer (other requests
+/// pass untouched: nothing keeps their head).
 ///
 /// hyper parses a request head into slices of its connection read buffer (8–16 KiB), and
 /// engineioxide keeps a WebSocket's request head for the connection's lifetime: without the
 /// copy, that whole buffer stayed allocated per idle connection (16 KiB of about 41, heaptrack
 /// on 10,000 connections; bench/README).
 async fn detach_request_head(mut request: axum::extract::Request) -> axum::extract::Request {
+    if !request.uri().path().starts_with(SOCKET_IO_PATH) {
+        return request;
+    }
     let headers = std::mem::take(request.headers_mut());
     let mut copied = http::HeaderMap::with_capacity(headers.len());
     for (name, value) in &headers {

@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -44,10 +43,11 @@ pub fn now_us() -> u64 {
 /// What one connection saw.
 pub struct Tally {
     pub received: u64,
-    /// Publish → arrival at the client's socket.
-    pub latency: Histogram<u64>,
-    /// Publish → read by the generator.
-    pub read_latency: Histogram<u64>,
+    /// Publish → arrival at the client's socket, microseconds, one per delivery (a
+    /// histogram per connection would take ~170 KB each; the summing side keeps one).
+    pub latency: Vec<u64>,
+    /// Publish → read by the generator, microseconds.
+    pub read_latency: Vec<u64>,
     /// Pings answered.
     pub pings: u64,
     /// Whether the server closed the connection before the generator stopped.
@@ -122,8 +122,8 @@ impl Connection {
     pub async fn receive(mut self, mut stop: watch::Receiver<bool>, total: Arc<AtomicU64>) -> Tally {
         let mut tally = Tally {
             received: 0,
-            latency: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
-            read_latency: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+            latency: Vec::new(),
+            read_latency: Vec::new(),
             pings: 0,
             closed: false,
         };
@@ -149,8 +149,8 @@ impl Connection {
                             let arrived = self.ws.get_ref().arrived_us.unwrap_or(read);
                             tally.received += 1;
                             total.fetch_add(1, Ordering::Relaxed);
-                            let _ = tally.latency.record(arrived.saturating_sub(sent).max(1));
-                            let _ = tally.read_latency.record(read.saturating_sub(sent).max(1));
+                            tally.latency.push(arrived.saturating_sub(sent).max(1));
+                            tally.read_latency.push(read.saturating_sub(sent).max(1));
                         }
                     }
                 }

@@ -141,7 +141,7 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<Results> {
                 let run = fan_out_run(&server, sizes.room, Some(*rate), sizes.seconds).await?;
                 curve.push(Point {
                     offered_per_s: (*rate as usize * sizes.room) as f64,
-                    delivered_per_s: run.received as f64 / run.elapsed,
+                    delivered_per_s: run.deliveries_per_s(),
                     p50_ms: run.p50_ms(),
                     p99_ms: run.p99_ms(),
                     lost: run.lost(),
@@ -258,16 +258,20 @@ impl Receivers {
         let _ = self.stop.send(true);
         let mut seen = Seen {
             received: 0,
-            latency: Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
-            read_latency: Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+            latency: histogram(),
+            read_latency: histogram(),
             answering: 0,
             open: 0,
         };
         for task in self.tasks {
             if let Ok(tally) = task.await {
                 seen.received += tally.received;
-                let _ = seen.latency.add(&tally.latency);
-                let _ = seen.read_latency.add(&tally.read_latency);
+                for &us in &tally.latency {
+                    let _ = seen.latency.record(us);
+                }
+                for &us in &tally.read_latency {
+                    let _ = seen.read_latency.record(us);
+                }
                 seen.open += usize::from(!tally.closed);
                 seen.answering += usize::from(!tally.closed && tally.pings > 0);
             }
@@ -375,13 +379,13 @@ const PING_INTERVAL_S: u64 = 25;
 const IDLE_AT_FIRST: &str = "memory per connection, first count";
 const IDLE_AT_MAX: &str = "memory per connection, largest count";
 
-/// What one fan-out run delivered.
+/// What one load run delivered.
 struct Run {
     expected: u64,
     received: u64,
     /// Seconds from the first publish to the last delivery.
     elapsed: f64,
-    /// Server CPU seconds over the same span.
+    /// Server CPU seconds over the same span (NaN when not measured).
     cpu: f64,
     /// Publish → arrival.
     latency: Histogram<u64>,
@@ -393,40 +397,61 @@ impl Run {
     fn lost(&self) -> i64 {
         self.expected as i64 - self.received as i64
     }
+    fn deliveries_per_s(&self) -> f64 {
+        self.received as f64 / self.elapsed
+    }
     /// Server CPU time per delivery, in microseconds.
     fn cpu_us_per_delivery(&self) -> f64 {
         self.cpu * 1e6 / self.received.max(1) as f64
     }
     fn p50_ms(&self) -> f64 {
-        self.latency.value_at_quantile(0.5) as f64 / 1000.0
+        ms(&self.latency, 0.5)
     }
     fn p99_ms(&self) -> f64 {
-        self.latency.value_at_quantile(0.99) as f64 / 1000.0
+        ms(&self.latency, 0.99)
     }
 }
 
-/// One room of `room` sockets, publishes at `rate` (None: as fast as possible).
-async fn fan_out_run(server: &Server, room: usize, rate: Option<u64>, seconds: u64) -> anyhow::Result<Run> {
-    let receivers = Receivers::start(open_many(&server.addr, room, "fan-", |_| Some(FAN_OUT_CHANNEL.into())).await?);
-    let cpu_before = server.cpu_seconds();
+/// Publishes `body(i)` through `publish_on` to `receivers` (connected already), each
+/// publication reaching `audience` of them, at `rate` (None: as fast as possible); waits for
+/// every delivery (or 3 s of silence). Server CPU is read from `cpu_of` when given.
+async fn load(
+    publish_on: &str,
+    cpu_of: Option<&Server>,
+    receivers: Receivers,
+    audience: usize,
+    rate: Option<u64>,
+    seconds: u64,
+    body: impl Fn(u64) -> serde_json::Value + Sync,
+) -> Run {
+    let cpu_before = cpu_of.map(Server::cpu_seconds);
     let start = Instant::now();
-    let acked = publish(&server.addr, seconds, rate, |_| {
-        serde_json::json!({"event": "store_updated", "to": {"channel": FAN_OUT_CHANNEL}, "data": {"storeId": "s", "t": now_us()}})
-    })
-    .await;
-    let expected = acked * room as u64;
+    let acked = publish(publish_on, seconds, rate, body).await;
+    let expected = acked * audience as u64;
     let last = receivers.drain(expected).await;
     let elapsed = last.duration_since(start).as_secs_f64();
-    let cpu = server.cpu_seconds() - cpu_before;
+    let cpu = match (cpu_of, cpu_before) {
+        (Some(server), Some(before)) => server.cpu_seconds() - before,
+        _ => f64::NAN,
+    };
     let seen = receivers.finish().await;
-    Ok(Run {
+    Run {
         expected,
         received: seen.received,
         elapsed,
         cpu,
         latency: seen.latency,
         read_latency: seen.read_latency,
+    }
+}
+
+/// One room of `room` sockets, publishes at `rate` (None: as fast as possible).
+async fn fan_out_run(server: &Server, room: usize, rate: Option<u64>, seconds: u64) -> anyhow::Result<Run> {
+    let receivers = Receivers::start(open_many(&server.addr, room, "fan-", |_| Some(FAN_OUT_CHANNEL.into())).await?);
+    Ok(load(&server.addr, Some(server), receivers, room, rate, seconds, |_| {
+        serde_json::json!({"event": "store_updated", "to": {"channel": FAN_OUT_CHANNEL}, "data": {"storeId": "s", "t": now_us()}})
     })
+    .await)
 }
 
 /// (2) One room: deliveries per second at saturation, or (3) latency at a paced rate.
@@ -435,7 +460,7 @@ async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) 
     let lost = run.lost();
     Ok(match rate {
         None => vec![
-            measure("fan-out, one room", "deliveries/s at saturation", "1/s", true, run.received as f64 / run.elapsed, lost),
+            measure("fan-out, one room", "deliveries/s at saturation", "1/s", true, run.deliveries_per_s(), lost),
             measure("fan-out, one room", "p50 at saturation", "ms", false, run.p50_ms(), lost),
             measure("fan-out, one room", "server CPU per delivery at saturation", "µs", false, run.cpu_us_per_delivery(), lost),
         ],
@@ -451,29 +476,23 @@ async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) 
 /// (4) 1:1 notifications: each publish to one user's room, round robin.
 async fn notify(server: &Server, users: usize, seconds: u64) -> anyhow::Result<Vec<Measure>> {
     let receivers = Receivers::start(open_many(&server.addr, users, "user-", |_| None).await?);
-    let start = Instant::now();
-    let acked = publish(&server.addr, seconds, None, |i| {
+    let run = load(&server.addr, Some(server), receivers, 1, None, seconds, |i| {
         // message:new, not notification:new, which Switchyard also keeps in an inbox.
         serde_json::json!({"event": "message:new", "to": {"user": format!("user-{}", i as usize % users)}, "data": {"t": now_us()}})
     })
     .await;
-    let last = receivers.drain(acked).await;
-    let elapsed = last.duration_since(start).as_secs_f64();
-    let seen = receivers.finish().await;
-    let lost = acked as i64 - seen.received as i64;
     Ok(vec![
-        measure("1:1 notify", "deliveries/s", "1/s", true, seen.received as f64 / elapsed, lost),
-        measure("1:1 notify", "p99 publish→receive", "ms", false, ms(&seen.latency, 0.99), lost),
+        measure("1:1 notify", "deliveries/s", "1/s", true, run.deliveries_per_s(), run.lost()),
+        measure("1:1 notify", "p99 publish→receive", "ms", false, run.p99_ms(), run.lost()),
     ])
 }
 
 /// (5) HTTP publish → delivery latency for one subscriber at a gentle rate.
 async fn http_latency(server: &Server, seconds: u64) -> anyhow::Result<Vec<Measure>> {
-    let seen = gentle(&server.addr, &server.addr, 1, "solo-", seconds).await?;
-    let lost = seen.expected as i64 - seen.received as i64;
+    let run = gentle(&server.addr, &server.addr, 1, "solo-", seconds).await?;
     Ok(vec![
-        measure("HTTP publish → delivery", "p50", "ms", false, ms(&seen.latency, 0.5), lost),
-        measure("HTTP publish → delivery", "p99", "ms", false, ms(&seen.latency, 0.99), lost),
+        measure("HTTP publish → delivery", "p50", "ms", false, run.p50_ms(), run.lost()),
+        measure("HTTP publish → delivery", "p99", "ms", false, run.p99_ms(), run.lost()),
     ])
 }
 
@@ -481,21 +500,14 @@ async fn http_latency(server: &Server, seconds: u64) -> anyhow::Result<Vec<Measu
 /// as 8 publishers go.
 async fn many_rooms(server: &Server, rooms: usize, per_room: usize, seconds: u64) -> anyhow::Result<Vec<Measure>> {
     let channel = |i: usize| format!("store:{}", i % rooms);
-    let connections = open_many(&server.addr, rooms * per_room, "rooms-", |i| Some(channel(i))).await?;
-    let receivers = Receivers::start(connections);
-    let start = Instant::now();
-    let acked = publish(&server.addr, seconds, None, |i| {
+    let receivers = Receivers::start(open_many(&server.addr, rooms * per_room, "rooms-", |i| Some(channel(i))).await?);
+    let run = load(&server.addr, Some(server), receivers, per_room, None, seconds, |i| {
         serde_json::json!({"event": "product_updated", "to": {"channel": channel(i as usize)}, "data": {"storeId": "s", "t": now_us()}})
     })
     .await;
-    let expected = acked * per_room as u64;
-    let last = receivers.drain(expected).await;
-    let elapsed = last.duration_since(start).as_secs_f64();
-    let seen = receivers.finish().await;
-    let lost = expected as i64 - seen.received as i64;
     Ok(vec![
-        measure("many rooms", "deliveries/s at saturation", "1/s", true, seen.received as f64 / elapsed, lost),
-        measure("many rooms", "p99 at saturation", "ms", false, ms(&seen.latency, 0.99), lost),
+        measure("many rooms", "deliveries/s at saturation", "1/s", true, run.deliveries_per_s(), run.lost()),
+        measure("many rooms", "p99 at saturation", "ms", false, run.p99_ms(), run.lost()),
     ])
 }
 
@@ -521,39 +533,28 @@ async fn cross_instance(kind: Kind, redis: Option<&str>, subscribers: usize, sec
     let second = Server::start_with(kind, &env)?;
     eprintln!("{kind:?} two instances on {} and {} via {redis}", first.addr, second.addr);
     let cross = gentle(&first.addr, &second.addr, subscribers, "cross-", seconds).await?;
-    let lost = (alone.expected + cross.expected) as i64 - (alone.received + cross.received) as i64;
+    let lost = alone.lost() + cross.lost();
     Ok(vec![
-        measure(SCENARIO, "p50 through the other instance", "ms", false, ms(&cross.latency, 0.5), lost),
-        measure(SCENARIO, ADDED_P50, "ms", false, ms(&cross.latency, 0.5) - ms(&alone.latency, 0.5), lost),
+        measure(SCENARIO, "p50 through the other instance", "ms", false, cross.p50_ms(), lost),
+        measure(SCENARIO, ADDED_P50, "ms", false, cross.p50_ms() - alone.p50_ms(), lost),
     ])
 }
 
 pub const ADDED_P50: &str = "added p50 (against one instance without Redis)";
 
-/// What a gentle run saw.
-struct Gentle {
-    expected: u64,
-    received: u64,
-    latency: Histogram<u64>,
-}
-
 /// `subscribers` users connected to `receive_on`, 50 publishes/s to all of them through
 /// `publish_on`.
-async fn gentle(publish_on: &str, receive_on: &str, subscribers: usize, prefix: &str, seconds: u64) -> anyhow::Result<Gentle> {
+async fn gentle(publish_on: &str, receive_on: &str, subscribers: usize, prefix: &str, seconds: u64) -> anyhow::Result<Run> {
     let users: Vec<String> = (0..subscribers).map(|i| format!("{prefix}{i}")).collect();
     let receivers = Receivers::start(open_many(receive_on, subscribers, prefix, |_| None).await?);
-    let acked = publish(publish_on, seconds, Some(50), |_| {
+    Ok(load(publish_on, None, receivers, subscribers, Some(50), seconds, |_| {
         serde_json::json!({"event": "message:new", "to": {"user": users}, "data": {"t": now_us()}})
     })
-    .await;
-    let expected = acked * subscribers as u64;
-    receivers.drain(expected).await;
-    let seen = receivers.finish().await;
-    Ok(Gentle {
-        expected,
-        received: seen.received,
-        latency: seen.latency,
-    })
+    .await)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")
 }
 
 fn ms(latency: &Histogram<u64>, quantile: f64) -> f64 {
