@@ -2,11 +2,12 @@
 //! his organization's and tenant's rooms, the projects and channels he is a member of, the
 //! invitations he may watch, and public channels.
 
+use sea_orm::DatabaseConnection;
+
 use crate::auth::Identity;
 use crate::directory::{self, MembershipKey, ResourceKind};
 use crate::invitations;
 use crate::rooms::{ChannelPattern, Room};
-use crate::state::AppState;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccessError {
@@ -16,7 +17,13 @@ pub enum AccessError {
     Unavailable,
 }
 
-pub async fn may_read(state: &AppState, identity: &Identity, room: &Room) -> Result<(), AccessError> {
+/// Whether `identity` may read `room`; `patterns` are the public channels.
+pub async fn may_read(
+    db: &DatabaseConnection,
+    patterns: &[ChannelPattern],
+    identity: &Identity,
+    room: &Room,
+) -> Result<(), AccessError> {
     let forbidden = || Err(AccessError::Forbidden(room.name()));
     let same = |claim: &Option<String>, id: &str| claim.as_deref() == Some(id);
     match room {
@@ -24,18 +31,18 @@ pub async fn may_read(state: &AppState, identity: &Identity, room: &Room) -> Res
         Room::Org(o) if same(&identity.organization_id, o) => Ok(()),
         Room::Tenant(t) if same(&identity.tenant_id, t) => Ok(()),
         Room::Project { tenant, project } if same(&identity.tenant_id, tenant) => {
-            member(state, identity, tenant, ResourceKind::Project, project, room).await
+            member(db, identity, tenant, ResourceKind::Project, project, room).await
         }
         Room::Channel { tenant, channel } if same(&identity.tenant_id, tenant) => {
-            member(state, identity, tenant, ResourceKind::Channel, channel, room).await
+            member(db, identity, tenant, ResourceKind::Channel, channel, room).await
         }
-        Room::Invitation(id) => invitations::may_watch(state, identity.organization_id.as_deref(), id)
+        Room::Invitation(id) => invitations::may_watch(db, identity.organization_id.as_deref(), id)
             .await
             .map_err(|refusal| match refusal {
                 invitations::WatchRefusal::Unavailable => AccessError::Unavailable,
                 invitations::WatchRefusal::OtherOrganization(_) => AccessError::Forbidden(room.name()),
             }),
-        Room::Named(name) if is_public(&state.settings.channel_patterns, name) => Ok(()),
+        Room::Named(name) if is_public(patterns, name) => Ok(()),
         _ => forbidden(),
     }
 }
@@ -45,7 +52,7 @@ fn is_public(patterns: &[ChannelPattern], name: &str) -> bool {
 }
 
 async fn member(
-    state: &AppState,
+    db: &DatabaseConnection,
     identity: &Identity,
     tenant: &str,
     kind: ResourceKind,
@@ -58,7 +65,7 @@ async fn member(
         resource_id: resource.to_owned(),
         user_id: identity.user_id.clone(),
     };
-    match directory::find_membership(&state.db, &key).await {
+    match directory::find_membership(db, &key).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(AccessError::Forbidden(room.name())),
         Err(e) => {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::publish::EventName;
+use crate::event::EventName;
 
 /// A payload field as a contract documents it.
 #[derive(Debug, Clone, Deserialize)]

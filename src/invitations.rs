@@ -3,14 +3,14 @@
 //! published as `invitation-update` to the invitation's watchers.
 
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::directory::{self, InvitationRecord, InvitationStatus};
-use crate::publish::{Audience, EventName, Publication, PublishError, Receipt, Source};
+use crate::event::EventName;
+use crate::publication::{Audience, Publication, Source};
+use crate::publish::{PublishError, Publisher, Receipt};
 use crate::rooms::{self, Room};
-use crate::state::AppState;
-
-pub const EVENT: &str = "invitation-update";
 
 /// The body the invitations contract documents; also what watchers receive.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct InvitationUpdate {
 }
 
 fn required_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let id = rooms::deserialize_optional_id(d)?
+    let id = crate::id::deserialize_optional(d)?
         .ok_or_else(|| serde::de::Error::custom("invitationId must not be empty"))?;
     rooms::id("invitationId", &id).map_err(serde::de::Error::custom)
 }
@@ -43,8 +43,13 @@ pub enum UpdateError {
 
 /// Records the new status (creating the invitation if the directory did not know it) and tells
 /// every watcher.
-pub async fn apply(state: &AppState, update: InvitationUpdate, source: Source) -> Result<Receipt, UpdateError> {
-    let existing = directory::find_invitation(&state.db, &update.invitation_id).await?;
+pub async fn apply(
+    db: &DatabaseConnection,
+    publisher: &Publisher,
+    update: InvitationUpdate,
+    source: Source,
+) -> Result<Receipt, UpdateError> {
+    let existing = directory::find_invitation(db, &update.invitation_id).await?;
     let record = InvitationRecord {
         organization_id: existing.as_ref().and_then(|i| i.organization_id.clone()),
         email: existing.as_ref().and_then(|i| i.email.clone()),
@@ -53,18 +58,16 @@ pub async fn apply(state: &AppState, update: InvitationUpdate, source: Source) -
         used_at: update.used_at.or(existing.as_ref().and_then(|i| i.used_at)),
         revoked_at: update.revoked_at.or(existing.as_ref().and_then(|i| i.revoked_at)),
     };
-    directory::put_invitation(&state.db, &update.invitation_id, record).await?;
-    Ok(publish(state, &update, source).await?)
+    directory::put_invitation(db, &update.invitation_id, record).await?;
+    Ok(publish(publisher, &update, source).await?)
 }
 
 /// Publishes an update that is already recorded.
-pub async fn publish(state: &AppState, update: &InvitationUpdate, source: Source) -> Result<Receipt, PublishError> {
+pub async fn publish(publisher: &Publisher, update: &InvitationUpdate, source: Source) -> Result<Receipt, PublishError> {
     let room = Room::Invitation(update.invitation_id.clone());
     let data = serde_json::to_value(update).expect("serializable");
-    let event = EventName::parse(EVENT).expect("valid event name");
-    state
-        .publisher
-        .publish(Publication::new(event, Audience::rooms(vec![room]), data, source))
+    publisher
+        .publish(Publication::new(EventName::INVITATION_UPDATE, Audience::rooms(vec![room]), data, source))
         .await
 }
 
@@ -79,11 +82,11 @@ pub enum WatchRefusal {
 
 /// A user may watch an invitation the directory does not know, or one of his organization.
 pub async fn may_watch(
-    state: &AppState,
+    db: &DatabaseConnection,
     organization_id: Option<&str>,
     invitation_id: &str,
 ) -> Result<(), WatchRefusal> {
-    let invitation = directory::find_invitation(&state.db, invitation_id)
+    let invitation = directory::find_invitation(db, invitation_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "invitation lookup failed");

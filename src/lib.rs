@@ -1,51 +1,66 @@
 //! Switchyard: a real-time server that speaks Socket.IO (v2 to v4 clients) and plain JSON
 //! over WebSocket, delivering backend events to exactly the users who may see them.
 //!
-//! The data has one road:
+//! A publication has one road, through three modules read in one direction:
 //!
 //! ```text
-//! ways in ───────────────► publish path ─────────────► ways out
-//! http (publish API, ...)   publish::Publisher           Socket.IO rooms
-//! bridge (Redis JSON)       (authorized → numbered →      plain WebSocket subscribers
-//! realtime (client events)   delivered → recorded)        history / polling, inbox
-//! jobs (invitation expiry)
+//! ways in                      publish::Publisher        cluster::Bus             hub::Hub
+//! http (publish API, ...)  ─►  number (history rooms) ─► Redis: one Lua step ──►  this instance's
+//! bridge (Redis JSON)          hand to the bus        numbers and publishes;    Socket.IO sockets
+//! realtime (client events)     (or deliver here)      every instance reads it   and plain WebSocket
+//! jobs, presence               record, durably        and hands it back to      connections, each
+//!                                                     its Publisher ─────────►  framed once
+//! bridge (Node emitter) ─────────────────────────────────────────────────────►  (received by every
+//!                                                                               instance itself)
 //! ```
 //!
-//! - [`config`]: settings from defaults, a file and the environment; the only reader of env vars.
-//! - [`startup`]: [`startup::Application`] binds, wires [`state::AppState`], runs, shuts down.
-//! - [`auth`]: JWTs from the three token sources, refusals with stable codes, API keys.
-//! - [`rooms`]: the only place a room name is built or parsed.
-//! - [`publish`]: [`publish::Publication`] and the one function that delivers it.
-//! - [`realtime`]: the Socket.IO namespace, connect-time auth, client events.
-//! - [`rawws`]: plain JSON over WebSocket (`/ws`, `/api/ws`).
-//! - [`access`]: who may read which room (history polling).
-//! - [`http`]: the HTTP API (publish, directory, health).
-//! - [`directory`]: users, memberships, invitations in the database (sea-orm).
-//! - [`catalogue`]: the event names the contracts document, and their payload shapes.
-//! - [`invitations`], [`notifications`]: the two domain events several ways in share.
-//! - [`presence`]: connections per user, for `user:status`.
-//! - [`bridge`]: Redis JSON channels into the publish path.
-//! - [`jobs`]: background jobs (invitation expiry).
-//! - [`telemetry`]: logging (JSON or text, no secrets).
+//! Without Redis (or while it is down), the Publisher delivers to its own hub directly.
+//! Room operations (joins, leaves, disconnects) take the same road as [`publication::RoomOp`].
+//!
+//! - [`publication`], [`event`], [`rooms`], [`id`]: what travels, the names it uses, the only
+//!   place a room name is built or parsed, and ids given as strings or numbers.
+//! - [`publish`]: the Publisher, history, the notification inbox, the publish request.
+//! - [`cluster`]: everything instances say to each other through Redis; every key and channel.
+//! - [`hub`]: this instance's connections, both protocols.
+//! - Ways in: [`http`] (the HTTP API), [`bridge`] (Redis JSON channels, the Node emitter),
+//!   [`realtime`] (Socket.IO: connect-time auth, client events), [`rawws`] (plain WebSocket,
+//!   `/ws` and `/api/ws`), [`jobs`] (invitation expiry).
+//! - Domain: [`auth`] (tokens and refusals), [`access`] (who may read which room),
+//!   [`directory`] (users, memberships, invitations in the database), [`catalogue`] (the
+//!   contracts' events and payload shapes), [`invitations`], [`notifications`] (domain events
+//!   several ways in share), [`presence`] (who is online, cluster-wide), [`subscriptions`]
+//!   (public channels, one rule for both protocols).
+//! - Wiring: [`config`] (settings; the only reader of env vars), [`startup`]
+//!   ([`startup::Application`] binds, wires [`state::AppState`], runs, shuts down), [`state`],
+//!   [`telemetry`] (logging), [`cli`].
+//!
+//! Domain modules take the handles they use (`&DatabaseConnection`, `&Publisher`); only the
+//! wiring sees `AppState`. No module imports one that imports it back.
 
 pub mod access;
 pub mod auth;
 pub mod bridge;
 pub mod catalogue;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod directory;
+pub mod event;
 pub mod http;
+pub mod hub;
+pub mod id;
 pub mod invitations;
 pub mod jobs;
 pub mod notifications;
 pub mod presence;
+pub mod publication;
 pub mod publish;
 pub mod rawws;
 pub mod realtime;
 pub mod rooms;
 pub mod startup;
 pub mod state;
+pub mod subscriptions;
 pub mod telemetry;
 
 pub use startup::Application;

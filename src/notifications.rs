@@ -1,13 +1,15 @@
 //! User and organization notifications (`notification:new`): from `POST /api/websocket`
-//! `{action: "notify"}`, the Redis channel `notifications` and the jobs.
+//! `{action: "notify"}`, the Redis channel `notifications` and the jobs; and the inbox replay a
+//! user's new connection gets, whichever protocol it speaks.
 
+use sea_orm::DatabaseConnection;
 use serde_json::Value;
 
-use crate::publish::{Audience, EventName, Publication, PublishError, Receipt, Source};
+use crate::event::EventName;
+use crate::id::LooseId;
+use crate::publication::{Audience, Publication, Source};
+use crate::publish::{PublishError, Publisher, Receipt, inbox};
 use crate::rooms::{Room, RoomError};
-use crate::state::AppState;
-
-pub const EVENT: &str = "notification:new";
 
 /// Who a notification is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,11 +28,7 @@ impl Recipient {
 
     /// The recipient a notification object names: `userId`, else `organizationId`.
     pub fn of(notification: &Value) -> Option<Recipient> {
-        let id = |key: &str| match notification.get(key)? {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        };
+        let id = |key: &str| notification.get(key).and_then(LooseId::non_empty);
         id("userId")
             .map(Recipient::User)
             .or_else(|| id("organizationId").map(Recipient::Organization))
@@ -38,16 +36,24 @@ impl Recipient {
 }
 
 /// Publishes `notification:new` with `data` to the recipient's room.
-pub async fn notify(
-    state: &AppState,
-    recipient: &Recipient,
-    data: Value,
-    source: Source,
-) -> Result<Receipt, PublishError> {
+pub async fn notify(publisher: &Publisher, recipient: &Recipient, data: Value, source: Source) -> Result<Receipt, PublishError> {
     let room = recipient.room()?;
-    let event = EventName::parse(EVENT).expect("valid event name");
-    state
-        .publisher
-        .publish(Publication::new(event, Audience::rooms(vec![room]), data, source))
-        .await
+    let publication = Publication::new(EventName::NOTIFICATION_NEW, Audience::rooms(vec![room]), data, source);
+    publisher.publish(publication).await
+}
+
+/// Claims the user's notifications that reached none of his connections, oldest first, as
+/// `(id, data)`: each is handed to exactly one new connection. A database failure is logged
+/// and yields none (the connection still opens).
+pub async fn undelivered(db: &DatabaseConnection, user_id: &str) -> Vec<(String, Value)> {
+    match inbox::claim_undelivered(db, user_id, chrono::Utc::now()).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|row| (row.notification_id, serde_json::from_str(&row.data).unwrap_or(Value::Null)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "undelivered notifications could not be read");
+            Vec::new()
+        }
+    }
 }

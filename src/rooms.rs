@@ -65,20 +65,6 @@ pub fn id(what: &'static str, value: &str) -> Result<String, RoomError> {
     Ok(value.to_owned())
 }
 
-/// Serde helper: an optional id sent as a string or a number (backends differ); `""` and
-/// `null` mean absent.
-pub fn deserialize_optional_id<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<String>, D::Error> {
-    use serde::Deserialize;
-    Ok(match Option::<serde_json::Value>::deserialize(d)? {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        Some(serde_json::Value::String(_)) | Some(serde_json::Value::Null) | None => None,
-        Some(_) => return Err(serde::de::Error::custom("expected an id (string or number)")),
-    })
-}
-
 impl Room {
     pub fn user(user_id: &str) -> Result<Room, RoomError> {
         Ok(Room::User(id("user id", user_id)?))
@@ -122,6 +108,11 @@ impl Room {
     /// `stores`: the commerce channel every customer connection is in.
     pub fn stores() -> Room {
         Room::Named("stores".into())
+    }
+    /// One connection's own room, named by its id (a Socket.IO socket id or a plain WebSocket
+    /// connection id), so that a backend can address exactly that connection.
+    pub fn connection(id: impl fmt::Display) -> Room {
+        Room::Named(id.to_string())
     }
 
     /// A bare name: a public channel or a socket id. Anything that parses as one of the
@@ -182,6 +173,23 @@ impl fmt::Display for Room {
             Room::Named(n) => f.write_str(n),
         }
     }
+}
+
+/// The rooms every connection of a user is in from its first moment: his user room, and his
+/// organization's and tenant's when he has them. An id unusable as a room name is skipped
+/// rather than joined as a malformed room.
+pub fn home_rooms(user: &str, organization: Option<&str>, tenant: Option<&str>) -> Vec<Room> {
+    let mut rooms: Vec<Room> = Room::user(user).ok().into_iter().collect();
+    rooms.extend(status_rooms(organization, tenant));
+    rooms
+}
+
+/// The rooms a user's presence (`user:status`) is announced to: his organization and tenant.
+pub fn status_rooms(organization: Option<&str>, tenant: Option<&str>) -> Vec<Room> {
+    [organization.and_then(|o| Room::org(o).ok()), tenant.and_then(|t| Room::tenant(t).ok())]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// A family of public channels clients may subscribe to: a fixed name (`venue_updates`) or a
@@ -331,6 +339,14 @@ mod tests {
         assert!(matches!(public_channel(&p, "user:1:x"), Err(ChannelError::Private(_))));
         assert!(ChannelPattern::parse("user:{id}").is_err());
         assert!(ChannelPattern::parse("org:{id}=x").is_err());
+    }
+
+    #[test]
+    fn home_rooms_are_the_status_rooms_and_the_users_own() {
+        let names = |rooms: Vec<Room>| rooms.iter().map(Room::name).collect::<Vec<_>>();
+        assert_eq!(names(home_rooms("u", Some("o"), Some("t"))), ["user:u", "org:o", "tenant:t"]);
+        assert_eq!(names(status_rooms(Some("o"), Some("t"))), ["org:o", "tenant:t"]);
+        assert_eq!(names(home_rooms("u", Some("bad:id"), None)), ["user:u"]);
     }
 
     #[test]

@@ -19,16 +19,16 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenVerifier;
-use crate::bridge::{self, RedisLink};
+use crate::bridge::Bridge;
 use crate::catalogue::Catalogue;
-use crate::presence::{self, Presence};
-use crate::jobs;
+use crate::cluster::Bus;
 use crate::config::{DEVELOPMENT_API_KEY, Settings};
-use crate::publish::fanout::Fanout;
-use crate::publish::{Outlets, Publisher};
-use crate::state::{AppState, Instance};
+use crate::hub::Hub;
+use crate::jobs;
+use crate::presence::Presence;
+use crate::publish::Publisher;
 use crate::publish::history::{self, History};
-use crate::rawws::hub::Hub;
+use crate::state::{AppState, Instance};
 use crate::{http as api, rawws, realtime};
 
 /// Largest Socket.IO packet a client may send (bytes).
@@ -63,6 +63,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    /// The cluster bus, when Redis is configured; its subscriber runs with the server.
+    bus: Option<Bus>,
 }
 
 impl Application {
@@ -90,26 +92,17 @@ impl Application {
         };
         let (socket_layer, io) = builder.build_layer();
         let settings = Arc::new(settings);
-        let hub = Arc::new(Hub::default());
-        let redis = Arc::new(RedisLink::new(settings.redis_url.is_some()));
         let instance = Arc::new(Instance::new());
-        let fanout = match &settings.redis_url {
+        let bus = match &settings.redis_url {
             Some(url) => Some(
-                Fanout::connect(url.expose(), &settings.redis_channel_prefix, &instance.id)
+                Bus::connect(url.expose(), &settings.redis_channel_prefix, &instance.id, settings.presence_ttl)
                     .await
                     .map_err(StartupError::Redis)?,
             ),
             None => None,
         };
-        let presence = Arc::new(match &settings.redis_url {
-            Some(url) => Presence::clustered(
-                url.expose(),
-                &settings.redis_channel_prefix,
-                &instance.id,
-                settings.presence_ttl,
-            )
-            .await
-            .map_err(StartupError::Redis)?,
+        let presence = Arc::new(match &bus {
+            Some(bus) => Presence::clustered(bus.clone()),
             None => Presence::default(),
         });
         let history = Arc::new(History::start(
@@ -117,28 +110,18 @@ impl Application {
             settings.history.clone(),
             settings.channel_patterns.clone(),
         ));
+        let publisher = Publisher::new(Hub::new(io.clone()), history, presence.clone(), db.clone(), bus.clone());
         let state = AppState {
             tokens: Arc::new(TokenVerifier::new(&settings.jwt)),
-            publisher: Publisher::new(Outlets {
-                io: io.clone(),
-                hub: hub.clone(),
-                history,
-                presence: presence.clone(),
-                db: db.clone(),
-                fanout,
-                redis: redis.clone(),
-            }),
-            hub,
+            publisher,
             shutdown: CancellationToken::new(),
             instance,
             catalogue: Arc::new(Catalogue::builtin()),
             presence,
-            redis,
             settings: settings.clone(),
             db,
-            io,
         };
-        realtime::attach(&state);
+        realtime::attach(&state, &io);
 
         let router = api::router()
             .merge(rawws::router())
@@ -156,6 +139,7 @@ impl Application {
             listener,
             router,
             state,
+            bus,
         })
     }
 
@@ -175,27 +159,31 @@ impl Application {
         F: Future<Output = ()> + Send + 'static,
     {
         let addr = self.local_addr();
-        let stop = self.state.shutdown.clone();
+        let state = self.state.clone();
+        let stop = state.shutdown.clone();
         let tasks = TaskTracker::new();
-        tasks.spawn(history::prune_periodically(
-            self.state.publisher.history().clone(),
-            stop.clone(),
-        ));
-        if let Some(url) = &self.state.settings.redis_url {
-            tasks.spawn(bridge::run(self.state.clone(), url.expose().to_owned(), stop.clone()));
+        tasks.spawn(history::prune_periodically(state.publisher.history().clone(), stop.clone()));
+        if let Some(bus) = self.bus {
+            let bridge = Bridge {
+                publisher: state.publisher.clone(),
+                db: state.db.clone(),
+                catalogue: state.catalogue.clone(),
+                events_allow_unknown: state.settings.events_allow_unknown,
+                bus: bus.clone(),
+            };
+            tasks.spawn(bus.run(state.publisher.clone(), bridge, stop.clone()));
         }
-        jobs::spawn_all(&self.state, &tasks, &stop);
-        tasks.spawn(presence::maintain(self.state.clone(), stop.clone()));
+        jobs::spawn_all(&state.db, &state.publisher, &state.settings, &tasks, &stop);
+        tasks.spawn(maintain_presence(state.clone(), stop.clone()));
         tasks.close();
 
-        tracing::info!(%addr, instance = %self.state.instance.id, "listening");
-        let io = self.state.io.clone();
+        tracing::info!(%addr, instance = %state.instance.id, "listening");
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutting down: closing connections");
             stop.cancel();
             tasks.wait().await;
-            io.close().await;
+            state.publisher.hub().close().await;
         };
         // Small frames go out at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
         // hold some deliveries for 40 ms.
@@ -212,6 +200,32 @@ impl Application {
         .await?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Keeps this instance's presence heartbeat, announces the users of dead instances offline, and
+/// at shutdown takes this instance out (its users are announced offline at once).
+async fn maintain_presence(state: AppState, shutdown: CancellationToken) {
+    let Some(every) = state.presence.maintenance_interval() else { return };
+    let mut first = true;
+    loop {
+        for announcement in state.presence.maintain(first).await {
+            publish_announcement(&state, announcement).await;
+        }
+        first = false;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+    for announcement in state.presence.leave().await {
+        publish_announcement(&state, announcement).await;
+    }
+}
+
+async fn publish_announcement(state: &AppState, announcement: crate::publication::Publication) {
+    if let Err(e) = state.publisher.publish(announcement).await {
+        tracing::warn!(error = %e, "presence announcement failed");
     }
 }
 

@@ -1,40 +1,52 @@
-//! The one context every handler receives: cheap handles only.
+//! The one context the wiring receives (startup, HTTP handlers, Socket.IO and plain WebSocket
+//! handlers): cheap handles only. Domain functions take the handle they use, never this.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use sea_orm::DatabaseConnection;
-use socketioxide::SocketIo;
+use tokio_util::sync::CancellationToken;
 
-use crate::auth::TokenVerifier;
-use crate::bridge::RedisLink;
+use crate::auth::{self, AuthError, Identity, TokenVerifier};
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
-use crate::presence::Presence;
+use crate::presence::{self, Presence};
 use crate::publish::Publisher;
-use crate::rawws::hub::Hub;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
-    /// The Socket.IO server: rooms, sockets, the adapter.
-    pub io: SocketIo,
     pub tokens: Arc<TokenVerifier>,
-    /// The only way to send a publication anywhere.
+    /// The only way to send a publication anywhere; it holds the connections (the hub).
     pub publisher: Publisher,
     pub instance: Arc<Instance>,
     /// Known event names and payload shapes.
     pub catalogue: Arc<Catalogue>,
     /// Connections per user, for `user:status`.
     pub presence: Arc<Presence>,
-    /// Whether Redis answers (status and readiness).
-    pub redis: Arc<RedisLink>,
-    /// Plain WebSocket connections and their rooms.
-    pub hub: Arc<Hub>,
-    /// Cancelled when the server stops: bridges, jobs and plain WebSocket connections end.
+    /// Cancelled when the server stops: the bus, jobs and plain WebSocket connections end.
     pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Verifies a client's token (and, with `AUTH_REQUIRE_USER`, the directory's word on him).
+    pub async fn authenticate(&self, token: Option<String>) -> Result<Identity, AuthError> {
+        let directory = self.settings.auth_require_user.then_some(&self.db);
+        auth::authenticate(&self.tokens, directory, token).await
+    }
+
+    /// Syncs the user's presence after one of his connections opened or closed, and announces
+    /// a cluster-wide transition.
+    pub async fn sync_presence(&self, identity: &Identity) {
+        let rooms = identity.status_rooms();
+        let Some(transition) = self.presence.sync(&identity.user_id, &rooms).await else { return };
+        if let Some(publication) = presence::announcement(&identity.user_id, rooms, transition)
+            && let Err(e) = self.publisher.publish(publication).await
+        {
+            tracing::warn!(error = %e, "presence announcement failed");
+        }
+    }
 }
 
 /// This process, as the status endpoints describe it.

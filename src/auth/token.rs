@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AuthError;
 use crate::config::{JwtSettings, PublicKeyKind};
+use crate::rooms::{self, Room};
 
 /// The claims Switchyard reads. Unknown claims are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -26,14 +27,14 @@ pub struct Claims {
         rename = "organizationId",
         alias = "orgId",
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::rooms::deserialize_optional_id"
+        deserialize_with = "crate::id::deserialize_optional"
     )]
     pub organization_id: Option<String>,
     #[serde(
         default,
         rename = "tenantId",
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::rooms::deserialize_optional_id"
+        deserialize_with = "crate::id::deserialize_optional"
     )]
     pub tenant_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +57,18 @@ pub struct Identity {
     pub email_verified: Option<bool>,
     /// Unix seconds at which the token stops being valid.
     pub expires_at: i64,
+}
+
+impl Identity {
+    /// The rooms every connection of this user is in (see [`rooms::home_rooms`]).
+    pub fn home_rooms(&self) -> Vec<Room> {
+        rooms::home_rooms(&self.user_id, self.organization_id.as_deref(), self.tenant_id.as_deref())
+    }
+
+    /// The rooms this user's presence is announced to.
+    pub fn status_rooms(&self) -> Vec<Room> {
+        rooms::status_rooms(self.organization_id.as_deref(), self.tenant_id.as_deref())
+    }
 }
 
 impl From<Claims> for Identity {

@@ -6,36 +6,24 @@
 //! - Requests: JSON `{type, opts: {rooms, except}, rooms?, close?}` on `{key}-request#{nsp}#`:
 //!   2 join, 3 leave, 4 disconnect, 6 server-side emit.
 //!
-//! Every instance receives every message and applies it to its own sockets only, so each socket
-//! gets each emit once. Arguments keep their number and kind: binary stays binary, and a Date
-//! (msgpack timestamp) becomes the ISO string Node's JSON parser would have sent.
+//! Each decodes into what the Publisher delivers or applies: a broadcast into a [`Publication`]
+//! whose payload keeps the arguments as sent, a request into a [`RoomOp`]. Every instance
+//! receives every message and applies it to its own connections only, so each socket gets each
+//! emit once. Arguments keep their number and kind: binary stays binary, and a Date (msgpack
+//! timestamp) becomes the ISO string Node's JSON parser would have sent. Plain WebSocket
+//! connections get a broadcast that carries exactly one JSON argument.
 
+use chrono::Utc;
 use rmpv::Value as Mp;
-use serde::Serialize;
-use serde::ser::SerializeTuple;
 use serde_json::Value;
 
-use crate::publish::{Audience, EventName, Publication, Source};
-use crate::rooms::Room;
-use crate::state::AppState;
+use crate::event::EventName;
+use crate::publication::{Audience, Payload, Publication, RoomAction, RoomOp, Source};
 
 /// The emitter's default key; `REDIS_CHANNEL_PREFIX` goes before it.
 pub const KEY: &str = "socket.io";
 /// The only namespace Switchyard serves.
 const NAMESPACE: &str = "/";
-
-/// Event arguments serialized as a tuple, which Socket.IO sends as separate arguments.
-struct Args(Vec<Mp>);
-
-impl Serialize for Args {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut tuple = serializer.serialize_tuple(self.0.len())?;
-        for arg in &self.0 {
-            tuple.serialize_element(arg)?;
-        }
-        tuple.end()
-    }
-}
 
 /// One decoded broadcast.
 #[derive(Debug, PartialEq)]
@@ -112,37 +100,24 @@ fn timestamp(bytes: &[u8]) -> Option<String> {
     Some(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-/// Delivers a broadcast to this instance's sockets, and to its plain WebSocket subscribers
-/// when it carries exactly one JSON argument.
-pub async fn deliver(state: &AppState, broadcast: Broadcast) {
-    let operators = if broadcast.rooms.is_empty() {
-        state.io.broadcast()
-    } else {
-        state.io.to(broadcast.rooms.clone())
+/// A broadcast as the publication this instance delivers to its own connections; `Ok(None)`
+/// for another namespace.
+pub fn broadcast(payload: &[u8]) -> Result<Option<Publication>, String> {
+    let Some(broadcast) = decode_broadcast(payload)? else { return Ok(None) };
+    let event = EventName::parse(&broadcast.event).map_err(|e| e.to_string())?;
+    let json = match broadcast.args.as_slice() {
+        [arg] => json(arg),
+        _ => None,
     };
-    if let Err(e) = operators
-        .except(broadcast.except.clone())
-        .emit(&broadcast.event, &Args(broadcast.args.clone()))
-        .await
-    {
-        tracing::debug!(error = %e, "emitter broadcast: some sockets could not be reached");
-    }
-    if let ([arg], Ok(event)) = (broadcast.args.as_slice(), EventName::parse(&broadcast.event))
-        && let Some(data) = json(arg)
-    {
-        let parse = |names: &[String]| names.iter().filter_map(|n| Room::parse(n).ok()).collect();
-        let publication = Publication::ephemeral(
-            event,
-            Audience {
-                everyone: broadcast.rooms.is_empty(),
-                rooms: parse(&broadcast.rooms),
-                except: parse(&broadcast.except),
-            },
-            data,
-            Source::Emitter,
-        );
-        state.hub.deliver(&publication, &[]);
-    }
+    Ok(Some(Publication {
+        id: uuid::Uuid::now_v7(),
+        event,
+        audience: Audience::from_names(&broadcast.rooms, &broadcast.except),
+        data: Payload::Emitted { args: broadcast.args, json },
+        source: Source::Emitter,
+        published_at: Utc::now(),
+        ephemeral: true,
+    }))
 }
 
 /// A msgpack value as JSON; `None` when it holds binary.
@@ -165,9 +140,10 @@ fn json(value: &Mp) -> Option<Value> {
     })
 }
 
-/// Applies a request (`socketsJoin`, `socketsLeave`, `disconnectSockets`) to this instance's
-/// sockets.
-pub async fn apply_request(state: &AppState, payload: &[u8]) -> Result<(), String> {
+/// A request (`socketsJoin`, `socketsLeave`, `disconnectSockets`) as the room operation this
+/// instance applies to its own connections; `Ok(None)` for a server-side emit (those are for
+/// server handlers, and Switchyard has none).
+pub fn request(payload: &[u8]) -> Result<Option<RoomOp>, String> {
     let request: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
     let list = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
@@ -175,17 +151,15 @@ pub async fn apply_request(state: &AppState, payload: &[u8]) -> Result<(), Strin
             .unwrap_or_default()
     };
     let opts = request.get("opts");
-    let rooms = list(opts.and_then(|o| o.get("rooms")));
-    let except = list(opts.and_then(|o| o.get("except")));
-    let operators = if rooms.is_empty() { state.io.broadcast() } else { state.io.to(rooms) }.except(except);
-    match request.get("type").and_then(Value::as_i64) {
-        Some(2) => operators.join(list(request.get("rooms"))).await.map_err(|e| e.to_string()),
-        Some(3) => operators.leave(list(request.get("rooms"))).await.map_err(|e| e.to_string()),
-        Some(4) => operators.disconnect().await.map_err(|e| e.to_string()),
-        // Server-side emits are for server handlers, and Switchyard has none.
-        Some(6) => Ok(()),
-        other => Err(format!("unknown request type {other:?}")),
-    }
+    let target = Audience::from_names(&list(opts.and_then(|o| o.get("rooms"))), &list(opts.and_then(|o| o.get("except"))));
+    let action = match request.get("type").and_then(Value::as_i64) {
+        Some(2) => RoomAction::Join(list(request.get("rooms"))),
+        Some(3) => RoomAction::Leave(list(request.get("rooms"))),
+        Some(4) => RoomAction::Disconnect,
+        Some(6) => return Ok(None),
+        other => return Err(format!("unknown request type {other:?}")),
+    };
+    Ok(Some(RoomOp { target, action }))
 }
 
 #[cfg(test)]
@@ -218,5 +192,23 @@ mod tests {
         assert_eq!(b.event, "ev");
         assert_eq!(b.args, [Mp::from(1), Mp::Binary(vec![1, 2])]);
         assert_eq!((b.rooms, b.except), (vec!["org:1".to_owned()], vec!["user:2".to_owned()]));
+
+        let p = broadcast(&buf).unwrap().unwrap();
+        assert_eq!((p.audience.room_names(), p.audience.except_names()), (vec!["org:1".to_owned()], vec!["user:2".to_owned()]));
+        assert_eq!(p.data.json(), None, "two arguments have no single JSON form");
+    }
+
+    #[test]
+    fn requests_become_room_operations() {
+        let op = request(br#"{"type": 2, "opts": {"rooms": ["user:a"], "except": []}, "rooms": ["tenant:t:project:p"]}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(op.target.room_names(), ["user:a"]);
+        assert_eq!(op.action, RoomAction::Join(vec!["tenant:t:project:p".into()]));
+        let all = request(br#"{"type": 4, "opts": {"rooms": [], "except": ["org:1"]}}"#).unwrap().unwrap();
+        assert!(all.target.everyone);
+        assert_eq!(all.action, RoomAction::Disconnect);
+        assert_eq!(request(br#"{"type": 6, "opts": {}}"#).unwrap(), None);
+        assert!(request(br#"{"type": 9}"#).is_err());
     }
 }

@@ -8,10 +8,11 @@ use axum::{Json, Router};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiJson};
-use crate::auth::ApiKey;
+use super::{ApiError, ApiJson, ApiKey};
+use crate::id::LooseId;
 use crate::notifications::{self, Recipient};
-use crate::publish::{Audience, Publication, Receipt, Source, checked_event};
+use crate::publication::{Audience, Publication, Source};
+use crate::publish::{Receipt, checked_event};
 use crate::rooms::{self, public_channel};
 use crate::state::AppState;
 
@@ -27,9 +28,7 @@ async fn control(
     let field = |name: &str| body.get(name).filter(|v| !v.is_null());
     let text = |name: &str| -> Result<String, ApiError> {
         match field(name) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            Some(_) => Err(ApiError::invalid_field(name, "must be a string")),
+            Some(value) => LooseId::of(value).ok_or_else(|| ApiError::invalid_field(name, "must be a string")),
             None => Err(ApiError::invalid_field(name, "is required")),
         }
     };
@@ -50,7 +49,7 @@ async fn control(
         "notify" => {
             let user = rooms::id("userId", &text("userId")?)
                 .map_err(|e| ApiError::invalid_field("userId", e.to_string()))?;
-            notifications::notify(&state, &Recipient::User(user), data, Source::Http).await?
+            notifications::notify(&state.publisher, &Recipient::User(user), data, Source::Http).await?
         }
         other => {
             return Err(ApiError::invalid_field(
@@ -64,13 +63,13 @@ async fn control(
 
 /// Counts only: no room names, which would reveal user ids.
 async fn status(State(state): State<AppState>) -> Json<Value> {
-    let rooms = state.io.rooms().await.map(|r| r.len()).unwrap_or(0);
+    let status = state.publisher.status().await;
     Json(json!({
         "status": "ok",
         "instanceId": state.instance.id,
         "uptimeSeconds": state.instance.started.elapsed().as_secs(),
-        "connections": state.io.sockets().len() + state.hub.connections(),
-        "rooms": rooms,
-        "redis": state.redis.status(),
+        "connections": status.connections,
+        "rooms": status.rooms,
+        "redis": status.redis,
     }))
 }

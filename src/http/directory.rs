@@ -15,10 +15,11 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiJson};
-use crate::auth::ApiKey;
+use super::{ApiError, ApiJson, ApiKey};
 use crate::directory::{self, InvitationRecord, InvitationStatus, MembershipKey, ResourceKind, Upsert, UserRecord};
-use crate::rooms::{self, Room, deserialize_optional_id};
+use crate::id::deserialize_optional as deserialize_optional_id;
+use crate::publication::{Audience, RoomAction, RoomOp};
+use crate::rooms::{self, Room};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -178,10 +179,11 @@ async fn delete_member(
     let removed = directory::delete_membership(&state.db, &key).await?;
     // Whether or not the record existed, no connection of this user, on any instance, may
     // stay in the room.
-    state
-        .publisher
-        .leave_rooms(&Room::User(key.user_id.clone()), std::slice::from_ref(&room))
-        .await;
+    let op = RoomOp {
+        target: Audience::rooms(vec![Room::User(key.user_id.clone())]),
+        action: RoomAction::Leave(vec![room.name()]),
+    };
+    state.publisher.apply(op).await;
     if removed {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -29,7 +29,7 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
             message: "the database does not answer".into(),
         });
     }
-    let redis = state.redis.status();
+    let redis = state.publisher.status().await.redis;
     if redis == "disconnected" {
         return Err(ApiError::Unavailable {
             code: "redis_unavailable",

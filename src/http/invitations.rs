@@ -5,10 +5,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use http::StatusCode;
 
-use super::{ApiError, ApiJson};
-use crate::auth::ApiKey;
+use super::{ApiError, ApiJson, ApiKey};
 use crate::invitations::{self, InvitationUpdate};
-use crate::publish::{Receipt, Source};
+use crate::publication::Source;
+use crate::publish::Receipt;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -20,7 +20,7 @@ async fn invitation_update(
     State(state): State<AppState>,
     ApiJson(update): ApiJson<InvitationUpdate>,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
-    let receipt = invitations::apply(&state, update, Source::Http)
+    let receipt = invitations::apply(&state.db, &state.publisher, update, Source::Http)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok((StatusCode::ACCEPTED, Json(receipt)))

@@ -6,7 +6,9 @@
 //! - `invitations`: `POST /invitation-update`.
 //! - `control`: `/api/websocket` (broadcast to a channel, notify a user, status).
 //! - `polling`: history and notifications for clients without a WebSocket.
+//! - `api_key`, `user_auth`: the extractors that admit backends (API keys) and users (JWT).
 
+mod api_key;
 mod control;
 mod directory;
 mod error;
@@ -15,9 +17,12 @@ mod invitations;
 mod json;
 mod polling;
 mod publish;
+mod user_auth;
 
+pub use api_key::ApiKey;
 pub use error::ApiError;
 pub use json::ApiJson;
+pub use user_auth::UserAuth;
 
 use axum::Router;
 

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::ApiError;
 use crate::access::{self, AccessError};
-use crate::auth::UserAuth;
+use super::UserAuth;
 use crate::publish::history::Since;
 use crate::publish::inbox;
 use crate::rooms::{self, Room};
@@ -134,7 +134,7 @@ async fn read_room(
 ) -> Result<Json<Value>, ApiError> {
     let since = window.since()?;
     let limit = window.limit()?;
-    access::may_read(state, identity, &room).await.map_err(|e| match e {
+    access::may_read(&state.db, &state.settings.channel_patterns, identity, &room).await.map_err(|e| match e {
         AccessError::Forbidden(_) => ApiError::Forbidden {
             code: "forbidden",
             message: e.to_string(),

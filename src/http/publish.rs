@@ -5,9 +5,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use http::StatusCode;
 
-use super::{ApiError, ApiJson};
-use crate::auth::ApiKey;
-use crate::publish::{PublishRequest, Receipt, Source};
+use super::{ApiError, ApiJson, ApiKey};
+use crate::publication::Source;
+use crate::publish::{PublishRequest, Receipt};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {

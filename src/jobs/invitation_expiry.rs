@@ -8,14 +8,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::directory::{self, InvitationStatus};
 use crate::invitations::{self, InvitationUpdate};
 use crate::notifications::{self, Recipient};
-use crate::publish::Source;
-use crate::state::AppState;
+use crate::publication::Source;
+use crate::publish::Publisher;
 
 /// What one run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -25,10 +26,10 @@ pub struct ExpiryReport {
 }
 
 /// Expires every pending invitation whose `expiresAt` is before `now`.
-pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<ExpiryReport, sea_orm::DbErr> {
+pub async fn run_once(db: &DatabaseConnection, publisher: &Publisher, now: DateTime<Utc>) -> Result<ExpiryReport, sea_orm::DbErr> {
     let mut report = ExpiryReport::default();
-    for invitation in directory::pending_invitations_expired_before(&state.db, now).await? {
-        if !directory::mark_invitation_expired(&state.db, &invitation.id, now).await? {
+    for invitation in directory::pending_invitations_expired_before(db, now).await? {
+        if !directory::mark_invitation_expired(db, &invitation.id, now).await? {
             continue; // another run got it first
         }
         let update = InvitationUpdate {
@@ -38,12 +39,12 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<ExpiryRepo
             revoked_at: invitation.revoked_at,
             expires_at: invitation.expires_at,
         };
-        if let Err(e) = invitations::publish(state, &update, Source::Job).await {
+        if let Err(e) = invitations::publish(publisher, &update, Source::Job).await {
             // The status change is committed and was delivered; only its history entry is missing.
             tracing::warn!(error = %e, invitation = %invitation.id, "expiry not recorded in history");
         }
         if let Some(org) = &invitation.organization_id {
-            for admin in directory::organization_admins(&state.db, org).await? {
+            for admin in directory::organization_admins(db, org).await? {
                 let notification = json!({
                     "id": uuid::Uuid::now_v7().to_string(),
                     "type": "invitation_expired",
@@ -52,7 +53,7 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<ExpiryRepo
                     "data": {"invitationId": invitation.id, "organizationId": org},
                     "createdAt": now.to_rfc3339(),
                 });
-                if notifications::notify(state, &Recipient::User(admin.id.clone()), notification, Source::Job)
+                if notifications::notify(publisher, &Recipient::User(admin.id.clone()), notification, Source::Job)
                     .await
                     .is_ok()
                 {
@@ -66,8 +67,7 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<ExpiryRepo
 }
 
 /// Runs at every tick of the configured schedule until `shutdown`.
-pub async fn schedule(state: AppState, shutdown: CancellationToken) {
-    let cron = state.settings.invitation_expiry_cron.clone();
+pub async fn schedule(db: DatabaseConnection, publisher: Publisher, cron: croner::Cron, shutdown: CancellationToken) {
     loop {
         let now = Utc::now();
         let Ok(next) = cron.find_next_occurrence(&now, false) else {
@@ -80,10 +80,10 @@ pub async fn schedule(state: AppState, shutdown: CancellationToken) {
             _ = tokio::time::sleep(wait) => {}
         }
         // One instance of a cluster runs each tick.
-        if !state.publisher.claim_key(&format!("invitation-expiry:{}", next.timestamp()), Duration::from_secs(3600)).await {
+        if !publisher.claim(&format!("invitation-expiry:{}", next.timestamp()), Duration::from_secs(3600)).await {
             continue;
         }
-        match run_once(&state, Utc::now()).await {
+        match run_once(&db, &publisher, Utc::now()).await {
             Ok(report) => tracing::info!(expired = report.expired.len(), admins_notified = report.admins_notified, "invitation expiry ran"),
             Err(e) => tracing::error!(error = %e, "invitation expiry failed"),
         }

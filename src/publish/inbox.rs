@@ -10,13 +10,13 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use crate::id::LooseId;
+
 /// The notification's own id (`data.id`) when it has one, else the publication id.
 pub fn notification_id(data: &Value, publication_id: &str) -> String {
-    match data.get("id") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => publication_id.to_owned(),
-    }
+    data.get("id")
+        .and_then(LooseId::non_empty)
+        .unwrap_or_else(|| publication_id.to_owned())
 }
 
 /// Keeps one notification for each user; `delivered` says whether it reached him live.

@@ -1,90 +1,42 @@
-//! The publish path: every way in (HTTP, Redis, the Node emitter, client events, jobs) turns
-//! what it received into one [`Publication`] and hands it to [`Publisher::publish`].
+//! The Publisher: the one road every publication takes, whichever way it came in (HTTP, Redis
+//! JSON channels, client events, presence, jobs). In order: number it in each room that keeps
+//! history → hand it to the cluster bus, which brings it back to every instance (or, without
+//! Redis or while Redis is down, deliver it here) → deliver it to this instance's Socket.IO
+//! sockets and plain WebSocket connections through the [`Hub`] → record its history (and a user
+//! notification's inbox entry) and wait until that is durable.
 //!
-//! The path is: the way in has already authorized the caller (API key, room membership) →
-//! a history offset for each room that keeps history → delivery to the Socket.IO rooms and the
-//! plain WebSocket subscribers of this instance → the history (and a user notification's
-//! inbox entry) made durable. No way in ever talks to the adapter directly.
+//! The Publisher is the only holder of the hub: room operations, member counts and status
+//! counts are asked of it too. The Node emitter's messages, which every instance receives
+//! itself, take the same local delivery ([`Publisher::deliver_received`]).
 //!
 //! - [`history`]: offsets, group-committed writes, reads for polling, retention.
 //! - [`inbox`]: notifications kept per user, delivered on connect, marked read.
+//! - [`request`], [`target`]: the publish request backends send, and the audience it names.
 
-mod event;
-pub mod fanout;
 pub mod history;
 pub mod inbox;
 mod request;
 mod target;
 
-pub use event::{EventError, EventName};
 pub use request::{PublishRequest, checked_event};
-pub use target::{Audience, FieldError, TargetSpec};
+pub use target::{FieldError, TargetSpec};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
-use socketioxide::SocketIo;
 use uuid::Uuid;
 
-use self::fanout::{Fanout, RoomOp, SendError};
 use self::history::History;
-use crate::bridge::RedisLink;
+use crate::cluster::deliver::SendError;
+use crate::cluster::{self, Bus, Offsets};
+use crate::event::EventName;
+use crate::hub::Hub;
 use crate::presence::Presence;
-use crate::rawws::hub::Hub;
+use crate::publication::{Publication, RoomOp};
 use crate::rooms::{Room, RoomError};
-
-/// Where a publication came from; recorded for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Http,
-    RedisJson,
-    Emitter,
-    ClientEvent,
-    Presence,
-    Job,
-    /// Received from another instance.
-    Cluster,
-}
-
-/// One event for one audience.
-#[derive(Debug, Clone)]
-pub struct Publication {
-    /// Time-ordered (UUIDv7), so ids sort like publications.
-    pub id: Uuid,
-    pub event: EventName,
-    pub audience: Audience,
-    pub data: serde_json::Value,
-    pub source: Source,
-    pub published_at: DateTime<Utc>,
-    /// Signals of the moment (typing, presence, read receipts): delivered, never recorded.
-    pub ephemeral: bool,
-}
-
-impl Publication {
-    pub fn new(event: EventName, audience: Audience, data: serde_json::Value, source: Source) -> Self {
-        Publication {
-            id: Uuid::now_v7(),
-            event,
-            audience,
-            data,
-            source,
-            published_at: Utc::now(),
-            ephemeral: false,
-        }
-    }
-
-    /// A publication that skips history and the inbox.
-    pub fn ephemeral(event: EventName, audience: Audience, data: serde_json::Value, source: Source) -> Self {
-        Publication {
-            ephemeral: true,
-            ..Publication::new(event, audience, data, source)
-        }
-    }
-}
 
 /// What the caller learns about an accepted publication.
 #[derive(Debug, Clone, Serialize)]
@@ -110,34 +62,44 @@ pub enum PublishError {
     History(String),
 }
 
+/// Counts for the status endpoint (no names: room names would reveal user ids).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Status {
+    pub connections: usize,
+    pub rooms: usize,
+    pub redis: &'static str,
+}
+
 /// Delivers publications. Cheap to clone; one per application.
 #[derive(Clone)]
 pub struct Publisher {
-    inner: Arc<Outlets>,
+    inner: Arc<Inner>,
 }
 
-/// What a [`Publisher`] delivers to and records in.
-pub struct Outlets {
-    pub io: SocketIo,
-    pub hub: Arc<Hub>,
-    pub history: Arc<History>,
-    pub presence: Arc<Presence>,
-    pub db: DatabaseConnection,
-    /// Cross-instance delivery, when Redis is configured.
-    pub fanout: Option<Fanout>,
-    pub redis: Arc<RedisLink>,
+struct Inner {
+    hub: Hub,
+    history: Arc<History>,
+    /// Whether an addressed user is online, for a notification's inbox entry.
+    presence: Arc<Presence>,
+    db: DatabaseConnection,
+    /// The cluster, when Redis is configured.
+    bus: Option<Bus>,
 }
 
 impl Publisher {
-    pub fn new(outlets: Outlets) -> Self {
+    pub fn new(hub: Hub, history: Arc<History>, presence: Arc<Presence>, db: DatabaseConnection, bus: Option<Bus>) -> Self {
         Publisher {
-            inner: Arc::new(outlets),
+            inner: Arc::new(Inner {
+                hub,
+                history,
+                presence,
+                db,
+                bus,
+            }),
         }
     }
 
-    /// The single road out: number it in each history room, deliver it to the Socket.IO and
-    /// plain WebSocket subscribers of this instance, then wait until its history (and, for a
-    /// user notification, the inbox) is durable.
+    /// The single road out (see the module doc).
     #[tracing::instrument(skip_all, fields(id = %publication.id, event = %publication.event, source = ?publication.source))]
     pub async fn publish(&self, publication: Publication) -> Result<Receipt, PublishError> {
         let inner = &self.inner;
@@ -147,34 +109,20 @@ impl Publisher {
             .iter()
             .filter(|r| !publication.ephemeral && inner.history.keeps(r))
             .collect();
-        let offsets = match &inner.fanout {
-            Some(fanout) => match self.send_to_cluster(fanout, &publication, &history_rooms).await {
+        let offsets = match &inner.bus {
+            Some(bus) => match self.send_to_cluster(bus, &publication, &history_rooms).await {
                 Ok(offsets) => offsets,
                 Err(e) => {
                     tracing::warn!(error = %e, "redis unreachable: delivering on this instance only");
-                    inner.redis.set_connected(false);
+                    bus.set_disconnected();
                     let offsets = self.deliver_here(&publication, &history_rooms).await?;
-                    fanout.numbered_alone(&offsets);
+                    bus.numbered_alone(&offsets);
                     offsets
                 }
             },
             None => self.deliver_here(&publication, &history_rooms).await?,
         };
-
-        let is_notification = !publication.ephemeral && publication.event.as_str() == crate::notifications::EVENT;
-        if !offsets.is_empty() || is_notification {
-            let data = publication.data.to_string();
-            if !offsets.is_empty() {
-                inner
-                    .history
-                    .record(&offsets, &publication.id.to_string(), publication.event.as_str(), &data, publication.published_at)
-                    .await
-                    .map_err(PublishError::History)?;
-            }
-            if is_notification {
-                self.keep_notification(&publication, &data).await?;
-            }
-        }
+        self.record(&publication, &offsets).await?;
         Ok(Receipt {
             id: publication.id,
             event: publication.event.to_string(),
@@ -184,42 +132,107 @@ impl Publisher {
         })
     }
 
+    /// Delivers a publication that every instance received by itself (the Node emitter's): to
+    /// this instance's connections only; not numbered, not recorded.
+    pub async fn deliver_received(&self, publication: &Publication) {
+        self.inner.hub.deliver(publication, &[]).await;
+    }
+
+    /// Applies a room operation to the audience's connections on every instance (this one alone
+    /// without Redis, or while Redis is down).
+    pub async fn apply(&self, op: RoomOp) {
+        if let Some(bus) = &self.inner.bus {
+            match bus.room_op(&op).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "redis unreachable: applying the room operation on this instance only"),
+            }
+        }
+        self.inner.hub.apply(&op).await;
+    }
+
+    /// Applies a room operation every instance received by itself (the Node emitter's
+    /// requests) to this instance's connections.
+    pub async fn apply_received(&self, op: &RoomOp) {
+        self.inner.hub.apply(op).await;
+    }
+
+    /// Connections (sockets and plain WebSockets) in `room`, on every instance that answers.
+    pub async fn member_count(&self, room: &Room) -> usize {
+        let name = room.name();
+        let local = self.inner.hub.count(&name);
+        let Some(bus) = &self.inner.bus else { return local };
+        match bus.remote_count(&name).await {
+            Ok(remote) => local + remote,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis unreachable: counting this instance only");
+                local
+            }
+        }
+    }
+
+    /// True for one instance of the cluster that claims `name` within `ttl` (always true on a
+    /// single instance).
+    pub async fn claim(&self, name: &str, ttl: Duration) -> bool {
+        match &self.inner.bus {
+            Some(bus) => bus.claim(name, ttl).await,
+            None => true,
+        }
+    }
+
+    /// This instance's connections, rooms, and the state of its Redis link.
+    pub async fn status(&self) -> Status {
+        Status {
+            connections: self.inner.hub.connections(),
+            rooms: self.inner.hub.rooms().await,
+            redis: match &self.inner.bus {
+                None => "disabled",
+                Some(bus) if bus.is_connected() => "connected",
+                Some(_) => "disconnected",
+            },
+        }
+    }
+
+    /// The hub, for connections' own bookkeeping (registering, joining). Delivery goes through
+    /// [`Publisher::publish`].
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub fn history(&self) -> &Arc<History> {
+        &self.inner.history
+    }
+
     /// Numbers and delivers on this instance alone (single instance, or Redis down).
-    async fn deliver_here(&self, publication: &Publication, history_rooms: &[&Room]) -> Result<Vec<(String, i64)>, PublishError> {
+    async fn deliver_here(&self, publication: &Publication, history_rooms: &[&Room]) -> Result<Offsets, PublishError> {
         let tickets = self
             .inner
             .history
             .tickets(history_rooms)
             .await
             .map_err(|e| PublishError::History(e.to_string()))?;
-        let offsets: Vec<(String, i64)> = tickets.iter().map(|t| (t.room.clone(), t.offset)).collect();
-        self.deliver(publication, &offsets).await;
+        let offsets: Offsets = tickets.iter().map(|t| (t.room.clone(), t.offset)).collect();
+        self.inner.hub.deliver(publication, &offsets).await;
         // Delivered in offset order: the next publication to these rooms may go.
         drop(tickets);
         Ok(offsets)
     }
 
-    /// Numbers the publication in Redis and sends it to every instance, this one included (its
-    /// subscriber delivers it here).
-    async fn send_to_cluster(
-        &self,
-        fanout: &Fanout,
-        publication: &Publication,
-        history_rooms: &[&Room],
-    ) -> Result<Vec<(String, i64)>, String> {
+    /// Numbers the publication in Redis and sends it to every instance, this one included (the
+    /// bus hands it back to [`cluster::Handler::deliver`]).
+    async fn send_to_cluster(&self, bus: &Bus, publication: &Publication, history_rooms: &[&Room]) -> Result<Offsets, String> {
         let names: Vec<String> = history_rooms.iter().map(|r| r.name()).collect();
         let mut floors = Vec::with_capacity(names.len());
-        for (room, needed) in names.iter().zip(fanout.needs_floor(&names)) {
+        for (room, needed) in names.iter().zip(bus.needs_floor(&names)) {
             floors.push(if needed { self.known_last(room).await? } else { -1 });
         }
-        let offsets = match fanout.send(publication, &names, &floors).await {
+        let offsets = match bus.send(publication, &names, &floors).await {
             Err(SendError::Unseeded) => {
                 // Redis lost its counters: continue from what this instance and the database know.
                 let mut floors = Vec::with_capacity(names.len());
                 for room in &names {
                     floors.push(self.known_last(room).await?);
                 }
-                fanout.send(publication, &names, &floors).await
+                bus.send(publication, &names, &floors).await
             }
             other => other,
         }
@@ -227,9 +240,9 @@ impl Publisher {
         for (room, offset) in &offsets {
             self.inner.history.observe(room, *offset).await;
         }
-        if !self.inner.redis.is_connected() {
+        if !bus.is_connected() {
             // Our own subscriber is between connections and will not see it: deliver here.
-            self.deliver(publication, &offsets).await;
+            self.inner.hub.deliver(publication, &offsets).await;
         }
         Ok(offsets)
     }
@@ -241,128 +254,24 @@ impl Publisher {
         Ok(recorded.max(history.last_handed_out(room).await))
     }
 
-    /// Delivers a publication another instance (or this one) sent through Redis.
-    pub async fn deliver_remote(&self, message: &[u8]) -> Result<(), String> {
-        let (publication, offsets) = fanout::decode(message)?;
-        self.deliver(&publication, &offsets).await;
+    /// Makes the history (and a user notification's inbox entries) durable.
+    async fn record(&self, publication: &Publication, offsets: &Offsets) -> Result<(), PublishError> {
+        let is_notification = !publication.ephemeral && publication.event == EventName::NOTIFICATION_NEW;
+        if offsets.is_empty() && !is_notification {
+            return Ok(());
+        }
+        let data = publication.json().to_string();
+        if !offsets.is_empty() {
+            self.inner
+                .history
+                .record(offsets, &publication.id.to_string(), publication.event.as_str(), &data, publication.published_at)
+                .await
+                .map_err(PublishError::History)?;
+        }
+        if is_notification {
+            self.keep_notification(publication, &data).await?;
+        }
         Ok(())
-    }
-
-    /// Takes every connection in `from` (on every instance) out of `rooms`.
-    pub async fn leave_rooms(&self, from: &Room, rooms: &[Room]) {
-        let op = RoomOp::Leave {
-            from: from.name(),
-            rooms: rooms.iter().map(Room::name).collect(),
-        };
-        if let Some(fanout) = &self.inner.fanout {
-            match fanout.room_op(&op).await {
-                Ok(()) => return,
-                Err(e) => tracing::warn!(error = %e, "redis unreachable: leaving rooms on this instance only"),
-            }
-        }
-        self.apply_room_op_here(&op).await;
-    }
-
-    /// Connections (sockets and plain WebSockets) in `room`, on every instance that answers.
-    pub async fn member_count(&self, room: &Room) -> usize {
-        let local = self.local_count(&room.name());
-        let Some(fanout) = &self.inner.fanout else { return local };
-        let others = self.inner.presence.live_instances().await.saturating_sub(1);
-        match fanout.remote_count(&room.name(), others).await {
-            Ok(remote) => local + remote,
-            Err(e) => {
-                tracing::warn!(error = %e, "redis unreachable: counting this instance only");
-                local
-            }
-        }
-    }
-
-    fn local_count(&self, room: &str) -> usize {
-        self.inner.io.within(room.to_owned()).sockets().len() + self.inner.hub.members(room)
-    }
-
-    /// Applies a room operation or answers a query another instance (or this one) sent.
-    pub async fn room_op_received(&self, payload: &[u8]) -> Result<(), String> {
-        let op: RoomOp = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-        match &op {
-            RoomOp::Count { id, room, reply_to, origin } => {
-                let Some(fanout) = &self.inner.fanout else { return Ok(()) };
-                if origin == fanout.instance() {
-                    return Ok(());
-                }
-                let reply = fanout::CountReply {
-                    id: *id,
-                    count: self.local_count(room),
-                };
-                fanout.reply(reply_to, &reply).await.map_err(|e| e.to_string())
-            }
-            RoomOp::Leave { .. } => {
-                self.apply_room_op_here(&op).await;
-                Ok(())
-            }
-        }
-    }
-
-    /// Hands an answer to a count query to the query waiting for it.
-    pub fn count_reply_received(&self, payload: &[u8]) -> Result<(), String> {
-        match &self.inner.fanout {
-            Some(fanout) => fanout.answer(payload),
-            None => Ok(()),
-        }
-    }
-
-    async fn apply_room_op_here(&self, op: &RoomOp) {
-        if let RoomOp::Leave { from, rooms } = op {
-            if let Err(e) = self.inner.io.to(from.clone()).leave(rooms.clone()).await {
-                tracing::warn!(error = %e, "could not remove sockets from rooms");
-            }
-            for room in rooms {
-                self.inner.hub.leave_all(from, room);
-            }
-        }
-    }
-
-    /// True for the first instance to claim `key` within `ttl` (always true on a single instance).
-    pub async fn claim_key(&self, key: &str, ttl: std::time::Duration) -> bool {
-        match &self.inner.fanout {
-            Some(fanout) => fanout.claim_key(key, ttl).await,
-            None => true,
-        }
-    }
-
-    /// See [`Fanout::claim`]; always true on a single instance.
-    pub async fn claim(&self, channel: &str, payload: &[u8]) -> bool {
-        match &self.inner.fanout {
-            Some(fanout) => fanout.claim(channel, payload).await,
-            None => true,
-        }
-    }
-
-    async fn deliver(&self, publication: &Publication, offsets: &[(String, i64)]) {
-        let audience = &publication.audience;
-        let operators = if audience.everyone {
-            self.inner.io.broadcast()
-        } else {
-            self.inner.io.to(audience.room_names())
-        };
-        let result = operators
-            .except(audience.except_names())
-            .emit(publication.event.as_str(), &publication.data)
-            .await;
-        // A closed socket is on its way out; a full queue means a client far behind, which
-        // loses this delivery (socketioxide does not say which socket it was).
-        if let Err(socketioxide::BroadcastError::Socket(errors)) = &result {
-            let full = errors
-                .iter()
-                .filter(|e| matches!(e, socketioxide::SocketError::InternalChannelFull))
-                .count();
-            if full > 0 {
-                tracing::warn!(full, event = %publication.event, "delivery dropped for sockets whose send queue is full");
-            }
-        } else if let Err(error) = result {
-            tracing::warn!(%error, "delivery failed");
-        }
-        self.inner.hub.deliver(publication, offsets);
     }
 
     /// Keeps a user notification in each addressed user's inbox.
@@ -373,13 +282,24 @@ impl Publisher {
                 users.push((u.clone(), self.inner.presence.is_online(u).await));
             }
         }
-        let id = inbox::notification_id(&publication.data, &publication.id.to_string());
+        let id = inbox::notification_id(publication.json(), &publication.id.to_string());
         inbox::keep(&self.inner.db, &users, &id, data, publication.published_at)
             .await
             .map_err(|e| PublishError::History(e.to_string()))
     }
+}
 
-    pub fn history(&self) -> &Arc<History> {
-        &self.inner.history
+/// What the cluster bus brings back: delivered and applied through the same hub.
+impl cluster::Handler for Publisher {
+    async fn deliver(&self, publication: Publication, offsets: Offsets) {
+        self.inner.hub.deliver(&publication, &offsets).await;
+    }
+
+    async fn apply(&self, op: RoomOp) {
+        self.inner.hub.apply(&op).await;
+    }
+
+    fn count(&self, room: &str) -> usize {
+        self.inner.hub.count(room)
     }
 }

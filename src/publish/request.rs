@@ -3,8 +3,10 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{EventName, FieldError, Publication, Source, TargetSpec};
+use super::{FieldError, TargetSpec};
 use crate::catalogue::Catalogue;
+use crate::event::EventName;
+use crate::publication::{Publication, Source};
 
 /// `{event, to, except?, data?}`.
 #[derive(Debug, Deserialize)]

@@ -9,34 +9,9 @@
 
 use serde::{Deserialize, Deserializer};
 
+use crate::id::LooseId;
+use crate::publication::Audience;
 use crate::rooms::{self, Room};
-
-/// The resolved audience of a publication.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Audience {
-    /// Every connected socket (then `rooms` is empty).
-    pub everyone: bool,
-    pub rooms: Vec<Room>,
-    pub except: Vec<Room>,
-}
-
-impl Audience {
-    pub fn rooms(rooms: Vec<Room>) -> Self {
-        Audience {
-            everyone: false,
-            rooms,
-            except: Vec::new(),
-        }
-    }
-
-    pub fn room_names(&self) -> Vec<String> {
-        self.rooms.iter().map(Room::name).collect()
-    }
-
-    pub fn except_names(&self) -> Vec<String> {
-        self.except.iter().map(Room::name).collect()
-    }
-}
 
 /// A request field that does not resolve; `field` is the JSON path at fault (`to.project`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,25 +53,15 @@ impl<'de> Deserialize<'de> for Ids {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
-        enum One {
-            Text(String),
-            Number(serde_json::Number),
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
         enum OneOrMany {
-            One(One),
-            Many(Vec<One>),
+            One(LooseId),
+            Many(Vec<LooseId>),
         }
-        let text = |one: One| match one {
-            One::Text(s) => s,
-            One::Number(n) => n.to_string(),
-        };
         match OneOrMany::deserialize(d).map_err(|_| {
             serde::de::Error::custom("expected an id (string or number) or a list of ids")
         })? {
-            OneOrMany::One(one) => Ok(Ids(vec![text(one)])),
-            OneOrMany::Many(many) => Ok(Ids(many.into_iter().map(text).collect())),
+            OneOrMany::One(one) => Ok(Ids(vec![one.0])),
+            OneOrMany::Many(many) => Ok(Ids(many.into_iter().map(|id| id.0).collect())),
         }
     }
 }

@@ -13,19 +13,17 @@ use http::{HeaderMap, Uri};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::hub::{self, Dialect, Kick};
 use crate::auth::token::{find_token, query_param};
-use crate::auth::{self, AuthError, Identity};
-use crate::presence;
-use crate::publish::inbox;
-use crate::realtime::connect::home_rooms;
-use crate::rooms::{Room, public_channel};
+use crate::auth::{AuthError, Identity};
+use crate::event::EventName;
+use crate::hub::plain::{self, Dialect, Kick, PlainConnections};
+use crate::notifications;
+use crate::rooms::Room;
 use crate::state::AppState;
+use crate::subscriptions::{self, SubscriptionError};
 
 /// Largest client frame accepted (bytes).
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
-/// Channels one connection may be subscribed to.
-const MAX_SUBSCRIPTIONS: usize = 100;
 /// Client messages: a burst of this many, then this many per second.
 const RATE_BURST: f64 = 20.0;
 const RATE_PER_SECOND: f64 = 10.0;
@@ -59,15 +57,19 @@ impl From<AuthError> for Refusal {
     }
 }
 
+impl From<SubscriptionError> for Refusal {
+    fn from(e: SubscriptionError) -> Self {
+        Refusal::new(e.code(), e.to_string())
+    }
+}
+
 pub async fn channels_endpoint(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let auth = auth::authenticate(&state, find_token(None, &headers, uri.query()))
-        .await
-        .map_err(Refusal::from);
+    let auth = state.authenticate(find_token(None, &headers, uri.query())).await.map_err(Refusal::from);
     upgrade(ws, state, auth, Dialect::Channels)
 }
 
@@ -94,7 +96,7 @@ pub async fn commerce_endpoint(
             }),
             Err(e) => Err(Refusal::new("invalid_user", e.to_string())),
         },
-        (token, claimed) => match auth::authenticate(&state, token).await {
+        (token, claimed) => match state.authenticate(token).await {
             Ok(identity) if claimed.as_ref().is_some_and(|u| *u != identity.user_id) => Err(Refusal::new(
                 "user_mismatch",
                 "userId does not match the token's user",
@@ -132,10 +134,10 @@ fn close(code: u16, reason: &str) -> Message {
 }
 
 async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: Dialect) {
-    let hub = state.hub.clone();
+    let hub = state.publisher.hub().plain();
     let registration = hub.register(dialect, state.settings.ws_send_queue);
     let id = registration.id.clone();
-    for room in home_rooms(&identity) {
+    for room in identity.home_rooms() {
         hub.join(&id, &room.name());
     }
     if dialect == Dialect::Commerce {
@@ -144,8 +146,12 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: 
     }
     tracing::info!(conn = %id, user = %identity.user_id, ?dialect, "plain websocket connected");
     state.presence.count_in(&identity.user_id);
-    presence::sync_and_announce(&state, &identity).await;
-    deliver_undelivered(&state, &id, dialect, &identity.user_id).await;
+    state.sync_presence(&identity).await;
+    // The user's notifications that reached none of his connections, to this one only.
+    for (notification_id, data) in notifications::undelivered(&state.db, &identity.user_id).await {
+        let event = EventName::NOTIFICATION_NEW;
+        hub.send_to(&id, plain::frame(dialect, event.as_str(), &data, &notification_id, None, None));
+    }
 
     let (sink, stream) = socket.split();
     let (control, control_rx) = mpsc::channel::<Message>(8);
@@ -158,6 +164,7 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: 
         End::ClientClosed => (None, "client closed"),
         End::Silent => (Some(CLOSE_GOING_AWAY), "ping timeout"),
         End::SlowConsumer => (Some(CLOSE_POLICY), "slow consumer: send queue full"),
+        End::Disconnected => (Some(CLOSE_POLICY), "disconnected by the server"),
         End::Shutdown => (Some(CLOSE_RESTART), "server restarting"),
     };
     if let Some(code) = code {
@@ -171,13 +178,14 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: 
     }
     tracing::info!(conn = %id, reason = text, "plain websocket closed");
     state.presence.count_out(&identity.user_id);
-    presence::sync_and_announce(&state, &identity).await;
+    state.sync_presence(&identity).await;
 }
 
 enum End {
     ClientClosed,
     Silent,
     SlowConsumer,
+    Disconnected,
     Shutdown,
 }
 
@@ -227,14 +235,21 @@ async fn read_loop(
                 }
                 let _ = control.try_send(Message::Ping(Default::default()));
             }
-            _ = kicked.changed() => return End::SlowConsumer,
+            _ = kicked.changed() => return match *kicked.borrow() {
+                Some(Kick::Disconnected) => End::Disconnected,
+                _ => End::SlowConsumer,
+            },
             _ = state.shutdown.cancelled() => return End::Shutdown,
         }
     }
 }
 
 fn reply(state: &AppState, id: &str, frame: String) {
-    state.hub.send_to(id, frame.into());
+    connections(state).send_to(id, frame.into());
+}
+
+fn connections(state: &AppState) -> &PlainConnections {
+    state.publisher.hub().plain()
 }
 
 /// Answers one client message.
@@ -252,19 +267,16 @@ fn handle(state: &AppState, id: &str, _dialect: Dialect, text: &str) -> Result<S
                 .get("channel")
                 .and_then(Value::as_str)
                 .ok_or_else(|| Refusal::new("invalid_message", format!("`{kind}` needs a string `channel`")))?;
-            let (room, _) = public_channel(&state.settings.channel_patterns, channel)
-                .map_err(|e| Refusal::new(e.code(), e.to_string()))?;
+            let patterns = &state.settings.channel_patterns;
+            let hub = connections(state);
             if kind == "subscribe" {
-                if state.hub.rooms_of(id) >= MAX_SUBSCRIPTIONS {
-                    return Err(Refusal::new(
-                        "too_many_subscriptions",
-                        format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection"),
-                    ));
-                }
-                state.hub.join(id, &room.name());
+                let current = hub.rooms_of(id);
+                let room = subscriptions::subscribe(patterns, channel, current.iter().map(String::as_str))?;
+                hub.join(id, &room.name());
                 Ok(json!({"type": "subscribed", "channel": channel}).to_string())
             } else {
-                state.hub.leave(id, &room.name());
+                let room = subscriptions::unsubscribe(patterns, channel)?;
+                hub.leave(id, &room.name());
                 Ok(json!({"type": "unsubscribed", "channel": channel}).to_string())
             }
         }
@@ -299,17 +311,4 @@ async fn write_frames(
         }
     }
     let _ = sink.close().await;
-}
-
-async fn deliver_undelivered(state: &AppState, id: &str, dialect: Dialect, user_id: &str) {
-    match inbox::claim_undelivered(&state.db, user_id, chrono::Utc::now()).await {
-        Ok(rows) => {
-            for row in rows {
-                let data: Value = serde_json::from_str(&row.data).unwrap_or(Value::Null);
-                let frame = hub::frame(dialect, crate::notifications::EVENT, &data, &row.notification_id, None, None);
-                state.hub.send_to(id, frame);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "undelivered notifications could not be read"),
-    }
 }

@@ -7,10 +7,10 @@
 //!   order updates reach the customer's user room, product updates `store:{id}` subscribers.
 //!
 //! Both take a token like the sockets do (`?token=`, `Authorization: Bearer`), join the same
-//! home rooms, count for presence, and are served by the same publish path through [`hub`].
+//! home rooms, count for presence, and are served by the same publish path through the hub's
+//! plain WebSocket registry ([`crate::hub::plain`]).
 
 mod connection;
-pub mod hub;
 
 use axum::Router;
 use axum::routing::get;

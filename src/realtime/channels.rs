@@ -1,5 +1,6 @@
 //! `subscribe` / `unsubscribe` `{channel}`: public channels only (`venue_updates`, `venue:{id}`,
-//! `stores`, ... as `CHANNEL_PATTERNS` configures); a private room's name is refused.
+//! `stores`, ... as `CHANNEL_PATTERNS` configures), with the same rule and limit as plain
+//! WebSocket ([`crate::subscriptions`]); a private room's name is refused.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -7,8 +8,8 @@ use socketioxide::extract::SocketRef;
 
 use super::ack::AckError;
 use super::{AckResult, fields, payload};
-use crate::rooms::public_channel;
 use crate::state::AppState;
+use crate::subscriptions::{self, SubscriptionError};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -31,18 +32,22 @@ fn channel_name(data: Value) -> Result<String, AckError> {
         .map_err(|_| AckError::new("invalid_payload", "give {channel: \"name\"}"))
 }
 
+fn refused(e: SubscriptionError) -> AckError {
+    AckError::new(e.code(), e.to_string())
+}
+
 pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckResult {
     let name = channel_name(data)?;
-    let (room, _) = public_channel(&state.settings.channel_patterns, &name)
-        .map_err(|e| AckError::new(e.code(), e.to_string()))?;
+    let current = socket.rooms();
+    let room = subscriptions::subscribe(&state.settings.channel_patterns, &name, current.iter().map(|r| r.as_ref()))
+        .map_err(refused)?;
     socket.join(room.name());
     Ok(fields([("channel", json!(name))]))
 }
 
 pub async fn unsubscribe(state: AppState, socket: SocketRef, data: Value) -> AckResult {
     let name = channel_name(data)?;
-    let (room, _) = public_channel(&state.settings.channel_patterns, &name)
-        .map_err(|e| AckError::new(e.code(), e.to_string()))?;
+    let room = subscriptions::unsubscribe(&state.settings.channel_patterns, &name).map_err(refused)?;
     socket.leave(room.name());
     Ok(fields([("channel", json!(name))]))
 }

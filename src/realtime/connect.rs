@@ -2,18 +2,19 @@
 //! and register the client events.
 
 use serde_json::Value;
+use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 
-use super::notifications;
 use crate::auth::token::find_token;
-use crate::auth::{self, AuthError, Identity};
-use crate::presence;
+use crate::auth::{AuthError, Identity};
+use crate::event::EventName;
+use crate::notifications;
 use crate::rooms::Room;
 use crate::state::AppState;
 
-pub fn register(state: &AppState) {
+pub fn register(state: &AppState, io: &SocketIo) {
     let auth_state = state.clone();
     let authenticate = move |socket: SocketRef, TryData(auth): TryData<Value>| {
         let state = auth_state.clone();
@@ -22,7 +23,10 @@ pub fn register(state: &AppState) {
                 tracing::info!(sid = %socket.id, code = e.code(), "connection refused");
             })?;
             prepare(&state, &socket, &identity);
-            socket.extensions.insert(identity);
+            socket.extensions.insert(identity.clone());
+            // Counted cluster-wide before the client hears it is connected: a client that
+            // connects here and then closes a tab on another instance is never seen offline.
+            state.sync_presence(&identity).await;
             Ok::<(), AuthError>(())
         }
     };
@@ -31,7 +35,7 @@ pub fn register(state: &AppState) {
         let state = connect_state.clone();
         async move { on_connect(state, socket).await }
     };
-    state.io.ns("/", connected.with(authenticate));
+    io.ns("/", connected.with(authenticate));
 }
 
 /// Finds the handshake's token and authenticates it.
@@ -41,22 +45,7 @@ async fn authenticate(
     auth: Option<Value>,
 ) -> Result<Identity, AuthError> {
     let parts = socket.req_parts();
-    auth::authenticate(state, find_token(auth.as_ref(), &parts.headers, parts.uri.query())).await
-}
-
-/// The rooms a socket joins on connect: its user, organization and tenant (when the token
-/// names them), and its own id so that a backend can address exactly this socket.
-pub fn home_rooms(identity: &Identity) -> Vec<Room> {
-    // The token was verified but its ids may still be unusable as room names; such a claim
-    // is skipped rather than joined as a malformed room.
-    [
-        Room::user(&identity.user_id).ok(),
-        identity.organization_id.as_deref().and_then(|o| Room::org(o).ok()),
-        identity.tenant_id.as_deref().and_then(|t| Room::tenant(t).ok()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+    state.authenticate(find_token(auth.as_ref(), &parts.headers, parts.uri.query())).await
 }
 
 /// Everything a socket needs before the client hears it is connected: its rooms, its event
@@ -64,9 +53,10 @@ pub fn home_rooms(identity: &Identity) -> Vec<Room> {
 /// CONNECT packet before it runs the connect handler, and a client that emits (or is published
 /// to) right after `connect` would otherwise find no handler (or no room) yet.
 fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
-    let mut rooms: Vec<String> = home_rooms(identity).iter().map(Room::name).collect();
-    rooms.push(socket.id.to_string());
-    socket.join(rooms);
+    // Its home rooms, and its own id so that a backend can address exactly this socket.
+    let mut rooms = identity.home_rooms();
+    rooms.push(Room::connection(socket.id));
+    socket.join(rooms.iter().map(Room::name).collect::<Vec<_>>());
 
     let event_state = state.clone();
     socket.on_fallback(
@@ -86,7 +76,7 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
             tracing::info!(sid = %socket.id, %reason, "disconnected");
             if let Some(identity) = socket.extensions.get::<Identity>() {
                 state.presence.count_out(&identity.user_id);
-                presence::sync_and_announce(&state, &identity).await;
+                state.sync_presence(&identity).await;
             }
         }
     });
@@ -99,7 +89,9 @@ async fn on_connect(state: AppState, socket: SocketRef) {
         return;
     };
     tracing::info!(sid = %socket.id, user = %identity.user_id, "connected");
-    presence::sync_and_announce(&state, &identity).await;
-    notifications::deliver_undelivered(&state, &socket, &identity.user_id).await;
+    // The user's notifications that reached none of his connections, to this socket only.
+    for (_, data) in notifications::undelivered(&state.db, &identity.user_id).await {
+        let _ = socket.emit(EventName::NOTIFICATION_NEW.as_str(), &data);
+    }
 }
 

@@ -6,6 +6,7 @@ use socketioxide::extract::SocketRef;
 
 use super::ack::AckError;
 use super::{AckResult, fields, identity};
+use crate::id::LooseId;
 use crate::invitations::{self, WatchRefusal};
 use crate::rooms::{self, Room};
 use crate::state::AppState;
@@ -17,7 +18,7 @@ pub async fn watch(state: AppState, socket: SocketRef, data: Value) -> AckResult
     let identity = identity(&socket)?;
     let ids = invitation_ids(&data)?;
     for id in &ids {
-        invitations::may_watch(&state, identity.organization_id.as_deref(), id)
+        invitations::may_watch(&state.db, identity.organization_id.as_deref(), id)
             .await
             .map_err(|refusal| match refusal {
                 WatchRefusal::OtherOrganization(_) => AckError::new("forbidden", refusal.to_string()),
@@ -35,11 +36,7 @@ pub async fn unwatch(_state: AppState, socket: SocketRef, data: Value) -> AckRes
 }
 
 fn invitation_ids(data: &Value) -> Result<Vec<String>, AckError> {
-    let text = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    };
+    let text = LooseId::of;
     let raw: Vec<String> = match data {
         Value::String(_) | Value::Number(_) => text(data).into_iter().collect(),
         Value::Object(o) if o.contains_key("invitationIds") => match &o["invitationIds"] {

@@ -23,6 +23,7 @@ mod workspace;
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef};
 
 use self::ack::AckError;
@@ -30,8 +31,8 @@ use crate::auth::Identity;
 use crate::state::AppState;
 
 /// Registers the default namespace on the application's Socket.IO server.
-pub fn attach(state: &AppState) {
-    connect::register(state);
+pub fn attach(state: &AppState, io: &SocketIo) {
+    connect::register(state, io);
 }
 
 /// What a client event handler answers: extra fields of `{ok: true, ...}`, or a refusal.

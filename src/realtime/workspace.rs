@@ -7,7 +7,9 @@ use socketioxide::extract::SocketRef;
 use super::ack::AckError;
 use super::{AckResult, fields, identity};
 use crate::directory::{self, MembershipKey, ResourceKind};
-use crate::publish::{Audience, EventName, Publication, Source};
+use crate::event::EventName;
+use crate::id::LooseId;
+use crate::publication::{Audience, Publication, Source};
 use crate::rooms::{self, Room};
 use crate::state::AppState;
 
@@ -28,11 +30,11 @@ pub async fn leave_channel(state: AppState, socket: SocketRef, data: Value) -> A
 }
 
 pub async fn typing_start(state: AppState, socket: SocketRef, data: Value) -> AckResult {
-    typing(&state, &socket, &data, "typing:start").await
+    typing(&state, &socket, &data, EventName::TYPING_START).await
 }
 
 pub async fn typing_stop(state: AppState, socket: SocketRef, data: Value) -> AckResult {
-    typing(&state, &socket, &data, "typing:stop").await
+    typing(&state, &socket, &data, EventName::TYPING_STOP).await
 }
 
 /// `room:members {room}`: how many sockets are in a room this socket is in.
@@ -65,11 +67,9 @@ fn workspace_room(socket: &SocketRef, data: &Value, kind: ResourceKind) -> Resul
         Value::Object(o) => o.get(field),
         other => Some(other),
     };
-    let resource_id = match raw {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(AckError::new("invalid_payload", format!("give {{{field}: \"id\"}}"))),
-    };
+    let resource_id = raw
+        .and_then(LooseId::of)
+        .ok_or_else(|| AckError::new("invalid_payload", format!("give {{{field}: \"id\"}}")))?;
     let resource_id = rooms::id(field, &resource_id).map_err(|e| AckError::new("invalid_payload", e.to_string()))?;
     let tenant = identity
         .tenant_id
@@ -113,18 +113,13 @@ async fn leave(_state: &AppState, socket: &SocketRef, data: &Value, kind: Resour
 
 /// Typing indicators reach the channel's other sockets; only a socket in the channel (which
 /// membership checked when it joined) may send them.
-async fn typing(state: &AppState, socket: &SocketRef, data: &Value, event: &str) -> AckResult {
+async fn typing(state: &AppState, socket: &SocketRef, data: &Value, event: EventName) -> AckResult {
     let (room, key) = workspace_room(socket, data, ResourceKind::Channel)?;
     if !in_room(socket, &room) {
         return Err(AckError::new("not_in_room", "join the channel before sending typing indicators"));
     }
-    let audience = Audience {
-        everyone: false,
-        rooms: vec![room],
-        except: vec![Room::Named(socket.id.to_string())],
-    };
+    let audience = Audience::except(vec![room], vec![Room::connection(socket.id)]);
     let data = json!({"channelId": key.resource_id, "userId": key.user_id});
-    let event = EventName::parse(event).expect("valid event name");
     state
         .publisher
         .publish(Publication::ephemeral(event, audience, data, Source::ClientEvent))

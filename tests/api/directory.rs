@@ -1,6 +1,7 @@
 //! The directory API: users, memberships, invitations.
 
 use serde_json::{Value, json};
+use switchyard::publication::{Audience, RoomAction, RoomOp};
 
 use crate::helpers::{API_KEY, BARRIER, named, spawn_app, user_token};
 
@@ -56,7 +57,9 @@ async fn deleting_a_membership_takes_the_users_live_sockets_out_of_the_room() {
     let mut member = app.connect(&user_token("u1", None, Some("t1"))).await;
     let mut other = app.connect(&user_token("u2", None, Some("t1"))).await;
     // Put both in the project room as a join would.
-    app.state.io.to(vec!["user:u1", "user:u2"]).join("tenant:t1:project:p1").await.unwrap();
+    let both = Audience::from_names(&["user:u1".into(), "user:u2".into()], &[]);
+    let join = RoomAction::Join(vec!["tenant:t1:project:p1".into()]);
+    app.state.publisher.apply(RoomOp { target: both, action: join }).await;
 
     let task = json!({"event": "task:updated", "to": {"tenant": "t1", "project": "p1"}, "data": {}});
     app.publish(task.clone()).await;

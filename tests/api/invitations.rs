@@ -170,10 +170,10 @@ async fn the_expiry_job_expires_pending_invitations_once_and_notifies_the_admins
     watcher.emit_with_ack("watch-invitation", json!({"invitationIds": ["old", "fresh", "used"]})).await;
     let mut admin = app.connect(&user_token("admin1", Some("o1"), None)).await;
 
-    let report = invitation_expiry::run_once(&app.state, chrono::Utc::now()).await.unwrap();
+    let report = invitation_expiry::run_once(&app.state.db, &app.state.publisher, chrono::Utc::now()).await.unwrap();
     assert_eq!(report.expired, ["old"]);
     assert_eq!(report.admins_notified, 1);
-    let again = invitation_expiry::run_once(&app.state, chrono::Utc::now()).await.unwrap();
+    let again = invitation_expiry::run_once(&app.state.db, &app.state.publisher, chrono::Utc::now()).await.unwrap();
     assert!(again.expired.is_empty(), "a second tick expires nothing twice");
     app.barrier().await;
 

@@ -1,6 +1,7 @@
-//! The plain WebSocket side of delivery: which connections are in which rooms, and a bounded
-//! send queue per connection. A connection whose queue is full is a slow consumer: it is
-//! dropped (told why) instead of letting its backlog grow in the server's memory.
+//! The plain WebSocket connections of this instance: which connections are in which rooms, and a
+//! bounded send queue per connection. A connection whose queue is full is a slow consumer: it is
+//! dropped (told why) instead of letting its backlog grow in the server's memory. Each
+//! publication is framed once per dialect, not once per connection.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::publish::Publication;
+use crate::publication::{Audience, Publication, RoomAction};
 use crate::rooms::Room;
 
 /// Which contract a connection speaks; deliveries are framed accordingly.
@@ -25,6 +26,8 @@ pub enum Dialect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kick {
     SlowConsumer,
+    /// A room operation disconnected it (a backend's `disconnectSockets`).
+    Disconnected,
 }
 
 pub type ConnId = String;
@@ -50,7 +53,7 @@ pub struct Registration {
 }
 
 #[derive(Default)]
-pub struct Hub {
+pub struct PlainConnections {
     registry: RwLock<Registry>,
     next_id: AtomicU64,
 }
@@ -58,7 +61,7 @@ pub struct Hub {
 /// Per-room offsets a publication was recorded at, for the `offset` field of `/ws` frames.
 pub type Offsets<'a> = &'a [(String, i64)];
 
-impl Hub {
+impl PlainConnections {
     pub fn register(&self, dialect: Dialect, queue_len: usize) -> Registration {
         let id = format!("ws-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (queue, frames) = mpsc::channel(queue_len);
@@ -71,7 +74,7 @@ impl Hub {
         };
         self.registry.write().unwrap().conns.insert(id.clone(), conn);
         // A connection is addressable by its id, like a socket.
-        self.join(&id, &id);
+        self.join(&id, &Room::connection(&id).name());
         Registration { id, frames, kicked }
     }
 
@@ -99,19 +102,31 @@ impl Hub {
         remove_member(&mut reg.rooms, room, id);
     }
 
-    /// Takes every connection in `from` out of `room` (a membership was removed).
-    pub fn leave_all(&self, from: &str, room: &str) {
+    /// Applies a room operation to the connections of its audience.
+    pub fn apply(&self, target: &Audience, action: &RoomAction) {
         let ids: Vec<ConnId> = {
             let reg = self.registry.read().unwrap();
-            reg.rooms.get(from).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+            reg.audience(target).into_iter().map(str::to_owned).collect()
         };
         for id in ids {
-            self.leave(&id, room);
+            match action {
+                RoomAction::Join(rooms) => rooms.iter().for_each(|room| self.join(&id, room)),
+                RoomAction::Leave(rooms) => rooms.iter().for_each(|room| self.leave(&id, room)),
+                RoomAction::Disconnect => self.kick(&id, Kick::Disconnected),
+            }
         }
     }
 
-    pub fn rooms_of(&self, id: &str) -> usize {
-        self.registry.read().unwrap().conns.get(id).map_or(0, |c| c.rooms.len())
+    fn kick(&self, id: &str, why: Kick) {
+        if let Some(conn) = self.registry.read().unwrap().conns.get(id) {
+            conn.kick.send_if_modified(|k| k.replace(why).is_none());
+        }
+    }
+
+    /// The rooms a connection is in.
+    pub fn rooms_of(&self, id: &str) -> Vec<String> {
+        let reg = self.registry.read().unwrap();
+        reg.conns.get(id).map(|c| c.rooms.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Connections in `room`.
@@ -131,37 +146,44 @@ impl Hub {
         }
     }
 
-    /// Delivers a publication to every connection in its audience, once each. Each frame is
-    /// serialized once per dialect, not once per connection.
+    /// Delivers a publication to every connection in its audience, once each; nothing when its
+    /// payload has no JSON form.
     pub fn deliver(&self, publication: &Publication, offsets: Offsets<'_>) -> usize {
+        let Some(data) = publication.data.json() else { return 0 };
         let reg = self.registry.read().unwrap();
-        let audience = &publication.audience;
-        let excluded: HashSet<&str> = audience
-            .except
-            .iter()
-            .filter_map(|r| reg.rooms.get(&r.name()))
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        let mut targets: HashSet<&str> = HashSet::new();
-        if audience.everyone {
-            targets.extend(reg.conns.keys().map(String::as_str));
-        } else {
-            for room in &audience.rooms {
-                if let Some(members) = reg.rooms.get(&room.name()) {
-                    targets.extend(members.iter().map(String::as_str));
-                }
-            }
-        }
-        let mut frames = Frames::new(publication, offsets);
+        let mut frames = Frames::new(publication, data, offsets);
         let mut delivered = 0;
-        for id in targets.difference(&excluded) {
-            if let Some(conn) = reg.conns.get(*id) {
+        for id in reg.audience(&publication.audience) {
+            if let Some(conn) = reg.conns.get(id) {
                 enqueue(conn, frames.get(conn.dialect));
                 delivered += 1;
             }
         }
         delivered
+    }
+}
+
+impl Registry {
+    /// The connections an audience names, once each.
+    fn audience(&self, audience: &Audience) -> HashSet<&str> {
+        let members = |rooms: &[Room]| -> HashSet<&str> {
+            rooms
+                .iter()
+                .filter_map(|r| self.rooms.get(&r.name()))
+                .flatten()
+                .map(String::as_str)
+                .collect()
+        };
+        let mut targets = if audience.everyone {
+            self.conns.keys().map(String::as_str).collect()
+        } else {
+            members(&audience.rooms)
+        };
+        if !audience.except.is_empty() {
+            let excluded = members(&audience.except);
+            targets.retain(|id| !excluded.contains(id));
+        }
+        targets
     }
 }
 
@@ -202,15 +224,17 @@ pub fn frame(dialect: Dialect, event: &str, data: &Value, id: &str, channel: Opt
 /// The frames of one publication, built on first use per dialect.
 struct Frames<'a> {
     publication: &'a Publication,
+    data: &'a Value,
     offsets: Offsets<'a>,
     channels: Option<Arc<str>>,
     commerce: Option<Arc<str>>,
 }
 
 impl<'a> Frames<'a> {
-    fn new(publication: &'a Publication, offsets: Offsets<'a>) -> Self {
+    fn new(publication: &'a Publication, data: &'a Value, offsets: Offsets<'a>) -> Self {
         Frames {
             publication,
+            data,
             offsets,
             channels: None,
             commerce: None,
@@ -231,7 +255,7 @@ impl<'a> Frames<'a> {
             _ => None,
         });
         let offset = channel.and_then(|c| self.offsets.iter().find(|(room, _)| room == c).map(|(_, o)| *o));
-        let built = frame(dialect, p.event.as_str(), &p.data, &p.id.to_string(), channel, offset);
+        let built = frame(dialect, p.event.as_str(), self.data, &p.id.to_string(), channel, offset);
         *slot = Some(built.clone());
         built
     }

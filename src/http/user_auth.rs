@@ -4,9 +4,9 @@
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
-use super::token::find_token;
-use super::{Identity, authenticate};
-use crate::http::ApiError;
+use super::ApiError;
+use crate::auth::Identity;
+use crate::auth::token::find_token;
 use crate::state::AppState;
 
 /// The verified identity of the calling user.
@@ -17,7 +17,8 @@ impl FromRequestParts<AppState> for UserAuth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = find_token(None, &parts.headers, parts.uri.query());
-        authenticate(state, token)
+        state
+            .authenticate(token)
             .await
             .map(UserAuth)
             .map_err(|e| ApiError::Unauthorized {

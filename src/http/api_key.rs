@@ -5,7 +5,7 @@
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 
-use crate::http::ApiError;
+use super::ApiError;
 use crate::state::AppState;
 
 /// Proof that the request carried a configured API key.

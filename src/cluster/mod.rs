@@ -1,0 +1,184 @@
+//! The cluster bus: everything instances of one deployment say to each other through Redis
+//! (centrifuge's Broker). Nothing else in Switchyard talks to Redis.
+//!
+//! - [`keys`]: the keyspace, every key and channel named once.
+//! - [`deliver`]: numbering and publishing a publication in one Lua step, and reading it back.
+//! - [`rooms`]: room operations and member counts across instances.
+//! - [`locks`]: cluster-wide claims (one instance acts on a message, a job tick, a reaping).
+//! - [`presence`]: per-user connection counts by instance, heartbeats, reaping dead instances.
+//!
+//! One subscriber connection ([`Bus::run`]) reads the bus's channels and the backends' channels
+//! (JSON channels, the Node emitter) in the order Redis delivers them, hands publications and
+//! room operations to the [`Handler`] registered with it (the Publisher, as a centrifuge Node
+//! registers with its Broker) and backend messages to the [`Inlet`] (the bridge). A lost
+//! connection is retried with backoff. Every command shares one connection setup and one set of
+//! timeouts; a Redis that does not answer fails a call within [`REDIS_TIMEOUT`], and callers fall
+//! back to this instance alone.
+
+pub mod deliver;
+pub mod keys;
+pub mod locks;
+pub mod presence;
+pub mod rooms;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use self::keys::BackendChannel;
+use self::keys::{Incoming, Keyspace};
+use crate::publication::{Publication, RoomOp};
+
+/// How long one Redis call (or connecting) may take before the caller gives up on Redis.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// History offsets a publication was numbered with, by room.
+pub type Offsets = Vec<(String, i64)>;
+
+/// What the bus hands to this instance: the Publisher implements it.
+pub trait Handler: Send + Sync + 'static {
+    /// A publication numbered by some instance (this one included): deliver it here.
+    fn deliver(&self, publication: Publication, offsets: Offsets) -> impl Future<Output = ()> + Send;
+    /// A room operation some instance sent: apply it to the connections here.
+    fn apply(&self, op: RoomOp) -> impl Future<Output = ()> + Send;
+    /// The connections here in `room`, to answer another instance's count.
+    fn count(&self, room: &str) -> usize;
+}
+
+/// What backends publish on Redis (the bridge implements it).
+pub trait Inlet: Send + Sync + 'static {
+    fn receive(&self, channel: BackendChannel, payload: &[u8]) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// A handle on the bus; cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    /// Commands (scripts, publishes, locks); reconnects by itself.
+    redis: ConnectionManager,
+    keys: Keyspace,
+    instance: String,
+    /// Whether the subscriber is connected (status, readiness, and whether this instance's own
+    /// publications will come back to it).
+    connected: AtomicBool,
+    numbering: deliver::Numbering,
+    /// Count queries waiting for answers.
+    pending_counts: Mutex<HashMap<Uuid, tokio::sync::mpsc::UnboundedSender<usize>>>,
+    presence: presence::Scripts,
+    /// How long an instance that stopped sending heartbeats still counts as alive.
+    presence_ttl: Duration,
+}
+
+impl Bus {
+    /// Connects to the Redis at `url`; `prefix` goes before every key and channel.
+    pub async fn connect(url: &str, prefix: &str, instance: &str, presence_ttl: Duration) -> redis::RedisResult<Bus> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        let redis = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(Bus {
+            inner: Arc::new(Inner {
+                client,
+                redis,
+                keys: Keyspace::new(prefix, instance),
+                instance: instance.to_owned(),
+                connected: AtomicBool::new(false),
+                numbering: deliver::Numbering::default(),
+                pending_counts: Mutex::default(),
+                presence: presence::Scripts::default(),
+                presence_ttl,
+            }),
+        })
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// Whether the subscriber is connected.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Relaxed)
+    }
+
+    /// Notes that Redis failed a call: until the subscriber is back, this instance delivers
+    /// its own publications itself.
+    pub fn set_disconnected(&self) {
+        self.inner.connected.store(false, Ordering::Relaxed);
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.inner.redis.clone()
+    }
+
+    /// Runs the subscriber until `shutdown`: reconnects with backoff, subscribes every channel
+    /// again, and handles each message in the order Redis delivers them.
+    pub async fn run<H: Handler, I: Inlet>(self, handler: H, inlet: I, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = self.session(&handler, &inlet) => r,
+            };
+            self.set_disconnected();
+            match result {
+                Ok(()) => tracing::warn!("redis: subscriber connection closed; reconnecting"),
+                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "redis: subscriber connection failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One subscriber connection's life.
+    async fn session<H: Handler, I: Inlet>(&self, handler: &H, inlet: &I) -> redis::RedisResult<()> {
+        let keys = &self.inner.keys;
+        let connecting = tokio::time::timeout(REDIS_TIMEOUT, self.inner.client.get_async_pubsub());
+        let mut pubsub = connecting
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connecting timed out")))??;
+        let (channels, pattern) = keys.subscriptions();
+        pubsub.subscribe(&channels).await?;
+        pubsub.psubscribe(&pattern).await?;
+        self.inner.connected.store(true, Ordering::Relaxed);
+        tracing::info!(?channels, %pattern, "redis: subscribed");
+
+        let mut messages = pubsub.on_message();
+        while let Some(message) = messages.next().await {
+            let channel = message.get_channel_name();
+            let payload = message.get_payload_bytes();
+            let result = match keys.classify(channel) {
+                Some(Incoming::Deliver) => match deliver::decode(payload) {
+                    Ok((publication, offsets)) => {
+                        handler.deliver(publication, offsets).await;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
+                Some(Incoming::Rooms) => self.room_message(handler, payload).await,
+                Some(Incoming::Reply) => self.count_answered(payload),
+                Some(Incoming::Backend(kind)) => inlet.receive(kind, payload).await,
+                None => Err("not a channel this instance reads".into()),
+            };
+            if let Err(reason) = result {
+                tracing::warn!(%channel, %reason, "redis: message dropped");
+            }
+        }
+        Ok(())
+    }
+}
