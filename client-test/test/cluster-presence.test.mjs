@@ -19,7 +19,9 @@ before(async () => {
     REDIS_URL,
     REDIS_CHANNEL_PREFIX: `test-${randomUUID()}:`,
     DATABASE_URL: `sqlite://${join(dir, "shared.db")}?mode=rwc`,
-    PRESENCE_TTL: "1s",
+    // Long enough that a loaded machine's scheduling pauses never expire a live instance's
+    // heartbeat; the kill test waits for the condition, however long the expiry takes.
+    PRESENCE_TTL: "3s",
   };
   a = await startServer(env);
   b = await startServer(env);
@@ -39,7 +41,7 @@ function statusLog(client) {
 const statusEvents = (log, user) => log.filter((s) => s.userId === user).map((s) => s.status);
 
 async function until(check, what) {
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 3000; i++) {
     if (check()) return;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -78,4 +80,25 @@ test("users of a killed instance are announced offline by the survivors", async 
   c.kill();
   await until(() => statusEvents(watcher, "doomed").length === 2, "offline after the kill");
   assert.deepEqual(statusEvents(watcher, "doomed"), ["online", "offline"]);
+});
+
+test("an instance stalled past its heartbeat is reaped, then announces its users online again", async () => {
+  const c = await startServer(env);
+  try {
+    const watcher = statusLog(await a.connect({ auth: { token: token("observer", { organizationId: "s-org" }) } }));
+    const sleeper = await c.connect({ auth: { token: token("sleeper", { organizationId: "s-org" }) } });
+    await until(() => statusEvents(watcher, "sleeper").length === 1, "online");
+    // Stalled longer than PRESENCE_TTL, the instance cannot be told from a dead one: the others
+    // reap it. (The client keeps its connection: Socket.IO's ping timeout is far longer.)
+    c.pause();
+    await until(() => statusEvents(watcher, "sleeper").length === 2, "offline while stalled");
+    c.resume();
+    // Its next heartbeat finds it was reaped: it syncs its users again.
+    await until(() => statusEvents(watcher, "sleeper").length === 3, "online after the stall");
+    assert.deepEqual(statusEvents(watcher, "sleeper"), ["online", "offline", "online"]);
+    assert.equal(sleeper.socket.connected, true);
+  } finally {
+    c.resume();
+    await c.stop();
+  }
 });

@@ -101,6 +101,13 @@ export async function startServer(env = {}) {
     barrier() {
       return this.publish({ event: BARRIER, to: { all: true } });
     },
+    /** Pauses (SIGSTOP) or resumes (SIGCONT) the process, as a long stall would. */
+    pause() {
+      child.kill("SIGSTOP");
+    },
+    resume() {
+      child.kill("SIGCONT");
+    },
     /** Kills the process without a chance to clean up, as a crash would. */
     kill() {
       for (const s of sockets) s.io?.reconnection?.(false);
