@@ -22,6 +22,8 @@
 //! - [`publish`]: the Publisher, history, the notification inbox, the publish request.
 //! - [`cluster`]: everything instances say to each other through Redis; every key and channel.
 //! - [`hub`]: this instance's connections, both protocols.
+//! - [`recovery`]: lossless reconnects: the recovery log's positions, cursors, sessions, and the
+//!   tracker that ends each delivery to an opted-in socket with its cursor.
 //! - Ways in: [`http`] (the HTTP API), [`bridge`] (Redis JSON channels, the Node emitter),
 //!   [`realtime`] (Socket.IO: connect-time auth, client events), [`rawws`] (plain WebSocket,
 //!   `/ws` and `/api/ws`), [`jobs`] (invitation expiry).
@@ -57,6 +59,7 @@ pub mod publication;
 pub mod publish;
 pub mod rawws;
 pub mod realtime;
+pub mod recovery;
 pub mod rooms;
 pub mod startup;
 pub mod state;

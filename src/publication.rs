@@ -4,6 +4,7 @@
 //! connections. Plain data: nothing here talks to Redis, a socket or the database.
 
 use chrono::{DateTime, Utc};
+use serde::ser::SerializeTuple;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -34,6 +35,19 @@ pub enum Payload {
     /// Socket.IO; `json` is the one argument plain WebSocket clients can read, when there is
     /// exactly one and it holds no binary. Delivered where received, never numbered or recorded.
     Emitted { args: Vec<rmpv::Value>, json: Option<Value> },
+}
+
+/// Emitter arguments serialized as a tuple, which Socket.IO sends as separate arguments.
+pub struct EmitterArgs<'a>(pub &'a [rmpv::Value]);
+
+impl Serialize for EmitterArgs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(self.0.len())?;
+        for arg in self.0 {
+            tuple.serialize_element(arg)?;
+        }
+        tuple.end()
+    }
 }
 
 impl Payload {

@@ -26,8 +26,9 @@ use crate::config::{DEVELOPMENT_API_KEY, Settings};
 use crate::hub::Hub;
 use crate::jobs;
 use crate::presence::Presence;
-use crate::publish::Publisher;
 use crate::publish::history::{self, History};
+use crate::publish::{Parts, Publisher};
+use crate::recovery::Recovery;
 use crate::state::{AppState, Instance};
 use crate::{http as api, rawws, realtime};
 
@@ -95,7 +96,13 @@ impl Application {
         let instance = Arc::new(Instance::new());
         let bus = match &settings.redis_url {
             Some(url) => Some(
-                Bus::connect(url.expose(), &settings.redis_channel_prefix, &instance.id, settings.presence_ttl)
+                Bus::connect(
+                    url.expose(),
+                    &settings.redis_channel_prefix,
+                    &instance.id,
+                    settings.presence_ttl,
+                    settings.recovery_window,
+                )
                     .await
                     .map_err(StartupError::Redis)?,
             ),
@@ -110,7 +117,18 @@ impl Application {
             settings.history.clone(),
             settings.channel_patterns.clone(),
         ));
-        let publisher = Publisher::new(Hub::new(io.clone()), history, presence.clone(), db.clone(), bus.clone());
+        let recovery = Arc::new(match &bus {
+            Some(bus) => Recovery::clustered(bus.clone(), settings.recovery_window),
+            None => Recovery::local(settings.recovery_window),
+        });
+        let publisher = Publisher::new(Parts {
+            hub: Hub::new(io.clone()),
+            history,
+            presence: presence.clone(),
+            db: db.clone(),
+            bus: bus.clone(),
+            recovery,
+        });
         let state = AppState {
             tokens: Arc::new(TokenVerifier::new(&settings.jwt)),
             publisher,
@@ -183,6 +201,7 @@ impl Application {
             tracing::info!("shutting down: closing connections");
             stop.cancel();
             tasks.wait().await;
+            realtime::recovery::release_all(&state).await;
             state.publisher.hub().close().await;
         };
         // Small frames go out at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs

@@ -169,3 +169,46 @@ export function sign(claims, secret = SECRET, header = { alg: "HS256", typ: "JWT
 export function token(sub, extra = {}) {
   return sign({ sub, exp: Math.floor(Date.now() / 1000) + 3600, ...extra });
 }
+
+/**
+ * A TCP forwarder standing in for a load balancer: clients connect to `url`, it forwards to
+ * the target server; `cut()` drops every connection at once (as a network failure would) and
+ * `retarget(server)` sends new connections elsewhere.
+ */
+export async function forwarder(server) {
+  const { createServer, connect } = await import("node:net");
+  let target = new URL(server.url);
+  const pipes = new Set();
+  const proxy = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    const pair = { client, upstream };
+    pipes.add(pair);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      pipes.delete(pair);
+    };
+    client.on("error", close).on("close", close);
+    upstream.on("error", close).on("close", close);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((ok) => proxy.listen(0, "127.0.0.1", ok));
+  return {
+    url: `http://127.0.0.1:${proxy.address().port}`,
+    cut() {
+      for (const { client, upstream } of [...pipes]) {
+        client.destroy();
+        upstream.destroy();
+      }
+      pipes.clear();
+    },
+    retarget(next) {
+      target = new URL(next.url);
+    },
+    close() {
+      this.cut();
+      return new Promise((ok) => proxy.close(ok));
+    },
+  };
+}

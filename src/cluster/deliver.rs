@@ -3,9 +3,10 @@
 //! that one included, delivers what it reads there to its *own* connections only. Each
 //! publication thus reaches each subscriber once, whichever instance he is connected to.
 //!
-//! A Lua script takes the history offsets (`INCR` per room) and publishes in one step, so the
-//! order every instance reads equals offset order, and offsets increase strictly per room across
-//! the cluster.
+//! A Lua script takes the history offsets (`INCR` per room), appends a recorded publication to
+//! the recovery log (`XADD`, its id the publication's position) and publishes, in one step, so
+//! the order every instance reads equals offset order and log order, and offsets increase
+//! strictly per room across the cluster.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -14,18 +15,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Bus, Offsets};
+use super::{Bus, Numbered};
 use crate::event::EventName;
 use crate::publication::{Audience, Payload, Publication, Source};
 use crate::rooms::Room;
 
-/// KEYS: the rooms' offset counters. ARGV: channel, payload, then per room a floor: the counter
-/// is raised to it first (-1: no floor). A counter Redis lost (a restart that kept nothing) is
-/// refused with `UNSEEDED` unless a floor comes with it, so the caller reads the database and
-/// asks again; nothing is published then.
+/// KEYS: the recovery log, then the rooms' offset counters. ARGV: channel, payload, whether to
+/// log (`1`/`0`), the log's trim floor (ms), then per room a floor: the counter is raised to it
+/// first (-1: no floor). A counter Redis lost (a restart that kept nothing) is refused with
+/// `UNSEEDED` unless a floor comes with it, so the caller reads the database and asks again;
+/// nothing is published then. Returns `{position, offsets}`; the message published is
+/// `{offsets}\n{position}\n{payload}`.
 const SCRIPT: &str = r"
-for i, key in ipairs(KEYS) do
-  local floor = tonumber(ARGV[i + 2])
+for i = 2, #KEYS do
+  local key = KEYS[i]
+  local floor = tonumber(ARGV[i + 3])
   local current = redis.call('GET', key)
   if not current then
     if floor < 0 then return redis.error_reply('UNSEEDED') end
@@ -35,9 +39,13 @@ for i, key in ipairs(KEYS) do
   end
 end
 local offsets = {}
-for i, key in ipairs(KEYS) do offsets[i] = redis.call('INCR', key) end
-redis.call('PUBLISH', ARGV[1], table.concat(offsets, ',') .. '\n' .. ARGV[2])
-return offsets
+for i = 2, #KEYS do offsets[i - 1] = redis.call('INCR', KEYS[i]) end
+local position = ''
+if ARGV[3] == '1' then
+  position = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[4], '*', 'm', ARGV[2])
+end
+redis.call('PUBLISH', ARGV[1], table.concat(offsets, ',') .. '\n' .. position .. '\n' .. ARGV[2])
+return {position, offsets}
 ";
 
 /// The numbering script, and the rooms this instance numbered by itself while Redis was
@@ -82,10 +90,11 @@ pub enum SendError {
 }
 
 impl Bus {
-    /// Numbers the publication in its history rooms and sends it to every instance. `floors`
-    /// holds, per room, an offset its counter must reach first (-1: none). Only JSON payloads
-    /// travel (emitter arguments are delivered where they were received).
-    pub async fn send(&self, publication: &Publication, history_rooms: &[String], floors: &[i64]) -> Result<Offsets, SendError> {
+    /// Numbers the publication in its history rooms (and, when it is recorded, in the recovery
+    /// log) and sends it to every instance. `floors` holds, per room, an offset its counter must
+    /// reach first (-1: none). Only JSON payloads travel (emitter arguments are delivered where
+    /// they were received).
+    pub async fn send(&self, publication: &Publication, history_rooms: &[String], floors: &[i64]) -> Result<Numbered, SendError> {
         let wire = Wire {
             id: publication.id,
             event: publication.event.to_string(),
@@ -99,12 +108,17 @@ impl Bus {
         let payload = serde_json::to_string(&wire).expect("serializable");
         let numbering = &self.inner.numbering;
         let mut invocation = numbering.script.prepare_invoke();
-        invocation.arg(self.inner.keys.deliver_channel()).arg(payload);
+        invocation
+            .key(self.inner.keys.log())
+            .arg(self.inner.keys.deliver_channel())
+            .arg(payload)
+            .arg(if publication.ephemeral { "0" } else { "1" })
+            .arg(self.log_floor_ms());
         for (room, floor) in history_rooms.iter().zip(floors) {
             invocation.key(self.inner.keys.offset(room));
             invocation.arg(*floor);
         }
-        let offsets: Vec<i64> = invocation.invoke_async(&mut self.connection()).await.map_err(|e| {
+        let (position, offsets): (String, Vec<i64>) = invocation.invoke_async(&mut self.connection()).await.map_err(|e| {
             if e.to_string().contains("UNSEEDED") {
                 SendError::Unseeded
             } else {
@@ -117,7 +131,10 @@ impl Bus {
                 alone.remove(room);
             }
         }
-        Ok(history_rooms.iter().cloned().zip(offsets).collect())
+        Ok(Numbered {
+            offsets: history_rooms.iter().cloned().zip(offsets).collect(),
+            position: Some(position).filter(|p| !p.is_empty()),
+        })
     }
 
     /// Records rooms numbered locally during an outage.
@@ -133,10 +150,11 @@ impl Bus {
     }
 }
 
-/// Reads a deliver-channel message back into a publication and its offsets.
-pub(super) fn decode(message: &[u8]) -> Result<(Publication, Offsets), String> {
+/// Reads a deliver-channel message back into a publication and how it was numbered.
+pub(super) fn decode(message: &[u8]) -> Result<(Publication, Numbered), String> {
     let text = std::str::from_utf8(message).map_err(|e| e.to_string())?;
-    let (header, body) = text.split_once('\n').ok_or("no offset header")?;
+    let (header, rest) = text.split_once('\n').ok_or("no offset header")?;
+    let (position, body) = rest.split_once('\n').ok_or("no position header")?;
     let wire: Wire = serde_json::from_str(body).map_err(|e| e.to_string())?;
     let offsets: Vec<i64> = if header.is_empty() {
         Vec::new()
@@ -146,10 +164,25 @@ pub(super) fn decode(message: &[u8]) -> Result<(Publication, Offsets), String> {
             .map(|o| o.parse::<i64>().map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?
     };
+    let history_rooms = wire.history_rooms.clone();
+    let publication = publication(wire)?;
+    let numbered = Numbered {
+        offsets: history_rooms.into_iter().zip(offsets).collect(),
+        position: Some(position.to_owned()).filter(|p| !p.is_empty()),
+    };
+    Ok((publication, numbered))
+}
+
+/// Reads a logged message body (the recovery log keeps the body alone) into its publication.
+pub fn decode_body(body: &[u8]) -> Result<Publication, String> {
+    publication(serde_json::from_slice(body).map_err(|e| e.to_string())?)
+}
+
+fn publication(wire: Wire) -> Result<Publication, String> {
     let parse = |names: Vec<String>| -> Result<Vec<Room>, String> {
         names.iter().map(|n| Room::parse(n).map_err(|e| e.to_string())).collect()
     };
-    let publication = Publication {
+    Ok(Publication {
         id: wire.id,
         event: EventName::parse(&wire.event).map_err(|e| e.to_string())?,
         audience: Audience {
@@ -161,6 +194,5 @@ pub(super) fn decode(message: &[u8]) -> Result<(Publication, Offsets), String> {
         source: Source::Cluster,
         published_at: chrono::Utc::now(),
         ephemeral: wire.ephemeral,
-    };
-    Ok((publication, wire.history_rooms.into_iter().zip(offsets).collect()))
+    })
 }

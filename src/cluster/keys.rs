@@ -13,6 +13,9 @@
 //! | `switchyard:instance-users:{instance}` | set     | users with a connection on that instance  |
 //! | `switchyard:presence:{user}`           | hash    | a user's connections, by instance         |
 //! | `switchyard:presence-rooms:{user}`     | string  | JSON list of the rooms his status goes to |
+//! | `switchyard:log`                       | stream  | recorded publications, for the recovery window |
+//! | `switchyard:sessions:{instance}`       | hash    | resumable sessions connected to that instance |
+//! | `switchyard:session:{id}`              | string  | a disconnected session, for the window    |
 //! | `invitation-updates`, `notifications`, `switchyard:publish` | channels | backends' JSON messages |
 //! | `socket.io#/#…`, `socket.io-request#/#` | channels | the Node `@socket.io/redis-emitter`      |
 
@@ -102,6 +105,15 @@ impl Keyspace {
     }
     pub fn presence_rooms(&self, user: &str) -> String {
         format!("{}switchyard:presence-rooms:{user}", self.prefix)
+    }
+    pub fn log(&self) -> String {
+        format!("{}switchyard:log", self.prefix)
+    }
+    pub fn sessions(&self, instance: &str) -> String {
+        format!("{}switchyard:sessions:{instance}", self.prefix)
+    }
+    pub fn session(&self, id: &str) -> String {
+        format!("{}switchyard:session:{id}", self.prefix)
     }
 
     fn json_channel(&self, name: &str) -> String {

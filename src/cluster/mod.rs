@@ -6,6 +6,7 @@
 //! - [`rooms`]: room operations and member counts across instances.
 //! - [`locks`]: cluster-wide claims (one instance acts on a message, a job tick, a reaping).
 //! - [`presence`]: per-user connection counts by instance, heartbeats, reaping dead instances.
+//! - [`recovery`]: the recovery log (a stream) and resumable sessions.
 //!
 //! One subscriber connection ([`Bus::run`]) reads the bus's channels and the backends' channels
 //! (JSON channels, the Node emitter) in the order Redis delivers them, hands publications and
@@ -19,6 +20,7 @@ pub mod deliver;
 pub mod keys;
 pub mod locks;
 pub mod presence;
+pub mod recovery;
 pub mod rooms;
 
 use std::collections::HashMap;
@@ -42,10 +44,18 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// History offsets a publication was numbered with, by room.
 pub type Offsets = Vec<(String, i64)>;
 
+/// A publication as the bus numbered it: history offsets, and its recovery log position (a
+/// stream id) when it was logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Numbered {
+    pub offsets: Offsets,
+    pub position: Option<String>,
+}
+
 /// What the bus hands to this instance: the Publisher implements it.
 pub trait Handler: Send + Sync + 'static {
     /// A publication numbered by some instance (this one included): deliver it here.
-    fn deliver(&self, publication: Publication, offsets: Offsets) -> impl Future<Output = ()> + Send;
+    fn deliver(&self, publication: Publication, numbered: Numbered) -> impl Future<Output = ()> + Send;
     /// A room operation some instance sent: apply it to the connections here.
     fn apply(&self, op: RoomOp) -> impl Future<Output = ()> + Send;
     /// The connections here in `room`, to answer another instance's count.
@@ -78,11 +88,19 @@ struct Inner {
     presence: presence::Scripts,
     /// How long an instance that stopped sending heartbeats still counts as alive.
     presence_ttl: Duration,
+    /// How long the log and disconnected sessions are kept for resumption.
+    recovery_window: Duration,
 }
 
 impl Bus {
     /// Connects to the Redis at `url`; `prefix` goes before every key and channel.
-    pub async fn connect(url: &str, prefix: &str, instance: &str, presence_ttl: Duration) -> redis::RedisResult<Bus> {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        instance: &str,
+        presence_ttl: Duration,
+        recovery_window: Duration,
+    ) -> redis::RedisResult<Bus> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(1)
@@ -100,6 +118,7 @@ impl Bus {
                 pending_counts: Mutex::default(),
                 presence: presence::Scripts::default(),
                 presence_ttl,
+                recovery_window,
             }),
         })
     }
@@ -164,8 +183,8 @@ impl Bus {
             let payload = message.get_payload_bytes();
             let result = match keys.classify(channel) {
                 Some(Incoming::Deliver) => match deliver::decode(payload) {
-                    Ok((publication, offsets)) => {
-                        handler.deliver(publication, offsets).await;
+                    Ok((publication, numbered)) => {
+                        handler.deliver(publication, numbered).await;
                         Ok(())
                     }
                     Err(e) => Err(e),

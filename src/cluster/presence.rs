@@ -102,6 +102,9 @@ impl Bus {
             .arg(self.inner.presence_ttl.as_millis() as u64)
             .ignore()
             .sadd(keys.instances(), &self.inner.instance)
+            // This instance's connected sessions stay resumable the window after its last beat.
+            .pexpire(keys.sessions(&self.inner.instance), self.sessions_ttl_ms())
+            .ignore()
             .query_async(&mut self.connection())
             .await?;
         Ok(added == 1)

@@ -125,6 +125,9 @@ pub struct Settings {
     pub msgpack: bool,
     /// How long an instance that stopped sending heartbeats still counts for presence.
     pub presence_ttl: Duration,
+    /// `RECOVERY_MAX_DISCONNECTION`: how long after a disconnection an opted-in Socket.IO
+    /// client can still resume its session with nothing lost.
+    pub recovery_window: Duration,
 }
 
 /// The kinds of room whose publications are recorded.
@@ -204,6 +207,7 @@ struct RawSettings {
     ws_send_queue: Option<String>,
     msgpack: Option<String>,
     presence_ttl: Option<String>,
+    recovery_max_disconnection: Option<String>,
 }
 
 impl Settings {
@@ -286,6 +290,11 @@ impl Settings {
             ws_ping_interval: values::parse_duration("WS_PING_INTERVAL", raw.ws_ping_interval.as_deref(), "25s")?,
             msgpack: values::parse_bool("MSGPACK", raw.msgpack.as_deref())?,
             presence_ttl: values::parse_duration("PRESENCE_TTL", raw.presence_ttl.as_deref(), "15s")?,
+            recovery_window: values::parse_duration(
+                "RECOVERY_MAX_DISCONNECTION",
+                raw.recovery_max_disconnection.as_deref(),
+                "2m",
+            )?,
             ws_send_queue: values::positive("WS_SEND_QUEUE", raw.ws_send_queue.as_deref(), 1024)?,
             rust_log: raw.rust_log,
             redis_channel_prefix: raw.redis_channel_prefix.unwrap_or_default(),

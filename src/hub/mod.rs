@@ -1,24 +1,29 @@
 //! The hub: this instance's connections, both protocols: the Socket.IO sockets (through
 //! socketioxide's local adapter) and the plain WebSocket connections ([`plain`]). It delivers a
 //! publication to the members of its audience, applies room operations, and counts; it never
-//! numbers, records or talks to Redis. Only the Publisher delivers through it (as centrifuge's
+//! numbers, records or talks to Redis. Sockets that opted into recovery are tracked: each gets
+//! its deliveries with its cursor ([`crate::recovery::Tracker`]); the others get one broadcast. Only the Publisher delivers through it (as centrifuge's
 //! Hub is reached through its Node); connection handlers use it for their own bookkeeping.
 
 pub mod plain;
 
-use serde::Serialize;
-use serde::ser::SerializeTuple;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use socketioxide::SocketIo;
 use socketioxide::operators::BroadcastOperators;
 
 use self::plain::{Offsets, PlainConnections};
-use crate::publication::{Audience, Payload, Publication, RoomAction, RoomOp};
+use crate::publication::{Audience, EmitterArgs, Payload, Publication, RoomAction, RoomOp};
+use crate::recovery::{Position, Tracker, tracked_room};
 
 pub struct Hub {
     /// The Socket.IO server: its sockets and their rooms.
     sockets: SocketIo,
     /// The plain WebSocket connections (`/ws`, `/api/ws`) and their rooms.
     plain: PlainConnections,
+    /// Sockets that opted into recovery (in [`tracked_room`], with a [`Tracker`]).
+    tracked: AtomicUsize,
 }
 
 impl Hub {
@@ -26,6 +31,7 @@ impl Hub {
         Hub {
             sockets,
             plain: PlainConnections::default(),
+            tracked: AtomicUsize::new(0),
         }
     }
 
@@ -34,14 +40,45 @@ impl Hub {
         &self.plain
     }
 
+    /// Counts a socket that opted into recovery (it is in [`tracked_room`] and its extensions
+    /// hold its [`Tracker`]), until [`Hub::untrack`].
+    pub fn track(&self) {
+        self.tracked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn untrack(&self) {
+        self.tracked.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Delivers to every local connection in the audience, once each. `offsets` are the
-    /// publication's history offsets by room (plain `/ws` frames carry their channel's).
-    pub async fn deliver(&self, publication: &Publication, offsets: Offsets<'_>) {
-        let sockets = self.select(&publication.audience);
+    /// publication's history offsets by room (plain `/ws` frames carry their channel's);
+    /// `position` its place in the recovery log, when it has one.
+    pub async fn deliver(&self, publication: &Publication, offsets: Offsets<'_>, position: Option<Position>) {
+        self.deliver_tracked(publication, position);
+        self.deliver_untracked(publication, offsets).await;
+    }
+
+    /// Delivers to the tracked sockets of the audience, each with its cursor. Synchronous, so
+    /// that a caller holding the recovery log keeps positions in order.
+    pub fn deliver_tracked(&self, publication: &Publication, position: Option<Position>) {
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for socket in self.select(&publication.audience).sockets() {
+            if let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() {
+                tracker.deliver(&socket, publication, position);
+            }
+        }
+    }
+
+    /// Delivers to every other connection of the audience: one broadcast to the sockets that
+    /// did not opt into recovery, and the plain WebSocket connections.
+    pub async fn deliver_untracked(&self, publication: &Publication, offsets: Offsets<'_>) {
+        let sockets = self.select(&publication.audience).except(tracked_room().name());
         let event = publication.event.as_str();
         let result = match &publication.data {
             Payload::Json(data) => sockets.emit(event, data).await,
-            Payload::Emitted { args, .. } => sockets.emit(event, &Args(args)).await,
+            Payload::Emitted { args, .. } => sockets.emit(event, &EmitterArgs(args)).await,
         };
         // A closed socket is on its way out; a full queue means a client far behind, which
         // loses this delivery (socketioxide does not say which socket it was).
@@ -90,6 +127,11 @@ impl Hub {
         self.sockets.rooms().await.map(|r| r.len()).unwrap_or(0)
     }
 
+    /// The local sockets that opted into recovery.
+    pub fn tracked_sockets(&self) -> Vec<socketioxide::extract::SocketRef> {
+        self.sockets.within(tracked_room().name()).sockets()
+    }
+
     /// Closes every socket (at shutdown; plain connections close on the shutdown token).
     pub async fn close(&self) {
         self.sockets.close().await;
@@ -103,18 +145,5 @@ impl Hub {
             self.sockets.to(audience.room_names())
         };
         operators.except(audience.except_names())
-    }
-}
-
-/// Emitter arguments serialized as a tuple, which Socket.IO sends as separate arguments.
-struct Args<'a>(&'a [rmpv::Value]);
-
-impl Serialize for Args<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut tuple = serializer.serialize_tuple(self.0.len())?;
-        for arg in self.0 {
-            tuple.serialize_element(arg)?;
-        }
-        tuple.end()
     }
 }

@@ -1,9 +1,10 @@
 //! The Publisher: the one road every publication takes, whichever way it came in (HTTP, Redis
 //! JSON channels, client events, presence, jobs). In order: number it in each room that keeps
-//! history → hand it to the cluster bus, which brings it back to every instance (or, without
-//! Redis or while Redis is down, deliver it here) → deliver it to this instance's Socket.IO
-//! sockets and plain WebSocket connections through the [`Hub`] → record its history (and a user
-//! notification's inbox entry) and wait until that is durable.
+//! history and, unless it is ephemeral, in the recovery log → hand it to the cluster bus, which
+//! brings it back to every instance (or, without Redis or while Redis is down, deliver it here)
+//! → deliver it to this instance's Socket.IO sockets and plain WebSocket connections through the
+//! [`Hub`] → record its history (and a user notification's inbox entry) and wait until that is
+//! durable.
 //!
 //! The Publisher is the only holder of the hub: room operations, member counts and status
 //! counts are asked of it too. The Node emitter's messages, which every instance receives
@@ -31,11 +32,12 @@ use uuid::Uuid;
 
 use self::history::History;
 use crate::cluster::deliver::SendError;
-use crate::cluster::{self, Bus, Offsets};
+use crate::cluster::{self, Bus, Numbered, Offsets};
 use crate::event::EventName;
 use crate::hub::Hub;
 use crate::presence::Presence;
 use crate::publication::{Publication, RoomOp};
+use crate::recovery::{Position, Recovery};
 use crate::rooms::{Room, RoomError};
 
 /// What the caller learns about an accepted publication.
@@ -84,10 +86,30 @@ struct Inner {
     db: DatabaseConnection,
     /// The cluster, when Redis is configured.
     bus: Option<Bus>,
+    /// The recovery log and sessions (in the bus, or this instance's memory).
+    recovery: Arc<Recovery>,
+}
+
+/// What a [`Publisher`] works with.
+pub struct Parts {
+    pub hub: Hub,
+    pub history: Arc<History>,
+    pub presence: Arc<Presence>,
+    pub db: DatabaseConnection,
+    pub bus: Option<Bus>,
+    pub recovery: Arc<Recovery>,
 }
 
 impl Publisher {
-    pub fn new(hub: Hub, history: Arc<History>, presence: Arc<Presence>, db: DatabaseConnection, bus: Option<Bus>) -> Self {
+    pub fn new(parts: Parts) -> Self {
+        let Parts {
+            hub,
+            history,
+            presence,
+            db,
+            bus,
+            recovery,
+        } = parts;
         Publisher {
             inner: Arc::new(Inner {
                 hub,
@@ -95,6 +117,7 @@ impl Publisher {
                 presence,
                 db,
                 bus,
+                recovery,
             }),
         }
     }
@@ -135,7 +158,7 @@ impl Publisher {
     /// Delivers a publication that every instance received by itself (the Node emitter's): to
     /// this instance's connections only; not numbered, not recorded.
     pub async fn deliver_received(&self, publication: &Publication) {
-        self.inner.hub.deliver(publication, &[]).await;
+        self.inner.hub.deliver(publication, &[], None).await;
     }
 
     /// Applies a room operation to the audience's connections on every instance (this one alone
@@ -202,6 +225,10 @@ impl Publisher {
         &self.inner.history
     }
 
+    pub fn recovery(&self) -> &Arc<Recovery> {
+        &self.inner.recovery
+    }
+
     /// Numbers and delivers on this instance alone (single instance, or Redis down).
     async fn deliver_here(&self, publication: &Publication, history_rooms: &[&Room]) -> Result<Offsets, PublishError> {
         let tickets = self
@@ -211,7 +238,16 @@ impl Publisher {
             .await
             .map_err(|e| PublishError::History(e.to_string()))?;
         let offsets: Offsets = tickets.iter().map(|t| (t.room.clone(), t.offset)).collect();
-        self.inner.hub.deliver(publication, &offsets).await;
+        let hub = &self.inner.hub;
+        // Positioned and handed to the tracked sockets while the log is held (in order).
+        let logged = match publication.ephemeral {
+            true => None,
+            false => self.inner.recovery.log_locally(publication, |p| hub.deliver_tracked(publication, Some(p))),
+        };
+        if logged.is_none() {
+            hub.deliver_tracked(publication, None);
+        }
+        hub.deliver_untracked(publication, &offsets).await;
         // Delivered in offset order: the next publication to these rooms may go.
         drop(tickets);
         Ok(offsets)
@@ -225,7 +261,7 @@ impl Publisher {
         for (room, needed) in names.iter().zip(bus.needs_floor(&names)) {
             floors.push(if needed { self.known_last(room).await? } else { -1 });
         }
-        let offsets = match bus.send(publication, &names, &floors).await {
+        let numbered = match bus.send(publication, &names, &floors).await {
             Err(SendError::Unseeded) => {
                 // Redis lost its counters: continue from what this instance and the database know.
                 let mut floors = Vec::with_capacity(names.len());
@@ -237,14 +273,14 @@ impl Publisher {
             other => other,
         }
         .map_err(|e| e.to_string())?;
-        for (room, offset) in &offsets {
+        for (room, offset) in &numbered.offsets {
             self.inner.history.observe(room, *offset).await;
         }
         if !bus.is_connected() {
             // Our own subscriber is between connections and will not see it: deliver here.
-            self.inner.hub.deliver(publication, &offsets).await;
+            cluster::Handler::deliver(self, publication.clone(), numbered.clone()).await;
         }
-        Ok(offsets)
+        Ok(numbered.offsets)
     }
 
     /// The highest offset of `room` this instance or the database knows.
@@ -291,8 +327,9 @@ impl Publisher {
 
 /// What the cluster bus brings back: delivered and applied through the same hub.
 impl cluster::Handler for Publisher {
-    async fn deliver(&self, publication: Publication, offsets: Offsets) {
-        self.inner.hub.deliver(&publication, &offsets).await;
+    async fn deliver(&self, publication: Publication, numbered: Numbered) {
+        let position = numbered.position.as_deref().and_then(Position::parse);
+        self.inner.hub.deliver(&publication, &numbered.offsets, position).await;
     }
 
     async fn apply(&self, op: RoomOp) {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 
 use super::ack::AckError;
-use super::{AckResult, fields, payload};
+use super::{AckResult, fields, identity, payload};
 use crate::state::AppState;
 use crate::subscriptions::{self, SubscriptionError};
 
@@ -42,6 +42,7 @@ pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckRe
     let room = subscriptions::subscribe(&state.settings.channel_patterns, &name, current.iter().map(|r| r.as_ref()))
         .map_err(refused)?;
     socket.join(room.name());
+    super::recovery::save(&state, &socket, &identity(&socket)?).await;
     Ok(fields([("channel", json!(name))]))
 }
 
@@ -49,5 +50,6 @@ pub async fn unsubscribe(state: AppState, socket: SocketRef, data: Value) -> Ack
     let name = channel_name(data)?;
     let room = subscriptions::unsubscribe(&state.settings.channel_patterns, &name).map_err(refused)?;
     socket.leave(room.name());
+    super::recovery::save(&state, &socket, &identity(&socket)?).await;
     Ok(fields([("channel", json!(name))]))
 }

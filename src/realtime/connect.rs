@@ -7,9 +7,12 @@ use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::DisconnectReason;
 
+use super::recovery;
 use crate::auth::token::find_token;
 use crate::auth::{AuthError, Identity};
 use crate::event::EventName;
+use crate::publication::{Audience, Publication, Source};
+use crate::recovery::Tracker;
 use crate::notifications;
 use crate::rooms::Room;
 use crate::state::AppState;
@@ -19,11 +22,16 @@ pub fn register(state: &AppState, io: &SocketIo) {
     let authenticate = move |socket: SocketRef, TryData(auth): TryData<Value>| {
         let state = auth_state.clone();
         async move {
-            let identity = authenticate(&state, &socket, auth.ok()).await.inspect_err(|e| {
+            let auth = auth.ok();
+            let identity = authenticate(&state, &socket, auth.clone()).await.inspect_err(|e| {
                 tracing::info!(sid = %socket.id, code = e.code(), "connection refused");
             })?;
             prepare(&state, &socket, &identity);
             socket.extensions.insert(identity.clone());
+            // `auth.offset` opts into recovery (a string: "" the first time, then a cursor).
+            if let Some(offset) = auth.as_ref().and_then(|a| a.get("offset")).and_then(Value::as_str) {
+                recovery::opt_in(&state, &socket, &identity, offset).await;
+            }
             // Counted cluster-wide before the client hears it is connected: a client that
             // connects here and then closes a tab on another instance is never seen offline.
             state.sync_presence(&identity).await;
@@ -72,8 +80,10 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
     let disconnect_state = state.clone();
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
         let state = disconnect_state.clone();
+        let session = socket.extensions.get::<Identity>().and_then(|i| recovery::session_of(&socket, &i));
         async move {
             tracing::info!(sid = %socket.id, %reason, "disconnected");
+            recovery::release(&state, session).await;
             if let Some(identity) = socket.extensions.get::<Identity>() {
                 state.presence.count_out(&identity.user_id);
                 state.sync_presence(&identity).await;
@@ -89,9 +99,17 @@ async fn on_connect(state: AppState, socket: SocketRef) {
         return;
     };
     tracing::info!(sid = %socket.id, user = %identity.user_id, "connected");
+    recovery::resume(&state, &socket, &identity).await;
     // The user's notifications that reached none of his connections, to this socket only.
+    let tracker = socket.extensions.get::<std::sync::Arc<Tracker>>();
     for (_, data) in notifications::undelivered(&state.db, &identity.user_id).await {
-        let _ = socket.emit(EventName::NOTIFICATION_NEW.as_str(), &data);
+        let publication = Publication::new(EventName::NOTIFICATION_NEW, Audience::default(), data, Source::ClientEvent);
+        match &tracker {
+            Some(tracker) => tracker.deliver(&socket, &publication, None),
+            None => {
+                let _ = socket.emit(EventName::NOTIFICATION_NEW.as_str(), publication.json());
+            }
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod channels;
 pub(crate) mod connect;
 mod invitations;
 mod notifications;
+pub mod recovery;
 mod workspace;
 
 use futures_util::future::BoxFuture;

@@ -101,13 +101,15 @@ async fn join(state: &AppState, socket: &SocketRef, data: &Value, kind: Resource
         ));
     }
     socket.join(room.name());
+    super::recovery::save(state, socket, &identity(socket)?).await;
     let members = state.publisher.member_count(&room).await;
     Ok(fields([("room", json!(room.name())), ("members", json!(members))]))
 }
 
-async fn leave(_state: &AppState, socket: &SocketRef, data: &Value, kind: ResourceKind) -> AckResult {
+async fn leave(state: &AppState, socket: &SocketRef, data: &Value, kind: ResourceKind) -> AckResult {
     let (room, _) = workspace_room(socket, data, kind)?;
     socket.leave(room.name());
+    super::recovery::save(state, socket, &identity(socket)?).await;
     Ok(fields([("room", json!(room.name()))]))
 }
 

@@ -1,0 +1,156 @@
+//! Recovery over Socket.IO (see [`crate::recovery`]): a client opts in with a handshake
+//! `auth.offset` (`""` the first time, then the last cursor it received). In the connect
+//! middleware, before the client hears `connect`, the socket takes its session's rooms back and
+//! starts holding live deliveries; once connected it gets what it missed, then `recovery
+//! {recovered, missed, cursor}`, then the held and live deliveries. Its session is saved when
+//! its rooms change and released (resumable for the window) when it disconnects.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use socketioxide::extract::SocketRef;
+
+use crate::access;
+use crate::auth::Identity;
+use crate::recovery::{Cursor, Position, RECOVERY_EVENT, Session, Tracker, addressed_to, new_session_id, tracked_room};
+use crate::rooms::Room;
+use crate::state::AppState;
+
+/// Where an opted-in socket resumes from: the position of the cursor it came back with, when
+/// its session was found.
+#[derive(Clone, Copy)]
+struct Resume(Option<Position>);
+
+/// Opts the socket in, in the connect middleware: restores its session's rooms when `offset`
+/// is the cursor of a session of the same user that is still resumable.
+pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, offset: &str) {
+    let recovery = state.publisher.recovery();
+    let mut from = None;
+    if let Some(cursor) = Cursor::parse(offset) {
+        match recovery.take(&cursor.session).await {
+            Some(session) if session.user == identity.user_id => {
+                socket.join(still_allowed(state, identity, session.rooms).await);
+                from = Some(cursor.position);
+            }
+            Some(_) => tracing::warn!(sid = %socket.id, "recovery: a cursor of another user's session; not resumed"),
+            None => tracing::debug!(sid = %socket.id, "recovery: session unknown or expired"),
+        }
+    } else if !offset.is_empty() {
+        tracing::debug!(sid = %socket.id, "recovery: the offset is not a cursor");
+    }
+    socket.extensions.insert(Arc::new(Tracker::replaying(new_session_id(&state.instance.id))));
+    socket.extensions.insert(Resume(from));
+    socket.join(tracked_room().name());
+    state.publisher.hub().track();
+}
+
+/// The session's rooms the user may still be in: private rooms (projects, channels,
+/// invitations) are checked again against the directory, as history reads are (a membership
+/// removed while he was away stays removed); public and backend-joined rooms are kept.
+async fn still_allowed(state: &AppState, identity: &Identity, rooms: Vec<String>) -> Vec<String> {
+    let mut allowed = Vec::with_capacity(rooms.len());
+    for name in rooms {
+        let keep = match Room::parse(&name) {
+            Ok(room) if room.is_private() => {
+                access::may_read(&state.db, &state.settings.channel_patterns, identity, &room).await.is_ok()
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        };
+        if keep {
+            allowed.push(name);
+        } else {
+            tracing::info!(room = %name, "recovery: a room of the session is no longer allowed; not restored");
+        }
+    }
+    allowed
+}
+
+/// Once connected: replays what the socket missed, sends `recovery`, then lets live deliveries
+/// through. Nothing is replayed unless the log covers everything after the cursor.
+pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
+    let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() else { return };
+    let from = socket.extensions.get::<Resume>().and_then(|r| r.0);
+    let recovery = state.publisher.recovery();
+    let rooms: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
+    let read = match from {
+        Some(after) => recovery.since(after).await.map(|entries| entries.map(|e| (after, e))),
+        None => Ok(None),
+    };
+    let (recovered, covered, missed) = match read {
+        Ok(Some((after, entries))) => {
+            let covered = entries.last().map_or(after, |(p, _)| *p).max(after);
+            let mut missed = 0;
+            for (position, publication) in entries.iter().filter(|(_, p)| addressed_to(p, &rooms)) {
+                tracker.replay(socket, publication, *position);
+                missed += 1;
+            }
+            (true, covered, missed)
+        }
+        other => {
+            if let Err(e) = other {
+                tracing::warn!(sid = %socket.id, error = %e, "recovery: the log could not be read");
+            }
+            let tail = recovery.tail().await.unwrap_or_else(|e| {
+                tracing::warn!(sid = %socket.id, error = %e, "recovery: the log's tail could not be read");
+                Position::ZERO
+            });
+            (false, tail, 0)
+        }
+    };
+    let cursor = Cursor {
+        session: tracker.session.clone(),
+        position: tracker.cursor().position.max(covered),
+    };
+    let _ = socket.emit(
+        RECOVERY_EVENT,
+        &json!({"recovered": recovered, "missed": missed, "cursor": cursor.to_string()}),
+    );
+    tracker.go_live(socket, covered);
+    tracing::info!(sid = %socket.id, recovered, missed, "recovery");
+    save(state, socket, identity).await;
+}
+
+/// Saves an opted-in socket's session with the rooms it is in now (after a join or a leave).
+pub async fn save(state: &AppState, socket: &SocketRef, identity: &Identity) {
+    if let Some((id, session)) = session_of(socket, identity) {
+        state.publisher.recovery().save(&id, &session).await;
+    }
+}
+
+/// At disconnect: the session stays resumable for the window.
+pub async fn release(state: &AppState, session: Option<(String, Session)>) {
+    if let Some((id, session)) = session {
+        state.publisher.hub().untrack();
+        state.publisher.recovery().release(&id, &session).await;
+    }
+}
+
+/// At shutdown, before the sockets close: every opted-in socket's session is made resumable
+/// for the window, so that its client resumes on another instance (a rolling deploy).
+pub async fn release_all(state: &AppState) {
+    let sockets = state.publisher.hub().tracked_sockets();
+    let count = sockets.len();
+    for socket in sockets {
+        let identity = socket.extensions.get::<Identity>();
+        if let Some((id, session)) = identity.and_then(|i| session_of(&socket, &i)) {
+            state.publisher.recovery().release(&id, &session).await;
+        }
+    }
+    if count > 0 {
+        tracing::info!(sessions = count, "recovery: sessions kept for resumption elsewhere");
+    }
+}
+
+/// An opted-in socket's session id and what to keep of it.
+pub fn session_of(socket: &SocketRef, identity: &Identity) -> Option<(String, Session)> {
+    let tracker = socket.extensions.get::<Arc<Tracker>>()?;
+    let rooms = Session::restorable(socket.rooms().into_iter().map(|r| r.to_string()), &socket.id.to_string());
+    Some((
+        tracker.session.clone(),
+        Session {
+            user: identity.user_id.clone(),
+            rooms,
+        },
+    ))
+}

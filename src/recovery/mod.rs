@@ -1,0 +1,366 @@
+//! Lossless reconnects for Socket.IO clients that opt in (handshake `auth.offset`).
+//!
+//! Every recorded publication gets a [`Position`] in the recovery log: a Redis stream id when
+//! the cluster bus numbers it (the same Lua step that publishes it), or this instance's own
+//! counter on a single instance ([`memory`]). The log keeps what was published for the
+//! recovery window. An opted-in socket has a session (its id, its user, the rooms it joined)
+//! and a [`Tracker`] that ends each delivery with its [`Cursor`] (`{session}:{position}`). A
+//! client that reconnects with its last cursor gets its session's rooms back, then every logged
+//! publication after that position for those rooms, in order, then `recovery`, then live
+//! deliveries: the tracker holds live deliveries back while the replay runs and drops those the
+//! replay already gave, so nothing arrives twice or out of order at the seam.
+//!
+//! Sessions live where every instance can read them (the cluster bus, or this instance's memory
+//! without Redis): a client can resume on any instance while its session is within the window.
+
+pub mod memory;
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use socketioxide::extract::SocketRef;
+
+use crate::cluster::Bus;
+use crate::publication::{EmitterArgs, Payload, Publication};
+use crate::rooms::Room;
+
+use self::memory::MemoryStore;
+
+/// The event an opted-in socket receives after its replay.
+pub const RECOVERY_EVENT: &str = "recovery";
+
+/// A place in the recovery log: `{ms}-{seq}`, ordered (Redis stream ids have this form).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    ms: u64,
+    seq: u64,
+}
+
+impl Position {
+    pub const ZERO: Position = Position { ms: 0, seq: 0 };
+
+    pub fn new(ms: u64, seq: u64) -> Self {
+        Position { ms, seq }
+    }
+
+    pub fn parse(text: &str) -> Option<Position> {
+        let (ms, seq) = text.split_once('-')?;
+        Some(Position {
+            ms: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// What an opted-in client holds and sends back: its session and its place in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub session: String,
+    pub position: Position,
+}
+
+impl Cursor {
+    /// `{session}:{position}`; `None` for anything else (a client's garbage is no cursor).
+    pub fn parse(text: &str) -> Option<Cursor> {
+        let (session, position) = text.split_once(':')?;
+        if session.len() != SESSION_ID_LEN || !session.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(Cursor {
+            session: session.to_owned(),
+            position: Position::parse(position)?,
+        })
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.session, self.position)
+    }
+}
+
+/// Session ids: the instance id (12 hex digits, where the session was last connected) and 12
+/// random ones.
+const SESSION_ID_LEN: usize = 24;
+
+/// A new session id on instance `instance`.
+pub fn new_session_id(instance: &str) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{instance}{}", &random[..SESSION_ID_LEN - instance.len()])
+}
+
+/// The instance a session was last connected to.
+pub fn session_instance(session: &str) -> &str {
+    &session[..session.len().min(12)]
+}
+
+/// What a session keeps for its resumption: whose it is and the rooms it joined beyond the ones
+/// its token gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub user: String,
+    pub rooms: Vec<String>,
+}
+
+impl Session {
+    /// The rooms of a socket worth restoring: joined ones (projects, channels, invitations,
+    /// public channels, a backend's), not the token's home rooms, not the socket's own.
+    pub fn restorable(rooms: impl IntoIterator<Item = String>, own: &str) -> Vec<String> {
+        rooms
+            .into_iter()
+            .filter(|r| r != own && r != &tracked_room().name())
+            .filter(|r| !matches!(Room::parse(r), Ok(Room::User(_) | Room::Org(_) | Room::Tenant(_))))
+            .collect()
+    }
+}
+
+/// The room every opted-in socket is in, so that one broadcast can leave them out.
+pub fn tracked_room() -> Room {
+    Room::Named("switchyard#recovering".into())
+}
+
+/// Where logs and sessions are kept.
+pub struct Recovery {
+    window: Duration,
+    store: Store,
+}
+
+enum Store {
+    Memory(MemoryStore),
+    Cluster(Bus),
+}
+
+impl Recovery {
+    /// A single instance: the log and sessions in memory.
+    pub fn local(window: Duration) -> Self {
+        Recovery {
+            window,
+            store: Store::Memory(MemoryStore::new(window)),
+        }
+    }
+
+    /// A cluster: the log and sessions in Redis, through the bus.
+    pub fn clustered(bus: Bus, window: Duration) -> Self {
+        Recovery {
+            window,
+            store: Store::Cluster(bus),
+        }
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// On a single instance: logs a publication and hands its position to `deliver` while the
+    /// log is held, so that tracked sockets see positions in order. `None` in a cluster (the
+    /// bus positions publications).
+    pub fn log_locally<R>(&self, publication: &Publication, deliver: impl FnOnce(Position) -> R) -> Option<R> {
+        match &self.store {
+            Store::Memory(memory) => Some(memory.append(publication, deliver)),
+            Store::Cluster(_) => None,
+        }
+    }
+
+    /// The last position logged.
+    pub async fn tail(&self) -> Result<Position, String> {
+        match &self.store {
+            Store::Memory(memory) => Ok(memory.tail()),
+            Store::Cluster(bus) => {
+                let tail = bus.log_tail().await.map_err(|e| e.to_string())?;
+                Position::parse(&tail).ok_or_else(|| format!("log position `{tail}` does not parse"))
+            }
+        }
+    }
+
+    /// Every logged publication after `after`, oldest first; `None` when the log no longer
+    /// covers everything after it.
+    pub async fn since(&self, after: Position) -> Result<Option<Vec<(Position, Publication)>>, String> {
+        match &self.store {
+            Store::Memory(memory) => Ok(memory.since(after)),
+            Store::Cluster(bus) => {
+                let entries = bus.log_since(&after.to_string()).await.map_err(|e| e.to_string())?;
+                let mut read = Vec::with_capacity(entries.len());
+                for (id, body) in entries {
+                    let position = Position::parse(&id).ok_or_else(|| format!("log position `{id}` does not parse"))?;
+                    read.push((position, crate::cluster::deliver::decode_body(&body)?));
+                }
+                Ok(Some(read))
+            }
+        }
+    }
+
+    /// Records a connected session (kept while its instance lives, and the window after).
+    pub async fn save(&self, id: &str, session: &Session) {
+        let result = match &self.store {
+            Store::Memory(memory) => {
+                memory.save(id, session.clone(), None);
+                Ok(())
+            }
+            Store::Cluster(bus) => bus.save_session(id, &to_json(session)).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "recovery: session not saved");
+        }
+    }
+
+    /// Records a session whose socket closed: resumable for the window.
+    pub async fn release(&self, id: &str, session: &Session) {
+        let result = match &self.store {
+            Store::Memory(memory) => {
+                memory.save(id, session.clone(), Some(self.window));
+                Ok(())
+            }
+            Store::Cluster(bus) => bus.release_session(id, &to_json(session), self.window).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "recovery: session not released");
+        }
+    }
+
+    /// Takes a session for resumption: it can be resumed once.
+    pub async fn take(&self, id: &str) -> Option<Session> {
+        match &self.store {
+            Store::Memory(memory) => memory.take(id),
+            Store::Cluster(bus) => match bus.take_session(id, session_instance(id)).await {
+                Ok(found) => found.and_then(|json| serde_json::from_str(&json).ok()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "recovery: session could not be read");
+                    None
+                }
+            },
+        }
+    }
+}
+
+fn to_json(session: &Session) -> String {
+    serde_json::to_string(session).expect("serializable")
+}
+
+/// One opted-in socket's place: its session, the last position it was given, and, while its
+/// replay runs, the live deliveries held back.
+pub struct Tracker {
+    pub session: String,
+    state: Mutex<TrackerState>,
+}
+
+struct TrackerState {
+    last: Position,
+    held: Option<Vec<(Option<Position>, Publication)>>,
+}
+
+impl Tracker {
+    /// A tracker that holds live deliveries back until [`Tracker::go_live`].
+    pub fn replaying(session: String) -> Self {
+        Tracker {
+            session,
+            state: Mutex::new(TrackerState {
+                last: Position::ZERO,
+                held: Some(Vec::new()),
+            }),
+        }
+    }
+
+    /// The cursor the socket holds now.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            session: self.session.clone(),
+            position: self.state.lock().unwrap().last,
+        }
+    }
+
+    /// A live delivery: held back during the replay, else sent with its cursor.
+    pub fn deliver(&self, socket: &SocketRef, publication: &Publication, position: Option<Position>) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(held) = &mut state.held {
+            held.push((position, publication.clone()));
+            return;
+        }
+        self.send(&mut state, socket, publication, position);
+    }
+
+    /// A replayed publication.
+    pub fn replay(&self, socket: &SocketRef, publication: &Publication, position: Position) {
+        let mut state = self.state.lock().unwrap();
+        self.send(&mut state, socket, publication, Some(position));
+    }
+
+    /// Ends the replay: `covered` is the position through which the replay gave the socket
+    /// everything; held deliveries up to it are dropped (the replay had them), the rest sent.
+    pub fn go_live(&self, socket: &SocketRef, covered: Position) {
+        let mut state = self.state.lock().unwrap();
+        state.last = state.last.max(covered);
+        for (position, publication) in state.held.take().unwrap_or_default() {
+            if position.is_some_and(|p| p <= covered) {
+                continue;
+            }
+            self.send(&mut state, socket, &publication, position);
+        }
+    }
+
+    fn send(&self, state: &mut TrackerState, socket: &SocketRef, publication: &Publication, position: Option<Position>) {
+        if let Some(position) = position {
+            state.last = state.last.max(position);
+        }
+        let cursor = Value::String(
+            Cursor {
+                session: self.session.clone(),
+                position: state.last,
+            }
+            .to_string(),
+        );
+        let event = publication.event.as_str();
+        let sent = match &publication.data {
+            Payload::Json(data) => socket.emit(event, &(data, &cursor)),
+            Payload::Emitted { args, .. } => {
+                let mut args: Vec<rmpv::Value> = args.clone();
+                args.push(rmpv::Value::from(cursor.as_str().unwrap_or_default()));
+                socket.emit(event, &EmitterArgs(&args))
+            }
+        };
+        if let Err(e) = sent {
+            tracing::debug!(sid = %socket.id, error = %e, "delivery to a tracked socket failed");
+        }
+    }
+}
+
+/// Whether a publication is for a socket in `rooms`.
+pub fn addressed_to(publication: &Publication, rooms: &[String]) -> bool {
+    let audience = &publication.audience;
+    let within = |list: &[Room]| list.iter().any(|r| rooms.contains(&r.name()));
+    (audience.everyone || within(&audience.rooms)) && !within(&audience.except)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_and_positions_read_back_and_garbage_is_no_cursor() {
+        let cursor = Cursor {
+            session: new_session_id("0123456789ab"),
+            position: Position::new(1700000000000, 3),
+        };
+        assert_eq!(Cursor::parse(&cursor.to_string()), Some(cursor.clone()));
+        assert_eq!(session_instance(&cursor.session), "0123456789ab");
+        assert!(Position::new(5, 0) > Position::new(4, 9));
+        for garbage in ["", "x", "abc:1-2", "0123456789ab0123456789ab:1", "0123456789ab0123456789zz:1-2"] {
+            assert_eq!(Cursor::parse(garbage), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn only_joined_rooms_are_restored() {
+        let rooms = ["user:u", "org:o", "tenant:t", "tenant:t:project:p", "venue:1", "abc", "switchyard#recovering"];
+        let kept = Session::restorable(rooms.iter().map(|r| r.to_string()), "abc");
+        assert_eq!(kept, ["tenant:t:project:p", "venue:1"]);
+    }
+}
