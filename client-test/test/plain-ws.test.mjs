@@ -110,3 +110,56 @@ test("polling with since returns each update once, in order", async () => {
   const forbidden = await fetch(`${server.url}/api/history?room=user:someone-else`, { headers });
   assert.equal(forbidden.status, 403);
 });
+
+test("/ws subscribe with since: history then live at the seam, under concurrent publishing, each once in order", async () => {
+  const total = 150;
+  const broadcast = (n) =>
+    server.api("POST", "/api/websocket", { action: "broadcast", channel: "venue:seam", data: { n } });
+  // Half published before the client exists; the rest while it subscribes and catches up.
+  for (let n = 0; n < total / 2; n++) assert.equal((await broadcast(n)).status, 202);
+  const stream = (async () => {
+    for (let n = total / 2; n < total; n++) assert.equal((await broadcast(n)).status, 202);
+  })();
+  const client = await open(`/ws?token=${token("seam")}`);
+  const subscribed = await client.ask({ type: "subscribe", channel: "venue:seam", since: 0 });
+  assert.deepEqual(subscribed, { type: "subscribed", channel: "venue:seam" });
+  const seen = [];
+  const offsets = [];
+  while (seen.length < total) {
+    const frame = await client.next();
+    if (frame.type !== "venue_update") continue;
+    seen.push(frame.data.n);
+    offsets.push(frame.offset);
+  }
+  await stream;
+  assert.deepEqual(seen, [...Array(total).keys()], "no gap, nothing twice, in order");
+  assert.deepEqual(offsets, [...Array(total).keys()].map((n) => n + 1), "offsets 1..total");
+
+  // Resuming from an offset gives what came after it.
+  const again = await open(`/ws?token=${token("seam")}`);
+  await again.ask({ type: "subscribe", channel: "venue:seam", since: total - 3 });
+  const tail = [(await again.next()).data.n, (await again.next()).data.n, (await again.next()).data.n];
+  assert.deepEqual(tail, [total - 3, total - 2, total - 1]);
+  const bad = await again.ask({ type: "subscribe", channel: "venue:seam", since: "yesterday" });
+  assert.equal(bad.code, "invalid_since");
+  client.ws.close();
+  again.ws.close();
+});
+
+test("/ws?since= replays the home rooms' history, then live", async () => {
+  const user = `home-${Date.now()}`;
+  for (let n = 0; n < 3; n++) await server.publish({ event: "note", to: { user }, data: { n } });
+  const client = await open(`/ws?since=0&token=${token(user)}`);
+  const got = [];
+  while (got.length < 3) {
+    const frame = await client.next();
+    if (frame.type === "note") got.push(frame.data.n);
+  }
+  await server.publish({ event: "note", to: { user }, data: { n: 3 } });
+  while (got.length < 4) {
+    const frame = await client.next();
+    if (frame.type === "note") got.push(frame.data.n);
+  }
+  assert.deepEqual(got, [0, 1, 2, 3]);
+  client.ws.close();
+});

@@ -137,6 +137,12 @@ impl Bus {
         })
     }
 
+    /// The last history offset the cluster handed out in `room` (0 when none).
+    pub async fn room_offset(&self, room: &str) -> redis::RedisResult<i64> {
+        let last: Option<i64> = redis::cmd("GET").arg(self.inner.keys.offset(room)).query_async(&mut self.connection()).await?;
+        Ok(last.unwrap_or(0))
+    }
+
     /// Records rooms numbered locally during an outage.
     pub fn numbered_alone(&self, rooms: &[(String, i64)]) {
         let mut alone = self.inner.numbering.numbered_alone.lock().unwrap();

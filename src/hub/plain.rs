@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -37,6 +37,15 @@ struct Conn {
     queue: mpsc::Sender<Arc<str>>,
     kick: watch::Sender<Option<Kick>>,
     rooms: HashSet<String>,
+    /// Deliveries held back while the connection catches up on a room's history.
+    held: Mutex<Option<Vec<Held>>>,
+}
+
+/// A delivery held back: its frame, and its history offsets by room (to drop the ones the
+/// history already gave).
+struct Held {
+    offsets: Vec<(String, i64)>,
+    frame: Arc<str>,
 }
 
 #[derive(Default)]
@@ -71,6 +80,7 @@ impl PlainConnections {
             queue,
             kick,
             rooms: HashSet::new(),
+            held: Mutex::new(None),
         };
         self.registry.write().unwrap().conns.insert(id.clone(), conn);
         // A connection is addressable by its id, like a socket.
@@ -100,6 +110,31 @@ impl PlainConnections {
             conn.rooms.remove(room);
         }
         remove_member(&mut reg.rooms, room, id);
+    }
+
+    /// Holds the connection's deliveries back (while it catches up on history) until
+    /// [`PlainConnections::release`].
+    pub fn hold(&self, id: &str) {
+        if let Some(conn) = self.registry.read().unwrap().conns.get(id) {
+            conn.held.lock().unwrap().get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// Sends what was held, but the deliveries the history already gave (`covered`: per room,
+    /// the offset through which it was replayed), and delivers live again.
+    pub fn release(&self, id: &str, covered: &[(String, i64)]) {
+        let reg = self.registry.read().unwrap();
+        let Some(conn) = reg.conns.get(id) else { return };
+        let mut held = conn.held.lock().unwrap();
+        for item in held.take().unwrap_or_default() {
+            let replayed = item
+                .offsets
+                .iter()
+                .any(|(room, offset)| covered.iter().any(|(r, through)| r == room && offset <= through));
+            if !replayed {
+                enqueue(conn, item.frame);
+            }
+        }
     }
 
     /// Applies a room operation to the connections of its audience.
@@ -138,6 +173,15 @@ impl PlainConnections {
         self.registry.read().unwrap().conns.len()
     }
 
+    /// Queues a frame for one connection, waiting while its queue is full (a history replay:
+    /// a long one must not count as a slow consumer).
+    pub async fn send_waiting(&self, id: &str, frame: Arc<str>) {
+        let queue = self.registry.read().unwrap().conns.get(id).map(|c| c.queue.clone());
+        if let Some(queue) = queue {
+            let _ = queue.send(frame).await;
+        }
+    }
+
     /// Queues a frame for one connection (replies to its own messages).
     pub fn send_to(&self, id: &str, frame: Arc<str>) {
         let reg = self.registry.read().unwrap();
@@ -155,7 +199,15 @@ impl PlainConnections {
         let mut delivered = 0;
         for id in reg.audience(&publication.audience) {
             if let Some(conn) = reg.conns.get(id) {
-                enqueue(conn, frames.get(conn.dialect));
+                let frame = frames.get(conn.dialect);
+                let mut held = conn.held.lock().unwrap();
+                match held.as_mut() {
+                    Some(held) => held.push(Held {
+                        offsets: offsets.to_vec(),
+                        frame,
+                    }),
+                    None => enqueue(conn, frame),
+                }
                 delivered += 1;
             }
         }
@@ -225,17 +277,25 @@ pub fn frame(dialect: Dialect, event: &str, data: &Value, id: &str, channel: Opt
 struct Frames<'a> {
     publication: &'a Publication,
     data: &'a Value,
-    offsets: Offsets<'a>,
+    /// The public channel the publication went to, and its offset there.
+    channel: Option<&'a str>,
+    offset: Option<i64>,
     channels: Option<Arc<str>>,
     commerce: Option<Arc<str>>,
 }
 
 impl<'a> Frames<'a> {
     fn new(publication: &'a Publication, data: &'a Value, offsets: Offsets<'a>) -> Self {
+        let channel = publication.audience.rooms.iter().find_map(|r| match r {
+            Room::Named(name) => Some(name.as_str()),
+            _ => None,
+        });
+        let offset = channel.and_then(|c| offsets.iter().find(|(room, _)| room == c).map(|(_, o)| *o));
         Frames {
             publication,
             data,
-            offsets,
+            channel,
+            offset,
             channels: None,
             commerce: None,
         }
@@ -250,12 +310,7 @@ impl<'a> Frames<'a> {
             return frame.clone();
         }
         let p = self.publication;
-        let channel = p.audience.rooms.iter().find_map(|r| match r {
-            Room::Named(name) => Some(name.as_str()),
-            _ => None,
-        });
-        let offset = channel.and_then(|c| self.offsets.iter().find(|(room, _)| room == c).map(|(_, o)| *o));
-        let built = frame(dialect, p.event.as_str(), self.data, &p.id.to_string(), channel, offset);
+        let built = frame(dialect, p.event.as_str(), self.data, &p.id.to_string(), self.channel, self.offset);
         *slot = Some(built.clone());
         built
     }

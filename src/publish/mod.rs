@@ -202,6 +202,16 @@ impl Publisher {
         }
     }
 
+    /// The last history offset handed out in `room`, by any instance that answers.
+    pub async fn last_offset(&self, room: &Room) -> i64 {
+        let name = room.name();
+        let here = self.known_last(&name).await.unwrap_or(0);
+        match &self.inner.bus {
+            Some(bus) => bus.room_offset(&name).await.unwrap_or(0).max(here),
+            None => here,
+        }
+    }
+
     /// This instance's connections, rooms, and the state of its Redis link.
     pub async fn status(&self) -> Status {
         Status {

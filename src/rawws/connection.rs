@@ -13,11 +13,13 @@ use http::{HeaderMap, Uri};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::catch_up;
 use crate::auth::token::{find_token, query_param};
 use crate::auth::{AuthError, Identity};
 use crate::event::EventName;
 use crate::hub::plain::{self, Dialect, Kick, PlainConnections};
 use crate::notifications;
+use crate::publish::history::Since;
 use crate::rooms::Room;
 use crate::state::AppState;
 use crate::subscriptions::{self, SubscriptionError};
@@ -70,7 +72,7 @@ pub async fn channels_endpoint(
     uri: Uri,
 ) -> Response {
     let auth = state.authenticate(find_token(None, &headers, uri.query())).await.map_err(Refusal::from);
-    upgrade(ws, state, auth, Dialect::Channels)
+    upgrade(ws, state, auth, since_param(uri.query()), Dialect::Channels)
 }
 
 /// `/api/ws?token=...`; the contract's `userId`/`role` are accepted only when they match the
@@ -105,15 +107,31 @@ pub async fn commerce_endpoint(
             Err(e) => Err(e.into()),
         },
     };
-    upgrade(ws, state, auth, Dialect::Commerce)
+    upgrade(ws, state, auth, since_param(query), Dialect::Commerce)
 }
 
-fn upgrade(ws: WebSocketUpgrade, state: AppState, auth: Result<Identity, Refusal>, dialect: Dialect) -> Response {
+/// `?since=`: replay the home rooms' history after it (an offset or an RFC 3339 time).
+fn since_param(query: Option<&str>) -> Result<Option<Since>, Refusal> {
+    match query.and_then(|q| query_param(q, "since")).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(text) => Since::parse(&text)
+            .map(Some)
+            .ok_or_else(|| Refusal::new("invalid_since", format!("`{text}` is neither an offset nor an RFC 3339 time"))),
+    }
+}
+
+fn upgrade(
+    ws: WebSocketUpgrade,
+    state: AppState,
+    auth: Result<Identity, Refusal>,
+    since: Result<Option<Since>, Refusal>,
+    dialect: Dialect,
+) -> Response {
     ws.max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| async move {
-            match auth {
-                Ok(identity) => serve(state, socket, identity, dialect).await,
+            match auth.and_then(|identity| Ok((identity, since?))) {
+                Ok((identity, since)) => serve(state, socket, identity, since, dialect).await,
                 Err(refusal) => refuse(socket, refusal).await,
             }
         })
@@ -133,16 +151,20 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: Dialect) {
+async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Option<Since>, dialect: Dialect) {
     let hub = state.publisher.hub().plain();
     let registration = hub.register(dialect, state.settings.ws_send_queue);
     let id = registration.id.clone();
-    for room in identity.home_rooms() {
-        hub.join(&id, &room.name());
+    if since.is_some() {
+        hub.hold(&id);
     }
+    let mut rooms = identity.home_rooms();
     if dialect == Dialect::Commerce {
         // Store updates go to every customer.
-        hub.join(&id, &Room::stores().name());
+        rooms.push(Room::stores());
+    }
+    for room in &rooms {
+        hub.join(&id, &room.name());
     }
     tracing::info!(conn = %id, user = %identity.user_id, ?dialect, "plain websocket connected");
     state.presence.count_in(&identity.user_id);
@@ -156,6 +178,11 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, dialect: 
     let (sink, stream) = socket.split();
     let (control, control_rx) = mpsc::channel::<Message>(8);
     let writer = tokio::spawn(write_frames(sink, registration.frames, control_rx));
+    if let Some(since) = since {
+        let history = state.publisher.history();
+        let kept: Vec<Room> = rooms.into_iter().filter(|r| history.keeps(r)).collect();
+        catch_up_or_release(&state, &id, dialect, &kept, since).await;
+    }
     let reason = read_loop(&state, &id, dialect, stream, &control, registration.kicked).await;
 
     // Stop delivering before closing, so the queue cannot refill.
@@ -223,11 +250,11 @@ async fn read_loop(
                     continue;
                 }
                 bucket -= 1.0;
-                let answer = match handle(state, id, dialect, text.as_str()) {
-                    Ok(answer) => answer,
-                    Err(refusal) => refusal.frame(),
-                };
-                reply(state, id, answer);
+                match handle(state, id, dialect, text.as_str()).await {
+                    Ok(Some(answer)) => reply(state, id, answer),
+                    Ok(None) => {}
+                    Err(refusal) => reply(state, id, refusal.frame()),
+                }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > interval * 2 {
@@ -252,8 +279,8 @@ fn connections(state: &AppState) -> &PlainConnections {
     state.publisher.hub().plain()
 }
 
-/// Answers one client message.
-fn handle(state: &AppState, id: &str, _dialect: Dialect, text: &str) -> Result<String, Refusal> {
+/// Answers one client message (`None`: it answered itself).
+async fn handle(state: &AppState, id: &str, dialect: Dialect, text: &str) -> Result<Option<String>, Refusal> {
     let message: Value =
         serde_json::from_str(text).map_err(|e| Refusal::new("invalid_json", format!("not JSON: {e}")))?;
     let kind = message
@@ -261,7 +288,7 @@ fn handle(state: &AppState, id: &str, _dialect: Dialect, text: &str) -> Result<S
         .and_then(Value::as_str)
         .ok_or_else(|| Refusal::new("invalid_message", "a message needs a string `type`"))?;
     match kind {
-        "ping" => Ok(json!({"type": "pong"}).to_string()),
+        "ping" => Ok(Some(json!({"type": "pong"}).to_string())),
         "subscribe" | "unsubscribe" => {
             let channel = message
                 .get("channel")
@@ -272,18 +299,45 @@ fn handle(state: &AppState, id: &str, _dialect: Dialect, text: &str) -> Result<S
             if kind == "subscribe" {
                 let current = hub.rooms_of(id);
                 let room = subscriptions::subscribe(patterns, channel, current.iter().map(String::as_str))?;
+                let since = match message.get("since").filter(|v| !v.is_null()) {
+                    None => {
+                        hub.join(id, &room.name());
+                        return Ok(Some(json!({"type": "subscribed", "channel": channel}).to_string()));
+                    }
+                    Some(since) => catch_up::parse_since(since).ok_or_else(|| {
+                        Refusal::new("invalid_since", "`since` is an offset or an RFC 3339 time")
+                    })?,
+                };
+                if !state.publisher.history().keeps(&room) {
+                    return Err(Refusal::new(
+                        "history_unavailable",
+                        format!("`{channel}` keeps no history (HISTORY_ROOMS); subscribe without `since`"),
+                    ));
+                }
+                hub.hold(id);
                 hub.join(id, &room.name());
-                Ok(json!({"type": "subscribed", "channel": channel}).to_string())
+                reply(state, id, json!({"type": "subscribed", "channel": channel}).to_string());
+                catch_up_or_release(state, id, dialect, &[room], since).await;
+                Ok(None)
             } else {
                 let room = subscriptions::unsubscribe(patterns, channel)?;
                 hub.leave(id, &room.name());
-                Ok(json!({"type": "unsubscribed", "channel": channel}).to_string())
+                Ok(Some(json!({"type": "unsubscribed", "channel": channel}).to_string()))
             }
         }
         other => Err(Refusal::new(
             "unknown_type",
             format!("`{other}` is not one of subscribe, unsubscribe, ping"),
         )),
+    }
+}
+
+/// Replays history (see [`catch_up`]); if it cannot be read, says so and delivers live.
+async fn catch_up_or_release(state: &AppState, id: &str, dialect: Dialect, rooms: &[Room], since: Since) {
+    if let Err(e) = catch_up::replay(state, id, dialect, rooms, since).await {
+        tracing::warn!(conn = %id, error = %e, "history replay failed");
+        connections(state).release(id, &[]);
+        reply(state, id, Refusal::new("history_unavailable", "the history could not be read; live delivery continues").frame());
     }
 }
 

@@ -10,6 +10,7 @@
 //! home rooms, count for presence, and are served by the same publish path through the hub's
 //! plain WebSocket registry ([`crate::hub::plain`]).
 
+mod catch_up;
 mod connection;
 
 use axum::Router;
