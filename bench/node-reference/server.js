@@ -4,6 +4,8 @@
 // The same surface the load generator drives on Switchyard, nothing more.
 // With REDIS_URL set, instances share rooms through the official @socket.io/redis-adapter
 // (channel prefix REDIS_CHANNEL_PREFIX), the way a multi-instance Node deployment runs.
+// RECOVERY=1 turns on Socket.IO's connection state recovery (2 minutes, as Switchyard's default);
+// the Redis adapter does not support it (its sessions cannot be restored).
 const http = require("node:http");
 const crypto = require("node:crypto");
 const { Server } = require("socket.io");
@@ -46,7 +48,12 @@ const server = http.createServer((req, res) => {
   });
 });
 
-const io = new Server(server, { cors: { origin: "*" } });
+const io = new Server(server, {
+  cors: { origin: "*" },
+  ...(process.env.RECOVERY === "1"
+    ? { connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000, skipMiddlewares: true } }
+    : {}),
+});
 io.use((socket, next) => {
   const claims = verify(socket.handshake.auth?.token);
   if (!claims) return next(new Error("token_invalid"));

@@ -8,8 +8,10 @@
 //! - [`scenarios`]: idle connections, fan-out to one room and to many, 1:1 notify, HTTP publish
 //!   latency, two instances via Redis.
 //! - [`report`]: the markdown table and JSON.
+//! - [`drops`]: the drop benchmark (clients cut off every second, recovery on).
 
 mod client;
+mod drops;
 mod report;
 mod scenarios;
 mod servers;
@@ -30,6 +32,9 @@ enum Command {
     /// Every scenario against both servers; writes bench/results/latest.{md,json} and the
     /// latency curve latency.svg.
     Compare(scenarios::Sizes),
+    /// The drop benchmark: clients cut off every second while a stream runs, each server's
+    /// recovery on; writes bench/results/drops.{md,json,svg}.
+    Drops(drops::DropSizes),
     /// A few seconds at small sizes, to keep the generator honest (part of the test command).
     Smoke,
 }
@@ -43,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let mut sizes = match cli.command {
         Command::Compare(sizes) => sizes,
         Command::Smoke => scenarios::Sizes::smoke(),
+        Command::Drops(sizes) => return run_drops(&sizes, false).await,
     };
     // bench/results holds side-by-side runs only: a one-server run (profiling) just prints.
     let both = [servers::Kind::Switchyard, servers::Kind::Node].iter().all(|k| sizes.servers.contains(k));
@@ -63,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
     println!("{table}");
     if smoke {
         report::check_smoke(&results)?;
+        run_drops(&drops::DropSizes::smoke(), true).await?;
         println!("smoke: 1 passed, 0 failed");
     } else if both {
         let dir = results_dir();
@@ -72,6 +79,31 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&report::json(&results, &sizes))?)?;
         eprintln!("written to {}", dir.display());
     }
+    Ok(())
+}
+
+/// Runs the drop benchmark; a smoke run fails unless every Switchyard client got every
+/// publication exactly once, in order, and writes nothing.
+async fn run_drops(sizes: &drops::DropSizes, smoke: bool) -> anyhow::Result<()> {
+    let outcomes = drops::run_all(sizes, scenarios::redis_url().as_deref()).await?;
+    let table = drops::markdown(&outcomes, sizes);
+    println!("{table}");
+    if smoke {
+        for o in outcomes.iter().filter(|o| o.setup.starts_with("Switchyard")) {
+            anyhow::ensure!(
+                o.complete == o.clients && o.duplicates == 0 && o.out_of_order == 0,
+                "drops smoke: {} delivered {:.3}% ({} of {} clients complete, {} duplicates, {} out of order)",
+                o.setup, o.mean_share, o.complete, o.clients, o.duplicates, o.out_of_order
+            );
+        }
+        return Ok(());
+    }
+    let dir = results_dir();
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("drops.md"), &table)?;
+    std::fs::write(dir.join("drops.svg"), drops::svg(&outcomes))?;
+    std::fs::write(dir.join("drops.json"), serde_json::to_string_pretty(&serde_json::json!({"sizes": sizes, "outcomes": outcomes}))?)?;
+    eprintln!("written to {}", dir.display());
     Ok(())
 }
 

@@ -155,7 +155,7 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<Results> {
 
 /// The Redis the two-instance scenario uses: `BENCH_REDIS_URL`, else the test command's
 /// `TEST_REDIS_URL`, else the default port; None when nothing answers there.
-fn redis_url() -> Option<String> {
+pub fn redis_url() -> Option<String> {
     let url = std::env::var("BENCH_REDIS_URL")
         .or_else(|_| std::env::var("TEST_REDIS_URL"))
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());

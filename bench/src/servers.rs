@@ -113,6 +113,17 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Stops the server the way a deploy does (SIGTERM) and waits for it to exit.
+    pub fn terminate(&mut self) {
+        // SAFETY: kill(2) with a pid this process started and has not yet reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

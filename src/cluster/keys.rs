@@ -16,6 +16,7 @@
 //! | `switchyard:log`                       | stream  | recorded publications, for the recovery window |
 //! | `switchyard:sessions:{instance}`       | hash    | resumable sessions connected to that instance |
 //! | `switchyard:session:{id}`              | string  | a disconnected session, for the window    |
+//! | `switchyard:session-home:{id}`         | string  | the instance a connected session is on    |
 //! | `invitation-updates`, `notifications`, `switchyard:publish` | channels | backends' JSON messages |
 //! | `socket.io#/#…`, `socket.io-request#/#` | channels | the Node `@socket.io/redis-emitter`      |
 
@@ -114,6 +115,9 @@ impl Keyspace {
     }
     pub fn session(&self, id: &str) -> String {
         format!("{}switchyard:session:{id}", self.prefix)
+    }
+    pub fn session_home(&self, id: &str) -> String {
+        format!("{}switchyard:session-home:{id}", self.prefix)
     }
 
     fn json_channel(&self, name: &str) -> String {

@@ -2,9 +2,10 @@
 //! instance. The log is a stream the numbering script appends to in the same step as it
 //! publishes (so log order is delivery order), trimmed by age to the recovery window and a
 //! margin. A connected session is a field of its instance's hash, which expires the window
-//! after the instance's last heartbeat (a killed instance's sessions stay resumable that long);
-//! a disconnected one is a key of its own that expires after the window. Taking a session for
-//! resumption removes it, so it is resumed once.
+//! after the instance's last heartbeat (a killed instance's sessions stay resumable that long),
+//! and a pointer says which instance holds it (a resumed session keeps its id wherever it
+//! lands); a disconnected one is a key of its own that expires after the window. Taking a
+//! session for resumption removes it, so it is resumed once.
 
 use std::time::Duration;
 
@@ -12,6 +13,10 @@ use super::Bus;
 
 /// Stream entries as XRANGE answers them: `(id, [(field, value)])`.
 type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
+/// How long the pointer to a connected session's instance lasts (a connection older than this
+/// whose instance is killed is looked up by the instance that created its session only).
+const SESSION_HOME: Duration = Duration::from_secs(24 * 3600);
 
 /// Kept past the window: a publication in flight when a client dropped is still logged when it
 /// resumes at the window's end.
@@ -62,6 +67,12 @@ impl Bus {
             .ignore()
             .pexpire(keys.sessions(&self.inner.instance), self.sessions_ttl_ms())
             .ignore()
+            .cmd("SET")
+            .arg(keys.session_home(id))
+            .arg(&self.inner.instance)
+            .arg("PX")
+            .arg(SESSION_HOME.as_millis() as u64)
+            .ignore()
             .query_async(&mut self.connection())
             .await
     }
@@ -71,6 +82,8 @@ impl Bus {
         let keys = &self.inner.keys;
         redis::pipe()
             .hdel(keys.sessions(&self.inner.instance), id)
+            .ignore()
+            .del(keys.session_home(id))
             .ignore()
             .cmd("SET")
             .arg(keys.session(id))
@@ -82,15 +95,18 @@ impl Bus {
             .await
     }
 
-    /// Takes a session: a disconnected one, else one its instance (`instance`) still holds as
-    /// connected (the instance died, or has not yet seen the connection drop).
-    pub async fn take_session(&self, id: &str, instance: &str) -> redis::RedisResult<Option<String>> {
+    /// Takes a session: a disconnected one, else one an instance still holds as connected (it
+    /// died, or has not yet seen the connection drop); `created_on` is the instance that created
+    /// it, asked when no pointer says where it is.
+    pub async fn take_session(&self, id: &str, created_on: &str) -> redis::RedisResult<Option<String>> {
         let keys = &self.inner.keys;
         let mut connection = self.connection();
         let released: Option<String> = redis::cmd("GETDEL").arg(keys.session(id)).query_async(&mut connection).await?;
         if released.is_some() {
             return Ok(released);
         }
+        let home: Option<String> = redis::cmd("GETDEL").arg(keys.session_home(id)).query_async(&mut connection).await?;
+        let instance = home.as_deref().unwrap_or(created_on);
         let (held, _): (Option<String>, usize) = redis::pipe()
             .hget(keys.sessions(instance), id)
             .hdel(keys.sessions(instance), id)

@@ -22,15 +22,19 @@ use crate::state::AppState;
 struct Resume(Option<Position>);
 
 /// Opts the socket in, in the connect middleware: restores its session's rooms when `offset`
-/// is the cursor of a session of the same user that is still resumable.
+/// is the cursor of a session of the same user that is still resumable. A resumed socket keeps
+/// its session id (a client cut again before it heard `recovery` still holds a valid cursor),
+/// and the session is saved at once.
 pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, offset: &str) {
     let recovery = state.publisher.recovery();
     let mut from = None;
+    let mut session_id = None;
     if let Some(cursor) = Cursor::parse(offset) {
         match recovery.take(&cursor.session).await {
             Some(session) if session.user == identity.user_id => {
                 socket.join(still_allowed(state, identity, session.rooms).await);
                 from = Some(cursor.position);
+                session_id = Some(cursor.session);
             }
             Some(_) => tracing::warn!(sid = %socket.id, "recovery: a cursor of another user's session; not resumed"),
             None => tracing::debug!(sid = %socket.id, "recovery: session unknown or expired"),
@@ -38,10 +42,12 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
     } else if !offset.is_empty() {
         tracing::debug!(sid = %socket.id, "recovery: the offset is not a cursor");
     }
-    socket.extensions.insert(Arc::new(Tracker::replaying(new_session_id(&state.instance.id))));
+    let session_id = session_id.unwrap_or_else(|| new_session_id(&state.instance.id));
+    socket.extensions.insert(Arc::new(Tracker::replaying(session_id)));
     socket.extensions.insert(Resume(from));
     socket.join(tracked_room().name());
     state.publisher.hub().track();
+    save(state, socket, identity).await;
 }
 
 /// The session's rooms the user may still be in: private rooms (projects, channels,

@@ -1,0 +1,433 @@
+//! The drop benchmark (AnyCable's figure): clients receive a steady stream while a share of
+//! them is cut off every second; at the end, the share of the publications each client received
+//! exactly once and in order. Every client opts into its server's recovery: Switchyard's
+//! `auth.offset` cursor, or the stock client's own `pid`/`offset` handshake for Node's
+//! connection state recovery. A client that comes back unrecovered subscribes again, as an app
+//! does, and has lost what was published while it was away.
+//!
+//! Setups, in one run: Switchyard, two instances and Redis; Node socket.io 4.8 with
+//! `connectionStateRecovery` on one node; Node, two nodes with the official Redis adapter
+//! (recovery unsupported). Then a rolling restart of one of two instances under the same stream
+//! (no random cuts), for Switchyard and for Node with the Redis adapter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::token;
+use crate::servers::{API_KEY, Kind, Server};
+
+/// The public channel every client subscribes to (a default channel pattern of Switchyard).
+const CHANNEL: &str = "venue:drop";
+
+#[derive(clap::Args, Clone, Debug, Serialize)]
+pub struct DropSizes {
+    /// Clients receiving the stream.
+    #[arg(long, default_value_t = 1_000)]
+    pub clients: usize,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Publications per second (each to every client).
+    #[arg(long, default_value_t = 20)]
+    pub rate: u64,
+    /// Share of the clients cut off every second.
+    #[arg(long, default_value_t = 0.10)]
+    pub cut_share: f64,
+}
+
+impl DropSizes {
+    pub fn smoke() -> DropSizes {
+        DropSizes {
+            clients: 40,
+            seconds: 3,
+            rate: 10,
+            cut_share: 0.10,
+        }
+    }
+}
+
+/// What one setup delivered.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub setup: &'static str,
+    pub clients: usize,
+    pub published: u64,
+    /// Mean over clients of (publications received once, in order) / published, in percent.
+    pub mean_share: f64,
+    pub min_share: f64,
+    /// Clients that received every publication exactly once, in order.
+    pub complete: usize,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub cuts: u64,
+    /// Reconnections the server reported as recovered.
+    pub recovered: u64,
+}
+
+/// Runs every setup; `redis` is needed for the two-instance ones (skipped without it).
+pub async fn run_all(sizes: &DropSizes, redis: Option<&str>) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    let prefix = |what: &str| format!("bench-drops-{}-{what}-", std::process::id());
+    if let Some(redis) = redis {
+        let env = [("REDIS_URL", redis.to_owned()), ("REDIS_CHANNEL_PREFIX", prefix("s"))];
+        let servers = vec![Server::start_with(Kind::Switchyard, &env)?, Server::start_with(Kind::Switchyard, &env)?];
+        outcomes.push(run("Switchyard, 2 instances + Redis", Kind::Switchyard, servers, sizes, Disruption::Cuts).await?);
+    }
+    let node = vec![Server::start_with(Kind::Node, &[("RECOVERY", "1".into())])?];
+    outcomes.push(run("Node 4.8, connectionStateRecovery, 1 node", Kind::Node, node, sizes, Disruption::Cuts).await?);
+    if let Some(redis) = redis {
+        let env = [("REDIS_URL", redis.to_owned()), ("REDIS_CHANNEL_PREFIX", prefix("n")), ("RECOVERY", "1".into())];
+        let servers = vec![Server::start_with(Kind::Node, &env)?, Server::start_with(Kind::Node, &env)?];
+        outcomes.push(run("Node 4.8, 2 nodes + redis-adapter", Kind::Node, servers, sizes, Disruption::Cuts).await?);
+
+        let env = [("REDIS_URL", redis.to_owned()), ("REDIS_CHANNEL_PREFIX", prefix("sr"))];
+        let servers = vec![Server::start_with(Kind::Switchyard, &env)?, Server::start_with(Kind::Switchyard, &env)?];
+        outcomes.push(run("Switchyard, rolling restart of 1 of 2", Kind::Switchyard, servers, sizes, Disruption::Restart).await?);
+        let env = [("REDIS_URL", redis.to_owned()), ("REDIS_CHANNEL_PREFIX", prefix("nr")), ("RECOVERY", "1".into())];
+        let servers = vec![Server::start_with(Kind::Node, &env)?, Server::start_with(Kind::Node, &env)?];
+        outcomes.push(run("Node 4.8, rolling restart of 1 of 2 (redis-adapter)", Kind::Node, servers, sizes, Disruption::Restart).await?);
+    }
+    Ok(outcomes)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Disruption {
+    /// `cut_share` of the clients cut off every second.
+    Cuts,
+    /// The first server stopped with SIGTERM halfway (a deploy); no other cut.
+    Restart,
+}
+
+/// What every client task shares with the run.
+struct Shared {
+    addrs: Vec<String>,
+    kind: Kind,
+    /// Clients subscribed (at least once).
+    ready: AtomicUsize,
+    recovered: AtomicUsize,
+}
+
+async fn run(setup: &'static str, kind: Kind, mut servers: Vec<Server>, sizes: &DropSizes, disruption: Disruption) -> anyhow::Result<Outcome> {
+    eprintln!("drops: {setup}: {} clients, {} publications/s for {} s", sizes.clients, sizes.rate, sizes.seconds);
+    let shared = Arc::new(Shared {
+        addrs: servers.iter().map(|s| s.addr.clone()).collect(),
+        kind,
+        ready: AtomicUsize::new(0),
+        recovered: AtomicUsize::new(0),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let cuts: Vec<Arc<Notify>> = (0..sizes.clients).map(|_| Arc::new(Notify::new())).collect();
+    let tasks: Vec<_> = (0..sizes.clients)
+        .map(|i| tokio::spawn(client(i, shared.clone(), cuts[i].clone(), stopped.clone())))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shared.ready.load(Ordering::Relaxed) < sizes.clients {
+        anyhow::ensure!(Instant::now() < deadline, "{setup}: clients did not all subscribe within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The stream, through the last server (the first may be restarted).
+    let publisher = tokio::spawn(publish(shared.addrs.last().cloned().expect("a server"), sizes.rate, sizes.seconds));
+    let mut cut_count = 0u64;
+    let started = Instant::now();
+    let mut second = 0u64;
+    while second < sizes.seconds {
+        second += 1;
+        tokio::time::sleep_until(started + Duration::from_secs(second)).await;
+        match disruption {
+            Disruption::Cuts => {
+                let n = ((sizes.clients as f64) * sizes.cut_share).round() as usize;
+                for k in 0..n {
+                    // A different slice of the clients each second.
+                    cuts[(second as usize * n + k) % sizes.clients].notify_one();
+                }
+                cut_count += n as u64;
+            }
+            Disruption::Restart if second == sizes.seconds / 2 => {
+                eprintln!("drops: {setup}: SIGTERM to the first instance");
+                servers[0].terminate();
+            }
+            Disruption::Restart => {}
+        }
+    }
+    let published = publisher.await.context("publisher")??;
+
+    // Let every client catch up (or stop making progress), then collect.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(true)?;
+    let mut records = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        records.push(task.await.context("client task")?);
+    }
+    drop(servers);
+    Ok(score(setup, &records, published, cut_count, shared.recovered.load(Ordering::Relaxed) as u64))
+}
+
+fn score(setup: &'static str, records: &[Vec<u64>], published: u64, cuts: u64, recovered: u64) -> Outcome {
+    let mut shares = Vec::with_capacity(records.len());
+    let (mut duplicates, mut out_of_order, mut complete) = (0, 0, 0);
+    for record in records {
+        let mut seen = vec![false; published as usize];
+        let mut last = None;
+        let mut good = 0u64;
+        for &n in record {
+            if n >= published {
+                continue;
+            }
+            if seen[n as usize] {
+                duplicates += 1;
+                continue;
+            }
+            seen[n as usize] = true;
+            if last.is_some_and(|l| n < l) {
+                out_of_order += 1;
+            } else {
+                good += 1;
+            }
+            last = Some(n);
+        }
+        if good == published {
+            complete += 1;
+        }
+        shares.push(100.0 * good as f64 / published.max(1) as f64);
+    }
+    Outcome {
+        setup,
+        clients: records.len(),
+        published,
+        mean_share: shares.iter().sum::<f64>() / shares.len().max(1) as f64,
+        min_share: shares.iter().copied().fold(f64::INFINITY, f64::min),
+        complete,
+        duplicates,
+        out_of_order,
+        cuts,
+        recovered,
+    }
+}
+
+/// Publishes `{n}` to the channel `rate` times a second for `seconds`; returns how many were
+/// accepted (each accepted one is numbered, so `n` runs from 0 without a hole).
+async fn publish(addr: String, rate: u64, seconds: u64) -> anyhow::Result<u64> {
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/api/events");
+    let start = Instant::now();
+    let total = rate * seconds;
+    for n in 0..total {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(n as f64 / rate as f64)).await;
+        let body = json!({"event": "tick", "to": {"channel": CHANNEL}, "data": {"n": n}});
+        let response = http.post(&url).header("x-api-key", API_KEY).json(&body).send().await?;
+        anyhow::ensure!(response.status().as_u16() == 202, "publish {n} refused: {}", response.status());
+    }
+    Ok(total)
+}
+
+/// How a client comes back: Switchyard's cursor, or Node's session id and offset.
+#[derive(Default)]
+struct Resume {
+    cursor: String,
+    pid: Option<String>,
+    offset: Option<String>,
+}
+
+/// One client: connects (to its server, else the next that answers), subscribes unless its
+/// session was recovered, records every `n` it receives, and reconnects when cut after the
+/// stock client's delay (`reconnectionDelay` 1 s, randomized by ±50%).
+async fn client(i: usize, shared: Arc<Shared>, cut: Arc<Notify>, mut stop: watch::Receiver<bool>) -> Vec<u64> {
+    let mut received = Vec::new();
+    let mut resume = Resume::default();
+    let mut subscribed_once = false;
+    let mut attempt = i;
+    loop {
+        if *stop.borrow() {
+            return received;
+        }
+        let addr = &shared.addrs[attempt % shared.addrs.len()];
+        attempt += 1;
+        let Ok((mut ws, early)) = connect(addr, &shared, &mut resume).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        for text in early {
+            handle(&text, &mut ws, &shared, &mut resume, &mut received, &mut subscribed_once).await;
+        }
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return received,
+                _ = cut.notified() => break,
+                message = ws.next() => {
+                    let Some(Ok(Message::Text(text))) = message else { break };
+                    handle(text.as_str(), &mut ws, &shared, &mut resume, &mut received, &mut subscribed_once).await;
+                }
+            }
+        }
+        // Cut, or the server went away: drop the connection without a goodbye, come back.
+        drop(ws);
+        let jitter = (i as u64 * 7_919 + attempt as u64 * 104_729) % 1_000;
+        tokio::select! {
+            _ = stop.changed() => return received,
+            _ = tokio::time::sleep(Duration::from_millis(500 + jitter)) => {}
+        }
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// One frame: a ping answered, a subscription acknowledged, a tick recorded (its last argument,
+/// the server's cursor or offset, kept), Switchyard's `recovery` report read.
+async fn handle(text: &str, ws: &mut Ws, shared: &Shared, resume: &mut Resume, received: &mut Vec<u64>, subscribed_once: &mut bool) {
+    if text == "2" {
+        let _ = ws.send(Message::text("3")).await;
+        return;
+    }
+    if text.starts_with("431") && !*subscribed_once {
+        *subscribed_once = true;
+        shared.ready.fetch_add(1, Ordering::Relaxed);
+    }
+    let Some(args) = text.strip_prefix("42").and_then(|t| serde_json::from_str::<Vec<Value>>(t).ok()) else { return };
+    match args.first().and_then(Value::as_str) {
+        Some("tick") => {
+            if let Some(n) = args.get(1).and_then(|d| d["n"].as_u64()) {
+                received.push(n);
+            }
+            if let Some(Value::String(last)) = args.last().filter(|_| args.len() > 2) {
+                match shared.kind {
+                    Kind::Switchyard => resume.cursor = last.clone(),
+                    Kind::Node => resume.offset = Some(last.clone()),
+                }
+            }
+        }
+        Some("recovery") => {
+            let report = args.get(1).cloned().unwrap_or_default();
+            resume.cursor = report["cursor"].as_str().unwrap_or_default().to_owned();
+            if report["recovered"] == true {
+                shared.recovered.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let _ = ws.send(Message::text(subscribe_frame())).await;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn subscribe_frame() -> String {
+    format!("421[\"subscribe\",{{\"channel\":\"{CHANNEL}\"}}]")
+}
+
+/// Opens a connection with the client's resumption data; a Node client learns here whether it
+/// was recovered (and subscribes if not); a Switchyard client learns it from `recovery`. Event
+/// frames that come before the CONNECT answer (Node sends a recovered session's missed packets
+/// first; the stock client buffers them) are returned to be handled after it.
+async fn connect(addr: &str, shared: &Shared, resume: &mut Resume) -> anyhow::Result<(Ws, Vec<String>)> {
+    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await??;
+    stream.set_nodelay(true)?;
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::client_async(url, stream)).await??;
+    let open = next_text(&mut ws).await?;
+    anyhow::ensure!(open.starts_with('0'), "expected an Engine.IO open packet");
+    let jwt = token("dropper");
+    let auth = match shared.kind {
+        Kind::Switchyard => json!({"token": jwt, "offset": resume.cursor}),
+        Kind::Node => {
+            let mut auth = json!({"token": jwt});
+            if let (Some(pid), Some(offset)) = (&resume.pid, &resume.offset) {
+                auth["pid"] = json!(pid);
+                auth["offset"] = json!(offset);
+            }
+            auth
+        }
+    };
+    ws.send(Message::text(format!("40{auth}"))).await?;
+    let mut early = Vec::new();
+    loop {
+        let frame = next_text(&mut ws).await?;
+        if frame.starts_with("42") {
+            early.push(frame);
+        } else if frame == "2" {
+            ws.send(Message::text("3")).await?;
+        } else if let Some(body) = frame.strip_prefix("40") {
+            if shared.kind == Kind::Node {
+                let reply: Value = serde_json::from_str(body).unwrap_or_default();
+                let pid = reply["pid"].as_str().map(str::to_owned);
+                let recovered = pid.is_some() && pid == resume.pid;
+                resume.pid = pid;
+                if recovered {
+                    shared.recovered.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    resume.offset = None;
+                    ws.send(Message::text(subscribe_frame())).await?;
+                }
+            }
+            return Ok((ws, early));
+        } else {
+            anyhow::bail!("connection refused: {frame}");
+        }
+    }
+}
+
+async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .context("no frame within 10 s")?
+            .context("connection closed")??;
+        if let Message::Text(t) = message {
+            return Ok(t.to_string());
+        }
+    }
+}
+
+/// The markdown table.
+pub fn markdown(outcomes: &[Outcome], sizes: &DropSizes) -> String {
+    let mut out = format!(
+        "{} clients, {} publications/s for {} s; {}% of the clients cut off every second (rolling restart: \
+         SIGTERM to one of two instances halfway, no other cut).\n\n\
+         | setup | publications received once, in order (mean) | worst client | clients with all | duplicates | out of order | cuts | recovered |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        sizes.clients,
+        sizes.rate,
+        sizes.seconds,
+        (sizes.cut_share * 100.0).round()
+    );
+    for o in outcomes {
+        out += &format!(
+            "| {} | {:.3}% | {:.3}% | {} / {} | {} | {} | {} | {} |\n",
+            o.setup, o.mean_share, o.min_share, o.complete, o.clients, o.duplicates, o.out_of_order, o.cuts, o.recovered
+        );
+    }
+    out
+}
+
+/// A bar chart of the mean share per setup.
+pub fn svg(outcomes: &[Outcome]) -> String {
+    let (width, bar, gap, left) = (760.0, 26.0, 14.0, 330.0);
+    let height = 40.0 + outcomes.len() as f64 * (bar + gap);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\
+         <text x=\"10\" y=\"20\" font-size=\"14\">Publications each client received once, in order (mean %)</text>"
+    );
+    for (i, o) in outcomes.iter().enumerate() {
+        let y = 34.0 + i as f64 * (bar + gap);
+        let w = (width - left - 80.0) * o.mean_share / 100.0;
+        let color = if o.setup.starts_with("Switchyard") { "#2b7a78" } else { "#c05621" };
+        out += &format!(
+            "<text x=\"10\" y=\"{:.0}\">{}</text><rect x=\"{left}\" y=\"{y:.0}\" width=\"{w:.1}\" height=\"{bar}\" fill=\"{color}\"/>\
+             <text x=\"{:.1}\" y=\"{:.0}\">{:.3}%</text>",
+            y + bar * 0.7,
+            o.setup,
+            left + w + 6.0,
+            y + bar * 0.7,
+            o.mean_share
+        );
+    }
+    out + "</svg>\n"
+}
