@@ -115,6 +115,10 @@ struct Shared {
     /// Clients subscribed (at least once).
     ready: AtomicUsize,
     recovered: AtomicUsize,
+    /// Ticks received by all clients.
+    received: AtomicUsize,
+    /// Clients between a cut and their next connection.
+    away: AtomicUsize,
 }
 
 async fn run(setup: &'static str, kind: Kind, mut servers: Vec<Server>, sizes: &DropSizes, disruption: Disruption) -> anyhow::Result<Outcome> {
@@ -124,6 +128,8 @@ async fn run(setup: &'static str, kind: Kind, mut servers: Vec<Server>, sizes: &
         kind,
         ready: AtomicUsize::new(0),
         recovered: AtomicUsize::new(0),
+        received: AtomicUsize::new(0),
+        away: AtomicUsize::new(0),
     });
     let (stop, stopped) = watch::channel(false);
     let cuts: Vec<Arc<Notify>> = (0..sizes.clients).map(|_| Arc::new(Notify::new())).collect();
@@ -162,8 +168,21 @@ async fn run(setup: &'static str, kind: Kind, mut servers: Vec<Server>, sizes: &
     }
     let published = publisher.await.context("publisher")??;
 
-    // Let every client catch up (or stop making progress), then collect.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every client has everything, or none is reconnecting and nothing arrived for 2 s.
+    let everything = sizes.clients * published as usize;
+    let (mut last, mut quiet_since) = (usize::MAX, Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let received = shared.received.load(Ordering::Relaxed);
+        if received != last {
+            (last, quiet_since) = (received, Instant::now());
+        }
+        let settled = shared.away.load(Ordering::Relaxed) == 0 && quiet_since.elapsed() > Duration::from_secs(2);
+        if received >= everything || settled || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     stop.send(true)?;
     let mut records = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -246,6 +265,7 @@ async fn client(i: usize, shared: Arc<Shared>, cut: Arc<Notify>, mut stop: watch
     let mut received = Vec::new();
     let mut resume = Resume::default();
     let mut subscribed_once = false;
+    let mut away = false;
     let mut attempt = i;
     loop {
         if *stop.borrow() {
@@ -257,6 +277,10 @@ async fn client(i: usize, shared: Arc<Shared>, cut: Arc<Notify>, mut stop: watch
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        if away {
+            away = false;
+            shared.away.fetch_sub(1, Ordering::Relaxed);
+        }
         for text in early {
             handle(&text, &mut ws, &shared, &mut resume, &mut received, &mut subscribed_once).await;
         }
@@ -272,6 +296,8 @@ async fn client(i: usize, shared: Arc<Shared>, cut: Arc<Notify>, mut stop: watch
         }
         // Cut, or the server went away: drop the connection without a goodbye, come back.
         drop(ws);
+        away = true;
+        shared.away.fetch_add(1, Ordering::Relaxed);
         let jitter = (i as u64 * 7_919 + attempt as u64 * 104_729) % 1_000;
         tokio::select! {
             _ = stop.changed() => return received,
@@ -298,6 +324,7 @@ async fn handle(text: &str, ws: &mut Ws, shared: &Shared, resume: &mut Resume, r
         Some("tick") => {
             if let Some(n) = args.get(1).and_then(|d| d["n"].as_u64()) {
                 received.push(n);
+                shared.received.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(Value::String(last)) = args.last().filter(|_| args.len() > 2) {
                 match shared.kind {
