@@ -39,6 +39,9 @@ struct Conn {
     rooms: HashSet<String>,
     /// Deliveries held back while the connection catches up on a room's history.
     held: Mutex<Option<Vec<Held>>>,
+    /// Per room it caught up on, the offset the history gave it through: a delivery at or
+    /// below it reached this instance after the history was read, and is not sent again.
+    caught_up: Mutex<Vec<(String, i64)>>,
 }
 
 /// A delivery held back: its frame, and its history offsets by room (to drop the ones the
@@ -81,6 +84,7 @@ impl PlainConnections {
             kick,
             rooms: HashSet::new(),
             held: Mutex::new(None),
+            caught_up: Mutex::default(),
         };
         self.registry.write().unwrap().conns.insert(id.clone(), conn);
         // A connection is addressable by its id, like a socket.
@@ -126,12 +130,13 @@ impl PlainConnections {
         let reg = self.registry.read().unwrap();
         let Some(conn) = reg.conns.get(id) else { return };
         let mut held = conn.held.lock().unwrap();
+        let mut caught_up = conn.caught_up.lock().unwrap();
+        for (room, through) in covered {
+            caught_up.retain(|(r, _)| r != room);
+            caught_up.push((room.clone(), *through));
+        }
         for item in held.take().unwrap_or_default() {
-            let replayed = item
-                .offsets
-                .iter()
-                .any(|(room, offset)| covered.iter().any(|(r, through)| r == room && offset <= through));
-            if !replayed {
+            if !already_given(&caught_up, &item.offsets) {
                 enqueue(conn, item.frame);
             }
         }
@@ -199,6 +204,11 @@ impl PlainConnections {
         let mut delivered = 0;
         for id in reg.audience(&publication.audience) {
             if let Some(conn) = reg.conns.get(id) {
+                let caught_up = conn.caught_up.lock().unwrap();
+                if !caught_up.is_empty() && already_given(&caught_up, offsets) {
+                    continue;
+                }
+                drop(caught_up);
                 let frame = frames.get(conn.dialect);
                 let mut held = conn.held.lock().unwrap();
                 match held.as_mut() {
@@ -237,6 +247,14 @@ impl Registry {
         }
         targets
     }
+}
+
+/// Whether a delivery with these offsets is one the history already gave (offsets reach a
+/// connection in order per room, so one at or below the caught-up offset was given).
+fn already_given(caught_up: &[(String, i64)], offsets: &[(String, i64)]) -> bool {
+    offsets
+        .iter()
+        .any(|(room, offset)| caught_up.iter().any(|(r, through)| r == room && offset <= through))
 }
 
 fn enqueue(conn: &Conn, frame: Arc<str>) {

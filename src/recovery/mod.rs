@@ -299,16 +299,20 @@ impl Tracker {
         let mut state = self.state.lock().unwrap();
         state.last = state.last.max(covered);
         for (position, publication) in state.held.take().unwrap_or_default() {
-            if position.is_some_and(|p| p <= covered) {
-                continue;
-            }
             self.send(&mut state, socket, &publication, position);
         }
     }
 
+    /// Sends with the cursor, unless the socket already had this position. Positions reach a
+    /// socket in order (the bus delivers in log order; a lone instance positions and delivers
+    /// under one lock), so one at or below the last given is one the replay gave (its message
+    /// reached this instance after the replay read the log).
     fn send(&self, state: &mut TrackerState, socket: &SocketRef, publication: &Publication, position: Option<Position>) {
         if let Some(position) = position {
-            state.last = state.last.max(position);
+            if position <= state.last {
+                return;
+            }
+            state.last = position;
         }
         let cursor = Value::String(
             Cursor {
