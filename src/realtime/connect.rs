@@ -11,7 +11,6 @@ use super::recovery;
 use crate::auth::token::find_token;
 use crate::auth::{AuthError, Identity};
 use crate::event::EventName;
-use crate::publication::{Audience, Publication, Source};
 use crate::recovery::Tracker;
 use crate::notifications;
 use crate::rooms::Room;
@@ -102,12 +101,12 @@ async fn on_connect(state: AppState, socket: SocketRef) {
     recovery::resume(&state, &socket, &identity).await;
     // The user's notifications that reached none of his connections, to this socket only.
     let tracker = socket.extensions.get::<std::sync::Arc<Tracker>>();
+    let event = EventName::NOTIFICATION_NEW;
     for (_, data) in notifications::undelivered(&state.db, &identity.user_id).await {
-        let publication = Publication::new(EventName::NOTIFICATION_NEW, Audience::default(), data, Source::ClientEvent);
         match &tracker {
-            Some(tracker) => tracker.deliver(&socket, &publication, None),
+            Some(tracker) => tracker.emit(&socket, event.as_str(), &data),
             None => {
-                let _ = socket.emit(EventName::NOTIFICATION_NEW.as_str(), publication.json());
+                let _ = socket.emit(event.as_str(), &data);
             }
         }
     }

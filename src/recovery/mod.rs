@@ -287,6 +287,17 @@ impl Tracker {
         self.send(&mut state, socket, publication, position);
     }
 
+    /// An event outside the log (an inbox notification at connect), sent with the cursor the
+    /// socket holds.
+    pub fn emit(&self, socket: &SocketRef, event: &str, data: &Value) {
+        let state = self.state.lock().unwrap();
+        let cursor = Cursor {
+            session: self.session.clone(),
+            position: state.last,
+        };
+        let _ = socket.emit(event, &(data, cursor.to_string()));
+    }
+
     /// A replayed publication.
     pub fn replay(&self, socket: &SocketRef, publication: &Publication, position: Position) {
         let mut state = self.state.lock().unwrap();
