@@ -39,6 +39,10 @@ impl EventName {
     /// Someone started / stopped typing in a workspace channel (`{channelId, userId}`).
     pub const TYPING_START: EventName = EventName::known("typing:start");
     pub const TYPING_STOP: EventName = EventName::known("typing:stop");
+    /// The connection's token expires soon (`{expiresAt}`): refresh it with `auth:refresh`.
+    pub const AUTH_EXPIRING: EventName = EventName::known("auth:expiring");
+    /// The connection's token expired (`{expiredAt}`); the server disconnects it next.
+    pub const AUTH_EXPIRED: EventName = EventName::known("auth:expired");
 
     /// A name written in this file; `every_known_name_is_valid` checks each one.
     const fn known(name: &'static str) -> EventName {
@@ -99,6 +103,8 @@ mod tests {
             EventName::INVITATION_UPDATE,
             EventName::TYPING_START,
             EventName::TYPING_STOP,
+            EventName::AUTH_EXPIRING,
+            EventName::AUTH_EXPIRED,
         ] {
             assert_eq!(EventName::parse(known.as_str()), Ok(known.clone()));
         }

@@ -31,9 +31,11 @@
 //!   [`directory`] (users, memberships, invitations in the database), [`catalogue`] (the
 //!   contracts' events and payload shapes), [`invitations`], [`notifications`] (domain events
 //!   several ways in share), [`presence`] (who is online, cluster-wide), [`subscriptions`]
-//!   (public channels, one rule for both protocols).
+//!   (public channels, one rule for both protocols), [`lifetime`] (connections bound to their
+//!   token's expiry).
 //! - Wiring: [`config`] (settings; the only reader of env vars), [`startup`]
 //!   ([`startup::Application`] binds, wires [`state::AppState`], runs, shuts down), [`state`],
+//!   [`background`] (presence upkeep, token expiry),
 //!   [`telemetry`] (logging), [`cli`].
 //!
 //! Domain modules take the handles they use (`&DatabaseConnection`, `&Publisher`); only the
@@ -41,6 +43,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod background;
 pub mod bridge;
 pub mod catalogue;
 pub mod cli;
@@ -53,6 +56,7 @@ pub mod hub;
 pub mod id;
 pub mod invitations;
 pub mod jobs;
+pub mod lifetime;
 pub mod notifications;
 pub mod presence;
 pub mod publication;

@@ -25,12 +25,13 @@ use crate::cluster::Bus;
 use crate::config::{DEVELOPMENT_API_KEY, Settings};
 use crate::hub::Hub;
 use crate::jobs;
+use crate::lifetime::Lifetimes;
 use crate::presence::Presence;
 use crate::publish::history::{self, History};
 use crate::publish::{Parts, Publisher};
 use crate::recovery::Recovery;
 use crate::state::{AppState, Instance};
-use crate::{http as api, rawws, realtime};
+use crate::{background, http as api, rawws, realtime};
 
 /// Largest Socket.IO packet a client may send (bytes).
 const MAX_CLIENT_PAYLOAD: u64 = 1024 * 1024;
@@ -136,6 +137,7 @@ impl Application {
             instance,
             catalogue: Arc::new(Catalogue::builtin()),
             presence,
+            lifetimes: Arc::new(Lifetimes::new(settings.token_expiry_notice)),
             settings: settings.clone(),
             db,
         };
@@ -192,7 +194,7 @@ impl Application {
             tasks.spawn(bus.run(state.publisher.clone(), bridge, stop.clone()));
         }
         jobs::spawn_all(&state.db, &state.publisher, &state.settings, &tasks, &stop);
-        tasks.spawn(maintain_presence(state.clone(), stop.clone()));
+        background::spawn(&state, &tasks, &stop);
         tasks.close();
 
         tracing::info!(%addr, instance = %state.instance.id, "listening");
@@ -219,32 +221,6 @@ impl Application {
         .await?;
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// Keeps this instance's presence heartbeat, announces the users of dead instances offline, and
-/// at shutdown takes this instance out (its users are announced offline at once).
-async fn maintain_presence(state: AppState, shutdown: CancellationToken) {
-    let Some(every) = state.presence.maintenance_interval() else { return };
-    let mut first = true;
-    loop {
-        for announcement in state.presence.maintain(first).await {
-            publish_announcement(&state, announcement).await;
-        }
-        first = false;
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
-    for announcement in state.presence.leave().await {
-        publish_announcement(&state, announcement).await;
-    }
-}
-
-async fn publish_announcement(state: &AppState, announcement: crate::publication::Publication) {
-    if let Err(e) = state.publisher.publish(announcement).await {
-        tracing::warn!(error = %e, "presence announcement failed");
     }
 }
 

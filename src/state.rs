@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{self, AuthError, Identity, TokenVerifier};
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
+use crate::lifetime::Lifetimes;
 use crate::presence::{self, Presence};
 use crate::publish::Publisher;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub catalogue: Arc<Catalogue>,
     /// Connections per user, for `user:status`.
     pub presence: Arc<Presence>,
+    /// When each connection's token expires.
+    pub lifetimes: Arc<Lifetimes>,
     /// Cancelled when the server stops: the bus, jobs and plain WebSocket connections end.
     pub shutdown: CancellationToken,
 }

@@ -128,6 +128,9 @@ pub struct Settings {
     /// `RECOVERY_MAX_DISCONNECTION`: how long after a disconnection an opted-in Socket.IO
     /// client can still resume its session with nothing lost.
     pub recovery_window: Duration,
+    /// `TOKEN_EXPIRY_NOTICE`: how long before its token expires a connection is told
+    /// (`auth:expiring`); unset: not told.
+    pub token_expiry_notice: Option<Duration>,
 }
 
 /// The kinds of room whose publications are recorded.
@@ -208,6 +211,7 @@ struct RawSettings {
     msgpack: Option<String>,
     presence_ttl: Option<String>,
     recovery_max_disconnection: Option<String>,
+    token_expiry_notice: Option<String>,
 }
 
 impl Settings {
@@ -290,6 +294,11 @@ impl Settings {
             ws_ping_interval: values::parse_duration("WS_PING_INTERVAL", raw.ws_ping_interval.as_deref(), "25s")?,
             msgpack: values::parse_bool("MSGPACK", raw.msgpack.as_deref())?,
             presence_ttl: values::parse_duration("PRESENCE_TTL", raw.presence_ttl.as_deref(), "15s")?,
+            token_expiry_notice: raw
+                .token_expiry_notice
+                .as_deref()
+                .map(|v| values::parse_duration("TOKEN_EXPIRY_NOTICE", Some(v), "0s"))
+                .transpose()?,
             recovery_window: values::parse_duration(
                 "RECOVERY_MAX_DISCONNECTION",
                 raw.recovery_max_disconnection.as_deref(),

@@ -127,6 +127,11 @@ impl Hub {
         self.sockets.rooms().await.map(|r| r.len()).unwrap_or(0)
     }
 
+    /// A local socket, by id.
+    pub fn socket(&self, sid: socketioxide::socket::Sid) -> Option<socketioxide::extract::SocketRef> {
+        self.sockets.get_socket(sid)
+    }
+
     /// The local sockets that opted into recovery.
     pub fn tracked_sockets(&self) -> Vec<socketioxide::extract::SocketRef> {
         self.sockets.within(tracked_room().name()).sockets()

@@ -28,6 +28,8 @@ pub enum Kick {
     SlowConsumer,
     /// A room operation disconnected it (a backend's `disconnectSockets`).
     Disconnected,
+    /// Its token expired.
+    Expired,
 }
 
 pub type ConnId = String;
@@ -157,7 +159,8 @@ impl PlainConnections {
         }
     }
 
-    fn kick(&self, id: &str, why: Kick) {
+    /// Ends a connection (it closes itself, telling the client why).
+    pub fn kick(&self, id: &str, why: Kick) {
         if let Some(conn) = self.registry.read().unwrap().conns.get(id) {
             conn.kick.send_if_modified(|k| k.replace(why).is_none());
         }

@@ -14,15 +14,17 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::catch_up;
+use super::refusal::Refusal;
 use crate::auth::token::{find_token, query_param};
-use crate::auth::{AuthError, Identity};
+use crate::auth::Identity;
 use crate::event::EventName;
+use crate::lifetime::{Conn, Due};
 use crate::hub::plain::{self, Dialect, Kick, PlainConnections};
 use crate::notifications;
 use crate::publish::history::Since;
 use crate::rooms::Room;
 use crate::state::AppState;
-use crate::subscriptions::{self, SubscriptionError};
+use crate::subscriptions;
 
 /// Largest client frame accepted (bytes).
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
@@ -33,37 +35,6 @@ const RATE_PER_SECOND: f64 = 10.0;
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_RESTART: u16 = 1012;
-
-/// A refused connection or message: `{type: "error", code, message}`.
-struct Refusal {
-    code: &'static str,
-    message: String,
-}
-
-impl Refusal {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Refusal {
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn frame(&self) -> String {
-        json!({"type": "error", "code": self.code, "message": self.message}).to_string()
-    }
-}
-
-impl From<AuthError> for Refusal {
-    fn from(e: AuthError) -> Self {
-        Refusal::new(e.code(), e.to_string())
-    }
-}
-
-impl From<SubscriptionError> for Refusal {
-    fn from(e: SubscriptionError) -> Self {
-        Refusal::new(e.code(), e.to_string())
-    }
-}
 
 pub async fn channels_endpoint(
     ws: WebSocketUpgrade,
@@ -152,9 +123,11 @@ fn close(code: u16, reason: &str) -> Message {
 }
 
 async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Option<Since>, dialect: Dialect) {
+    let mut identity = identity;
     let hub = state.publisher.hub().plain();
     let registration = hub.register(dialect, state.settings.ws_send_queue);
     let id = registration.id.clone();
+    state.lifetimes.bind(Conn::Plain(id.clone()), identity.expires_at);
     if since.is_some() {
         hub.hold(&id);
     }
@@ -183,15 +156,21 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Op
         let kept: Vec<Room> = rooms.into_iter().filter(|r| history.keeps(r)).collect();
         catch_up_or_release(&state, &id, dialect, &kept, since).await;
     }
-    let reason = read_loop(&state, &id, dialect, stream, &control, registration.kicked).await;
+    let reason = read_loop(&state, &id, &mut identity, dialect, stream, &control, registration.kicked).await;
 
     // Stop delivering before closing, so the queue cannot refill.
     hub.unregister(&id);
+    state.lifetimes.forget(&Conn::Plain(id.clone()));
+    if let End::Expired = reason {
+        let expired = Refusal::new("token_expired", "the token expired; connect again with a new one");
+        let _ = control.try_send(Message::Text(expired.frame().into()));
+    }
     let (code, text) = match reason {
         End::ClientClosed => (None, "client closed"),
         End::Silent => (Some(CLOSE_GOING_AWAY), "ping timeout"),
         End::SlowConsumer => (Some(CLOSE_POLICY), "slow consumer: send queue full"),
         End::Disconnected => (Some(CLOSE_POLICY), "disconnected by the server"),
+        End::Expired => (Some(CLOSE_POLICY), "token_expired"),
         End::Shutdown => (Some(CLOSE_RESTART), "server restarting"),
     };
     if let Some(code) = code {
@@ -213,12 +192,14 @@ enum End {
     Silent,
     SlowConsumer,
     Disconnected,
+    Expired,
     Shutdown,
 }
 
 async fn read_loop(
     state: &AppState,
     id: &str,
+    identity: &mut Identity,
     dialect: Dialect,
     mut stream: futures_util::stream::SplitStream<WebSocket>,
     control: &mpsc::Sender<Message>,
@@ -250,7 +231,7 @@ async fn read_loop(
                     continue;
                 }
                 bucket -= 1.0;
-                match handle(state, id, dialect, text.as_str()).await {
+                match handle(state, id, identity, dialect, text.as_str()).await {
                     Ok(Some(answer)) => reply(state, id, answer),
                     Ok(None) => {}
                     Err(refusal) => reply(state, id, refusal.frame()),
@@ -264,6 +245,7 @@ async fn read_loop(
             }
             _ = kicked.changed() => return match *kicked.borrow() {
                 Some(Kick::Disconnected) => End::Disconnected,
+                Some(Kick::Expired) => End::Expired,
                 _ => End::SlowConsumer,
             },
             _ = state.shutdown.cancelled() => return End::Shutdown,
@@ -280,7 +262,7 @@ fn connections(state: &AppState) -> &PlainConnections {
 }
 
 /// Answers one client message (`None`: it answered itself).
-async fn handle(state: &AppState, id: &str, dialect: Dialect, text: &str) -> Result<Option<String>, Refusal> {
+async fn handle(state: &AppState, id: &str, identity: &mut Identity, dialect: Dialect, text: &str) -> Result<Option<String>, Refusal> {
     let message: Value =
         serde_json::from_str(text).map_err(|e| Refusal::new("invalid_json", format!("not JSON: {e}")))?;
     let kind = message
@@ -289,6 +271,24 @@ async fn handle(state: &AppState, id: &str, dialect: Dialect, text: &str) -> Res
         .ok_or_else(|| Refusal::new("invalid_message", "a message needs a string `type`"))?;
     match kind {
         "ping" => Ok(Some(json!({"type": "pong"}).to_string())),
+        "refresh" => {
+            let token = message
+                .get("token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Refusal::new("invalid_message", "`refresh` needs a string `token`"))?;
+            let renewed = state.authenticate(Some(token.to_owned())).await?;
+            if renewed.user_id != identity.user_id {
+                return Err(Refusal::new("token_user_mismatch", "the new token is another user's"));
+            }
+            let hub = connections(state);
+            let (old, new) = (identity.home_rooms(), renewed.home_rooms());
+            old.iter().filter(|r| !new.contains(r)).for_each(|r| hub.leave(id, &r.name()));
+            new.iter().filter(|r| !old.contains(r)).for_each(|r| hub.join(id, &r.name()));
+            state.lifetimes.bind(Conn::Plain(id.to_owned()), renewed.expires_at);
+            let expires_at = chrono::DateTime::<chrono::Utc>::from_timestamp(renewed.expires_at, 0).unwrap_or_default();
+            *identity = renewed;
+            Ok(Some(json!({"type": "refreshed", "expiresAt": expires_at.to_rfc3339()}).to_string()))
+        }
         "subscribe" | "unsubscribe" => {
             let channel = message
                 .get("channel")
@@ -327,8 +327,16 @@ async fn handle(state: &AppState, id: &str, dialect: Dialect, text: &str) -> Res
         }
         other => Err(Refusal::new(
             "unknown_type",
-            format!("`{other}` is not one of subscribe, unsubscribe, ping"),
+            format!("`{other}` is not one of subscribe, unsubscribe, refresh, ping"),
         )),
+    }
+}
+
+/// Ends a plain WebSocket connection of this instance whose token expired.
+pub fn came_due(state: &AppState, due: &Due) {
+    if let Due::Expired(Conn::Plain(id), _) = due {
+        tracing::info!(conn = %id, "token expired: closing");
+        connections(state).kick(id, Kick::Expired);
     }
 }
 

@@ -12,6 +12,9 @@
 
 mod catch_up;
 mod connection;
+mod refusal;
+
+pub use connection::came_due;
 
 use axum::Router;
 use axum::routing::get;

@@ -27,6 +27,7 @@ pub fn register(state: &AppState, io: &SocketIo) {
             })?;
             prepare(&state, &socket, &identity);
             socket.extensions.insert(identity.clone());
+            super::lifetime::bind(&state, &socket, &identity);
             // `auth.offset` opts into recovery (a string: "" the first time, then a cursor).
             if let Some(offset) = auth.as_ref().and_then(|a| a.get("offset")).and_then(Value::as_str) {
                 recovery::opt_in(&state, &socket, &identity, offset).await;
@@ -82,6 +83,7 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
         let session = socket.extensions.get::<Identity>().and_then(|i| recovery::session_of(&socket, &i));
         async move {
             tracing::info!(sid = %socket.id, %reason, "disconnected");
+            super::lifetime::forget(&state, &socket);
             recovery::release(&state, session).await;
             if let Some(identity) = socket.extensions.get::<Identity>() {
                 state.presence.count_out(&identity.user_id);

@@ -7,6 +7,7 @@
 //!   `typing:start`, `typing:stop`, `room:members`.
 //! - [`channels`]: `subscribe`, `unsubscribe` to public channels (`venue:42`, `stores`, ...).
 //! - [`notifications`]: the inbox on connect, `notification:read`.
+//! - [`lifetime`]: the token's expiry (`auth:expiring`, `auth:expired`), `auth:refresh`.
 //! - [`ack`]: the `{ok, ...}` envelope every client event answers its ack callback with.
 //!
 //! Each client event is one `async fn(AppState, SocketRef, Value) -> Result<Map, AckError>`,
@@ -17,6 +18,7 @@ pub mod ack;
 mod channels;
 pub(crate) mod connect;
 mod invitations;
+pub mod lifetime;
 mod notifications;
 pub mod recovery;
 mod workspace;
@@ -73,6 +75,7 @@ fn handler(event: &str) -> Option<Handler> {
         "subscribe" => |a, s, d| Box::pin(channels::subscribe(a, s, d)),
         "unsubscribe" => |a, s, d| Box::pin(channels::unsubscribe(a, s, d)),
         "notification:read" => |a, s, d| Box::pin(notifications::read(a, s, d)),
+        "auth:refresh" => |a, s, d| Box::pin(lifetime::refresh(a, s, d)),
         _ => return None,
     })
 }

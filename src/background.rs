@@ -1,0 +1,55 @@
+//! The running server's own background work, started with it and stopped at shutdown: presence
+//! upkeep (heartbeat, dead instances, leaving the cluster) and token lifetimes (warning and
+//! ending connections whose token expires). Wiring: it acts through the application state.
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::lifetime::Due;
+use crate::publication::Publication;
+use crate::state::AppState;
+use crate::{rawws, realtime};
+
+pub fn spawn(state: &AppState, tasks: &TaskTracker, stop: &CancellationToken) {
+    tasks.spawn(maintain_presence(state.clone(), stop.clone()));
+    let (due, expired) = tokio::sync::mpsc::channel(1024);
+    let lifetimes = state.lifetimes.clone();
+    let timer_stop = stop.clone();
+    tasks.spawn(async move { lifetimes.run(due, timer_stop).await });
+    tasks.spawn(end_expired(state.clone(), expired));
+}
+
+/// Warns the connections whose token is about to expire and ends those whose token expired.
+async fn end_expired(state: AppState, mut due: tokio::sync::mpsc::Receiver<Due>) {
+    while let Some(due) = due.recv().await {
+        realtime::lifetime::came_due(&state, &due);
+        rawws::came_due(&state, &due);
+    }
+}
+
+/// Keeps this instance's presence heartbeat, announces the users of dead instances offline, and
+/// at shutdown takes this instance out (its users are announced offline at once).
+async fn maintain_presence(state: AppState, shutdown: CancellationToken) {
+    let Some(every) = state.presence.maintenance_interval() else { return };
+    let mut first = true;
+    loop {
+        for announcement in state.presence.maintain(first).await {
+            publish_announcement(&state, announcement).await;
+        }
+        first = false;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+    for announcement in state.presence.leave().await {
+        publish_announcement(&state, announcement).await;
+    }
+}
+
+async fn publish_announcement(state: &AppState, announcement: Publication) {
+    if let Err(e) = state.publisher.publish(announcement).await {
+        tracing::warn!(error = %e, "presence announcement failed");
+    }
+}
+
