@@ -57,6 +57,7 @@ pub mod id;
 pub mod invitations;
 pub mod jobs;
 pub mod lifetime;
+pub mod limits;
 pub mod notifications;
 pub mod presence;
 pub mod publication;

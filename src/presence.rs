@@ -131,6 +131,16 @@ impl Presence {
         }
     }
 
+    /// The user's connections on every instance (this one's as counted now; the others' as they
+    /// last synced).
+    pub async fn connections_anywhere(&self, user: &str) -> usize {
+        let here = self.connections(user);
+        match &self.cluster {
+            Some(bus) => here + bus.connections_elsewhere(user).await.unwrap_or(0),
+            None => here,
+        }
+    }
+
     /// Whether the user has a connection anywhere in the cluster.
     pub async fn is_online(&self, user: &str) -> bool {
         if self.connections(user) > 0 {

@@ -33,8 +33,6 @@ use crate::recovery::Recovery;
 use crate::state::{AppState, Instance};
 use crate::{background, http as api, rawws, realtime};
 
-/// Largest Socket.IO packet a client may send (bytes).
-const MAX_CLIENT_PAYLOAD: u64 = 1024 * 1024;
 /// Packets a socket may have waiting to be written. socketioxide drops a packet for a socket
 /// whose queue is full (the default of 128 lost deliveries under fan-out load); the queue's
 /// memory is only taken while it holds packets.
@@ -84,7 +82,7 @@ impl Application {
 
         let builder = SocketIo::builder()
             .req_path(SOCKET_IO_PATH)
-            .max_payload(MAX_CLIENT_PAYLOAD)
+            .max_payload(settings.max_payload as u64)
             .max_buffer_size(SOCKET_SEND_QUEUE)
             .ws_read_buffer_size(WS_READ_BUFFER);
         let builder = if settings.msgpack {
@@ -147,6 +145,7 @@ impl Application {
             .merge(rawws::router())
             .with_state(state.clone())
             .layer(socket_layer)
+            .layer(axum::extract::DefaultBodyLimit::max(settings.max_payload))
             .layer(axum::middleware::map_request(detach_request_head))
             .layer(cors_layer(&settings))
             .layer(
@@ -190,6 +189,7 @@ impl Application {
                 catalogue: state.catalogue.clone(),
                 events_allow_unknown: state.settings.events_allow_unknown,
                 bus: bus.clone(),
+                max_payload: state.settings.max_payload,
             };
             tasks.spawn(bus.run(state.publisher.clone(), bridge, stop.clone()));
         }

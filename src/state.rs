@@ -39,6 +39,16 @@ impl AppState {
         auth::authenticate(&self.tokens, directory, token).await
     }
 
+    /// Refuses a user's next connection when he has `MAX_CONNECTIONS_PER_USER` already, across
+    /// the cluster. (Concurrent connections can pass together: the cap is checked, not reserved.)
+    pub async fn admit(&self, identity: &Identity) -> Result<(), AuthError> {
+        let limit = self.settings.max_connections_per_user;
+        if limit > 0 && self.presence.connections_anywhere(&identity.user_id).await >= limit {
+            return Err(AuthError::TooManyConnections(limit));
+        }
+        Ok(())
+    }
+
     /// Syncs the user's presence after one of his connections opened or closed, and announces
     /// a cluster-wide transition.
     pub async fn sync_presence(&self, identity: &Identity) {

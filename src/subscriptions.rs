@@ -4,16 +4,13 @@
 
 use crate::rooms::{ChannelError, ChannelPattern, Room, public_channel};
 
-/// Public channels one connection may be subscribed to at once.
-pub const MAX_SUBSCRIPTIONS: usize = 100;
-
 /// Why a subscription was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubscriptionError {
     #[error(transparent)]
     Channel(#[from] ChannelError),
-    #[error("at most {MAX_SUBSCRIPTIONS} subscriptions per connection")]
-    TooMany,
+    #[error("at most {0} subscriptions per connection (MAX_SUBSCRIPTIONS)")]
+    TooMany(usize),
 }
 
 impl SubscriptionError {
@@ -21,15 +18,16 @@ impl SubscriptionError {
     pub fn code(&self) -> &'static str {
         match self {
             SubscriptionError::Channel(e) => e.code(),
-            SubscriptionError::TooMany => "too_many_subscriptions",
+            SubscriptionError::TooMany(_) => "too_many_subscriptions",
         }
     }
 }
 
-/// The room a connection that is in `current` rooms joins to subscribe to channel `name`.
-/// Subscribing again to a channel it has is not refused.
+/// The room a connection that is in `current` rooms joins to subscribe to channel `name`, when
+/// it may have `limit` subscriptions. Subscribing again to a channel it has is not refused.
 pub fn subscribe<'a>(
     patterns: &[ChannelPattern],
+    limit: usize,
     name: &str,
     current: impl IntoIterator<Item = &'a str>,
 ) -> Result<Room, SubscriptionError> {
@@ -42,8 +40,8 @@ pub fn subscribe<'a>(
         }
         subscribed += usize::from(patterns.iter().any(|p| p.matches(current)));
     }
-    if subscribed >= MAX_SUBSCRIPTIONS {
-        return Err(SubscriptionError::TooMany);
+    if subscribed >= limit {
+        return Err(SubscriptionError::TooMany(limit));
     }
     Ok(room)
 }
@@ -60,12 +58,13 @@ mod tests {
     #[test]
     fn the_limit_counts_public_channels_only_and_allows_a_repeat() {
         let patterns = ChannelPattern::defaults();
+        let limit = 100;
         let mut rooms: Vec<String> = vec!["user:u".into(), "org:o".into(), "ws-1".into()];
-        rooms.extend((0..MAX_SUBSCRIPTIONS).map(|i| format!("venue:{i}")));
+        rooms.extend((0..limit).map(|i| format!("venue:{i}")));
         let current = || rooms.iter().map(String::as_str);
-        assert_eq!(subscribe(&patterns, "venue:x", current()), Err(SubscriptionError::TooMany));
-        assert_eq!(subscribe(&patterns, "venue:7", current()).unwrap().name(), "venue:7");
-        assert_eq!(subscribe(&patterns, "venue:x", current().skip(4)).unwrap().name(), "venue:x");
-        assert_eq!(subscribe(&patterns, "user:u", current()).unwrap_err().code(), "private_channel");
+        assert_eq!(subscribe(&patterns, limit, "venue:x", current()), Err(SubscriptionError::TooMany(limit)));
+        assert_eq!(subscribe(&patterns, limit, "venue:7", current()).unwrap().name(), "venue:7");
+        assert_eq!(subscribe(&patterns, limit, "venue:x", current().skip(4)).unwrap().name(), "venue:x");
+        assert_eq!(subscribe(&patterns, limit, "user:u", current()).unwrap_err().code(), "private_channel");
     }
 }

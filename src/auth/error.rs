@@ -25,6 +25,8 @@ pub enum AuthError {
     EmailUnverified,
     #[error("auth_unavailable: the user directory could not be read, try again")]
     Unavailable,
+    #[error("too_many_connections: at most {0} connections per user (MAX_CONNECTIONS_PER_USER)")]
+    TooManyConnections(usize),
 }
 
 impl AuthError {
@@ -41,6 +43,7 @@ impl AuthError {
             AuthError::UnknownUser => "user_unknown",
             AuthError::EmailUnverified => "email_unverified",
             AuthError::Unavailable => "auth_unavailable",
+            AuthError::TooManyConnections(_) => "too_many_connections",
         }
     }
 }

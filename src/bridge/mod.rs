@@ -30,10 +30,15 @@ pub struct Bridge {
     /// `EVENTS_ALLOW_UNKNOWN`: publish requests may name events outside the catalogue.
     pub events_allow_unknown: bool,
     pub bus: Bus,
+    /// `MAX_PAYLOAD`: a larger message is refused.
+    pub max_payload: usize,
 }
 
 impl Inlet for Bridge {
     async fn receive(&self, channel: BackendChannel, payload: &[u8]) -> Result<(), String> {
+        if payload.len() > self.max_payload {
+            return Err(format!("{} bytes is more than MAX_PAYLOAD ({})", payload.len(), self.max_payload));
+        }
         match channel {
             BackendChannel::EmitterBroadcast => {
                 if let Some(publication) = emitter::broadcast(payload)? {

@@ -81,6 +81,15 @@ impl Bus {
             .await
     }
 
+    /// `user`'s connections on the other instances not yet reaped.
+    pub async fn connections_elsewhere(&self, user: &str) -> redis::RedisResult<usize> {
+        let counts: HashMap<String, usize> = redis::cmd("HGETALL")
+            .arg(self.inner.keys.presence(user))
+            .query_async(&mut self.connection())
+            .await?;
+        Ok(counts.iter().filter(|(i, _)| **i != self.inner.instance).map(|(_, c)| c).sum())
+    }
+
     /// Whether `user` has a connection on any instance not yet reaped.
     pub async fn is_online(&self, user: &str) -> redis::RedisResult<bool> {
         let counts: HashMap<String, usize> = redis::cmd("HGETALL")

@@ -131,6 +131,14 @@ pub struct Settings {
     /// `TOKEN_EXPIRY_NOTICE`: how long before its token expires a connection is told
     /// (`auth:expiring`); unset: not told.
     pub token_expiry_notice: Option<Duration>,
+    /// `CLIENT_EVENT_RATE`: client events per second per connection (burst twice that).
+    pub client_event_rate: u32,
+    /// `MAX_CONNECTIONS_PER_USER`: one user's connections across the cluster (0: no limit).
+    pub max_connections_per_user: usize,
+    /// `MAX_PAYLOAD`: bytes of one client message, and of one publication's body.
+    pub max_payload: usize,
+    /// `MAX_SUBSCRIPTIONS`: public channels one connection may be subscribed to.
+    pub max_subscriptions: usize,
 }
 
 /// The kinds of room whose publications are recorded.
@@ -212,6 +220,10 @@ struct RawSettings {
     presence_ttl: Option<String>,
     recovery_max_disconnection: Option<String>,
     token_expiry_notice: Option<String>,
+    client_event_rate: Option<String>,
+    max_connections_per_user: Option<String>,
+    max_payload: Option<String>,
+    max_subscriptions: Option<String>,
 }
 
 impl Settings {
@@ -294,6 +306,13 @@ impl Settings {
             ws_ping_interval: values::parse_duration("WS_PING_INTERVAL", raw.ws_ping_interval.as_deref(), "25s")?,
             msgpack: values::parse_bool("MSGPACK", raw.msgpack.as_deref())?,
             presence_ttl: values::parse_duration("PRESENCE_TTL", raw.presence_ttl.as_deref(), "15s")?,
+            client_event_rate: values::positive("CLIENT_EVENT_RATE", raw.client_event_rate.as_deref(), 10)?,
+            max_connections_per_user: match raw.max_connections_per_user.as_deref().map(str::trim) {
+                Some("0") => 0,
+                other => values::positive("MAX_CONNECTIONS_PER_USER", other, 50)?,
+            },
+            max_payload: values::positive("MAX_PAYLOAD", raw.max_payload.as_deref(), 1024 * 1024)?,
+            max_subscriptions: values::positive("MAX_SUBSCRIPTIONS", raw.max_subscriptions.as_deref(), 100)?,
             token_expiry_notice: raw
                 .token_expiry_notice
                 .as_deref()

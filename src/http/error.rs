@@ -22,6 +22,9 @@ pub enum ApiError {
     NotFound { code: &'static str, message: String },
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// The body is larger than `MAX_PAYLOAD`.
+    #[error("the body is larger than this server accepts (MAX_PAYLOAD)")]
+    PayloadTooLarge,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -91,6 +94,10 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable { code, message } => {
                 (StatusCode::SERVICE_UNAVAILABLE, json!({"code": code, "message": message}))
             }
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"code": "payload_too_large", "message": self.to_string()}),
+            ),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
                 (

@@ -276,9 +276,11 @@ async fn write(db: &DatabaseConnection, rows: Vec<history::ActiveModel>) -> Resu
     txn.commit().await
 }
 
-/// Prunes every minute until `shutdown`.
+/// Prunes every minute until `shutdown`, the first time a minute after the start (an immediate
+/// first tick, run late on a busy machine, raced the first publications).
 pub async fn prune_periodically(history: Arc<History>, shutdown: tokio_util::sync::CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
+    let period = Duration::from_secs(60);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

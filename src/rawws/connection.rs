@@ -19,6 +19,7 @@ use crate::auth::token::{find_token, query_param};
 use crate::auth::Identity;
 use crate::event::EventName;
 use crate::lifetime::{Conn, Due};
+use crate::limits::Bucket;
 use crate::hub::plain::{self, Dialect, Kick, PlainConnections};
 use crate::notifications;
 use crate::publish::history::Since;
@@ -26,15 +27,12 @@ use crate::rooms::Room;
 use crate::state::AppState;
 use crate::subscriptions;
 
-/// Largest client frame accepted (bytes).
-const MAX_CLIENT_FRAME: usize = 64 * 1024;
-/// Client messages: a burst of this many, then this many per second.
-const RATE_BURST: f64 = 20.0;
-const RATE_PER_SECOND: f64 = 10.0;
 /// Close codes (RFC 6455): policy violation, going away, try again later.
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_RESTART: u16 = 1012;
+/// Close code (RFC 6455): a message too big to process.
+const CLOSE_TOO_BIG: u16 = 1009;
 
 pub async fn channels_endpoint(
     ws: WebSocketUpgrade,
@@ -98,10 +96,15 @@ fn upgrade(
     since: Result<Option<Since>, Refusal>,
     dialect: Dialect,
 ) -> Response {
-    ws.max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
+    let max = state.settings.max_payload;
+    ws.max_message_size(max)
+        .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            match auth.and_then(|identity| Ok((identity, since?))) {
+            let admitted = match auth.and_then(|identity| Ok((identity, since?))) {
+                Ok((identity, since)) => state.admit(&identity).await.map(|()| (identity, since)).map_err(Refusal::from),
+                Err(refusal) => Err(refusal),
+            };
+            match admitted {
                 Ok((identity, since)) => serve(state, socket, identity, since, dialect).await,
                 Err(refusal) => refuse(socket, refusal).await,
             }
@@ -161,9 +164,13 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Op
     // Stop delivering before closing, so the queue cannot refill.
     hub.unregister(&id);
     state.lifetimes.forget(&Conn::Plain(id.clone()));
-    if let End::Expired = reason {
-        let expired = Refusal::new("token_expired", "the token expired; connect again with a new one");
-        let _ = control.try_send(Message::Text(expired.frame().into()));
+    let last_word = match reason {
+        End::Expired => Some(Refusal::new("token_expired", "the token expired; connect again with a new one")),
+        End::TooBig => Some(Refusal::new("payload_too_large", "a message was larger than MAX_PAYLOAD")),
+        _ => None,
+    };
+    if let Some(refusal) = last_word {
+        let _ = control.try_send(Message::Text(refusal.frame().into()));
     }
     let (code, text) = match reason {
         End::ClientClosed => (None, "client closed"),
@@ -171,6 +178,7 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Op
         End::SlowConsumer => (Some(CLOSE_POLICY), "slow consumer: send queue full"),
         End::Disconnected => (Some(CLOSE_POLICY), "disconnected by the server"),
         End::Expired => (Some(CLOSE_POLICY), "token_expired"),
+        End::TooBig => (Some(CLOSE_TOO_BIG), "payload_too_large"),
         End::Shutdown => (Some(CLOSE_RESTART), "server restarting"),
     };
     if let Some(code) = code {
@@ -193,6 +201,7 @@ enum End {
     SlowConsumer,
     Disconnected,
     Expired,
+    TooBig,
     Shutdown,
 }
 
@@ -208,12 +217,16 @@ async fn read_loop(
     let interval = state.settings.ws_ping_interval;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let mut last_heard = Instant::now();
-    let mut bucket = RATE_BURST;
-    let mut refilled = Instant::now();
+    let bucket = Bucket::new(state.settings.client_event_rate);
     loop {
         tokio::select! {
             message = stream.next() => {
-                let Some(Ok(message)) = message else { return End::ClientClosed };
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    // tungstenite refuses a frame over `max_message_size` with this error.
+                    Some(Err(e)) if e.to_string().contains("Message too long") => return End::TooBig,
+                    _ => return End::ClientClosed,
+                };
                 last_heard = Instant::now();
                 let text = match message {
                     Message::Text(text) => text,
@@ -224,13 +237,10 @@ async fn read_loop(
                     }
                     Message::Ping(_) | Message::Pong(_) => continue,
                 };
-                bucket = (bucket + refilled.elapsed().as_secs_f64() * RATE_PER_SECOND).min(RATE_BURST);
-                refilled = Instant::now();
-                if bucket < 1.0 {
-                    reply(state, id, Refusal::new("rate_limited", "too many messages; slow down").frame());
+                if !bucket.take() {
+                    reply(state, id, Refusal::new("rate_limited", "too many messages; slow down (CLIENT_EVENT_RATE)").frame());
                     continue;
                 }
-                bucket -= 1.0;
                 match handle(state, id, identity, dialect, text.as_str()).await {
                     Ok(Some(answer)) => reply(state, id, answer),
                     Ok(None) => {}
@@ -298,7 +308,8 @@ async fn handle(state: &AppState, id: &str, identity: &mut Identity, dialect: Di
             let hub = connections(state);
             if kind == "subscribe" {
                 let current = hub.rooms_of(id);
-                let room = subscriptions::subscribe(patterns, channel, current.iter().map(String::as_str))?;
+                let limit = state.settings.max_subscriptions;
+                let room = subscriptions::subscribe(patterns, limit, channel, current.iter().map(String::as_str))?;
                 let since = match message.get("since").filter(|v| !v.is_null()) {
                     None => {
                         hub.join(id, &room.name());

@@ -39,7 +39,8 @@ fn refused(e: SubscriptionError) -> AckError {
 pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckResult {
     let name = channel_name(data)?;
     let current = socket.rooms();
-    let room = subscriptions::subscribe(&state.settings.channel_patterns, &name, current.iter().map(|r| r.as_ref()))
+    let settings = &state.settings;
+    let room = subscriptions::subscribe(&settings.channel_patterns, settings.max_subscriptions, &name, current.iter().map(|r| r.as_ref()))
         .map_err(refused)?;
     socket.join(room.name());
     super::recovery::save(&state, &socket, &identity(&socket)?).await;

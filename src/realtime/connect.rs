@@ -11,6 +11,7 @@ use super::recovery;
 use crate::auth::token::find_token;
 use crate::auth::{AuthError, Identity};
 use crate::event::EventName;
+use crate::limits::Bucket;
 use crate::recovery::Tracker;
 use crate::notifications;
 use crate::rooms::Room;
@@ -22,7 +23,13 @@ pub fn register(state: &AppState, io: &SocketIo) {
         let state = auth_state.clone();
         async move {
             let auth = auth.ok();
-            let identity = authenticate(&state, &socket, auth.clone()).await.inspect_err(|e| {
+            let identity = async {
+                let identity = authenticate(&state, &socket, auth.clone()).await?;
+                state.admit(&identity).await?;
+                Ok::<_, AuthError>(identity)
+            }
+            .await
+            .inspect_err(|e| {
                 tracing::info!(sid = %socket.id, code = e.code(), "connection refused");
             })?;
             prepare(&state, &socket, &identity);
@@ -66,6 +73,7 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
     rooms.push(Room::connection(socket.id));
     socket.join(rooms.iter().map(Room::name).collect::<Vec<_>>());
 
+    socket.extensions.insert(std::sync::Arc::new(Bucket::new(state.settings.client_event_rate)));
     let event_state = state.clone();
     socket.on_fallback(
         move |socket: SocketRef, Event(event): Event, TryData(data): TryData<Value>, ack: AckSender| {

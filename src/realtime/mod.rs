@@ -31,6 +31,7 @@ use socketioxide::extract::{AckSender, SocketRef};
 
 use self::ack::AckError;
 use crate::auth::Identity;
+use crate::limits::Bucket;
 use crate::state::AppState;
 
 /// Registers the default namespace on the application's Socket.IO server.
@@ -47,7 +48,9 @@ pub type AckResult = Result<Map<String, Value>, AckError>;
 /// One handler per socket dispatches every event: socketioxide boxes each handler a socket
 /// registers, and twelve of them took about 2 KB per connection (heaptrack; bench/README).
 async fn answer(state: AppState, socket: SocketRef, event: String, data: Result<Value, String>, ack: AckSender) {
+    let over_limit = socket.extensions.get::<std::sync::Arc<Bucket>>().is_some_and(|b| !b.take());
     let result = match (handler(&event), data) {
+        _ if over_limit => Err(AckError::new("rate_limited", "too many events; slow down (CLIENT_EVENT_RATE)")),
         (None, _) => Err(AckError::new("unknown_event", format!("this server has no handler for `{event}`"))),
         (Some(_), Err(e)) => Err(AckError::new("invalid_payload", format!("unreadable payload: {e}"))),
         (Some(handler), Ok(data)) => handler(state, socket.clone(), data).await,
