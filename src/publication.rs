@@ -170,4 +170,6 @@ pub enum RoomAction {
     Leave(Vec<String>),
     /// Close their connections (the server's decision, so clients do not reconnect blindly).
     Disconnect,
+    /// Close their connections because the directory revoked the user (deleted, unverified).
+    Revoke,
 }

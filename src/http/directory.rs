@@ -86,6 +86,9 @@ async fn put_user(
         role: body.role,
     };
     let (user, upsert) = directory::put_user(&state.db, &id, record).await?;
+    if !user.email_verified {
+        revoke(&state, &id).await;
+    }
     Ok((status_of(upsert), Json(user)))
 }
 
@@ -106,10 +109,26 @@ async fn delete_user(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if directory::delete_user(&state.db, &id).await? {
+        revoke(&state, &id).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("user", &id))
     }
+}
+
+/// With `AUTH_REQUIRE_USER`, a user the directory no longer admits (deleted, unverified) loses
+/// his live connections on every instance.
+async fn revoke(state: &AppState, user: &str) {
+    if !state.settings.auth_require_user {
+        return;
+    }
+    let Ok(room) = Room::user(user) else { return };
+    tracing::info!(user, "user revoked: disconnecting his connections");
+    let op = RoomOp {
+        target: Audience::rooms(vec![room]),
+        action: RoomAction::Revoke,
+    };
+    state.publisher.apply(op).await;
 }
 
 /// `projects` or `channels` in the path.

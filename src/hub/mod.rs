@@ -104,7 +104,7 @@ impl Hub {
         let result = match &op.action {
             RoomAction::Join(rooms) => sockets.join(rooms.clone()).await.map_err(|e| e.to_string()),
             RoomAction::Leave(rooms) => sockets.leave(rooms.clone()).await.map_err(|e| e.to_string()),
-            RoomAction::Disconnect => sockets.disconnect().await.map_err(|e| e.to_string()),
+            RoomAction::Disconnect | RoomAction::Revoke => sockets.disconnect().await.map_err(|e| e.to_string()),
         };
         if let Err(error) = result {
             tracing::warn!(%error, action = ?op.action, "room operation failed for some sockets");

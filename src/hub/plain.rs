@@ -30,6 +30,8 @@ pub enum Kick {
     Disconnected,
     /// Its token expired.
     Expired,
+    /// The directory revoked its user.
+    Revoked,
 }
 
 pub type ConnId = String;
@@ -155,6 +157,7 @@ impl PlainConnections {
                 RoomAction::Join(rooms) => rooms.iter().for_each(|room| self.join(&id, room)),
                 RoomAction::Leave(rooms) => rooms.iter().for_each(|room| self.leave(&id, room)),
                 RoomAction::Disconnect => self.kick(&id, Kick::Disconnected),
+                RoomAction::Revoke => self.kick(&id, Kick::Revoked),
             }
         }
     }

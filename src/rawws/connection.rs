@@ -167,6 +167,7 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Op
     let last_word = match reason {
         End::Expired => Some(Refusal::new("token_expired", "the token expired; connect again with a new one")),
         End::TooBig => Some(Refusal::new("payload_too_large", "a message was larger than MAX_PAYLOAD")),
+        End::Revoked => Some(Refusal::new("user_revoked", "the user was deleted or unverified in the directory")),
         _ => None,
     };
     if let Some(refusal) = last_word {
@@ -179,6 +180,7 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Op
         End::Disconnected => (Some(CLOSE_POLICY), "disconnected by the server"),
         End::Expired => (Some(CLOSE_POLICY), "token_expired"),
         End::TooBig => (Some(CLOSE_TOO_BIG), "payload_too_large"),
+        End::Revoked => (Some(CLOSE_POLICY), "user_revoked"),
         End::Shutdown => (Some(CLOSE_RESTART), "server restarting"),
     };
     if let Some(code) = code {
@@ -201,6 +203,7 @@ enum End {
     SlowConsumer,
     Disconnected,
     Expired,
+    Revoked,
     TooBig,
     Shutdown,
 }
@@ -256,6 +259,7 @@ async fn read_loop(
             _ = kicked.changed() => return match *kicked.borrow() {
                 Some(Kick::Disconnected) => End::Disconnected,
                 Some(Kick::Expired) => End::Expired,
+                Some(Kick::Revoked) => End::Revoked,
                 _ => End::SlowConsumer,
             },
             _ = state.shutdown.cancelled() => return End::Shutdown,
