@@ -6,6 +6,8 @@ mod channels;
 mod cli;
 mod config;
 mod directory;
+mod fuzz;
+mod garbage;
 mod health;
 mod invitations;
 mod helpers;
