@@ -97,6 +97,14 @@ impl Connection {
         }
     }
 
+    /// Closes with a WebSocket close frame, as a browser tab does.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// Drops the TCP connection without a goodbye, as a lost network does.
+    pub fn abandon(self) {}
+
     /// Joins a public channel and waits (30 s at most) for the acknowledgement.
     pub async fn subscribe(&mut self, channel: &str) -> anyhow::Result<()> {
         self.ws

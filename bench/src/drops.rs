@@ -277,8 +277,8 @@ async fn client(i: usize, shared: Arc<Shared>, cut: Arc<Notify>, mut stop: watch
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        // Every connection after the first follows a cut (or a lost server).
         if away {
-            away = false;
             shared.away.fetch_sub(1, Ordering::Relaxed);
         }
         for text in early {

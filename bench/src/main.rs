@@ -9,12 +9,14 @@
 //!   latency, two instances via Redis.
 //! - [`report`]: the markdown table and JSON.
 //! - [`drops`]: the drop benchmark (clients cut off every second, recovery on).
+//! - [`soak`]: connection churn for a fixed time; memory and descriptors before and after.
 
 mod client;
 mod drops;
 mod report;
 mod scenarios;
 mod servers;
+mod soak;
 
 use std::path::PathBuf;
 
@@ -32,6 +34,9 @@ enum Command {
     /// Every scenario against both servers; writes bench/results/latest.{md,json} and the
     /// latency curve latency.svg.
     Compare(scenarios::Sizes),
+    /// The soak: connection churn with publications flowing; RSS and descriptors at start, peak
+    /// and end, deliveries lost. Writes bench/results/soak.md.
+    Soak(soak::SoakSizes),
     /// The drop benchmark: clients cut off every second while a stream runs, each server's
     /// recovery on; writes bench/results/drops.{md,json,svg}.
     Drops(drops::DropSizes),
@@ -49,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Compare(sizes) => sizes,
         Command::Smoke => scenarios::Sizes::smoke(),
         Command::Drops(sizes) => return run_drops(&sizes, false).await,
+        Command::Soak(sizes) => return run_soak(&sizes, false).await,
     };
     // bench/results holds side-by-side runs only: a one-server run (profiling) just prints.
     let both = [servers::Kind::Switchyard, servers::Kind::Node].iter().all(|k| sizes.servers.contains(k));
@@ -70,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
     if smoke {
         report::check_smoke(&results)?;
         run_drops(&drops::DropSizes::smoke(), true).await?;
+        run_soak(&soak::SoakSizes::smoke(), true).await?;
         println!("smoke: 1 passed, 0 failed");
     } else if both {
         let dir = results_dir();
@@ -103,6 +110,22 @@ async fn run_drops(sizes: &drops::DropSizes, smoke: bool) -> anyhow::Result<()> 
     std::fs::write(dir.join("drops.md"), &table)?;
     std::fs::write(dir.join("drops.svg"), drops::svg(&outcomes))?;
     std::fs::write(dir.join("drops.json"), serde_json::to_string_pretty(&serde_json::json!({"sizes": sizes, "outcomes": outcomes}))?)?;
+    eprintln!("written to {}", dir.display());
+    Ok(())
+}
+
+/// Runs the soak; a smoke run fails on any lost delivery and writes nothing.
+async fn run_soak(sizes: &soak::SoakSizes, smoke: bool) -> anyhow::Result<()> {
+    let report = soak::run(sizes).await?;
+    let table = report.markdown(sizes);
+    println!("{table}");
+    if smoke {
+        anyhow::ensure!(report.lost == 0, "soak smoke: {} deliveries lost", report.lost);
+        return Ok(());
+    }
+    let dir = results_dir();
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("soak.md"), &table)?;
     eprintln!("written to {}", dir.display());
     Ok(())
 }
