@@ -5,6 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
+import ioV2 from "socket.io-client-v2";
 import WebSocket from "ws";
 import { sign, startServer, token } from "./helpers.mjs";
 
@@ -93,4 +94,13 @@ test("/ws: refresh, and at expiry an error frame then close 1008", async () => {
   assert.equal(renewing.readyState, WebSocket.OPEN, "a refreshed connection outlives its first token");
   renewing.close();
   await renewedClose;
+});
+
+test("socket.io-client 2.x: auth:expired, then a server disconnect; over the connection cap, the reason", async () => {
+  const socket = ioV2(server.url, { query: { token: expiring("legacy-exp", 6) }, transports: ["websocket"], reconnection: false, forceNew: true });
+  const expired = new Promise((ok) => socket.on("auth:expired", ok));
+  const gone = new Promise((ok) => socket.on("disconnect", ok));
+  await new Promise((ok) => socket.on("connect", ok));
+  assert.match((await expired).expiredAt, /^\d{4}-/);
+  assert.equal(await gone, "io server disconnect");
 });

@@ -3,7 +3,7 @@
 // refusal names its cause, and everyone else is served throughout.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { io } from "socket.io-client";
+import ioV2 from "socket.io-client-v2";
 import WebSocket from "ws";
 import { startServer, token } from "./helpers.mjs";
 
@@ -41,6 +41,11 @@ test("a user's third connection is refused, on Socket.IO and /ws alike", async (
   const code = await new Promise((ok) => ws.on("close", (c) => ok(c)));
   assert.equal(code, 1008);
   assert.equal(frames[0].code, "too_many_connections");
+  // A legacy 2.x client hears the same reason in its `error` event.
+  const legacy = ioV2(server.url, { query: { token: jwt }, transports: ["websocket"], reconnection: false, forceNew: true });
+  const reason = await new Promise((ok) => legacy.once("error", ok));
+  assert.match(reason.message, /^too_many_connections: /);
+  legacy.close();
 });
 
 test("MAX_PAYLOAD and MAX_SUBSCRIPTIONS: clear refusals, the connection and the server stay up", async () => {
