@@ -1,7 +1,7 @@
 // Starts a real Switchyard server for one test file and gives the tests what a backend and a
 // frontend have: a JWT signer, the publish API, and the real socket.io-client.
 import { spawn } from "node:child_process";
-import { createHmac } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -14,6 +14,20 @@ export const BIN = process.env.SWITCHYARD_BIN ?? resolve(here, "../../target/deb
 export const SECRET = "client-test-secret-0123456789abcdef012345";
 export const API_KEY = "client-test-api-key";
 export const BARRIER = "test:barrier";
+
+/**
+ * The environment of instances that form one cluster: the test Redis under a prefix of their
+ * own (tests sharing a Redis never see each other's messages) and one SQLite file.
+ */
+export function clusterEnv(extra = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-cluster-"));
+  return {
+    REDIS_URL: process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379",
+    REDIS_CHANNEL_PREFIX: `test-${randomUUID()}:`,
+    DATABASE_URL: `sqlite://${join(dir, "shared.db")}?mode=rwc`,
+    ...extra,
+  };
+}
 
 /** Starts the server on a free port with a fresh SQLite database. */
 export async function startServer(env = {}) {

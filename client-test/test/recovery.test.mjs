@@ -3,14 +3,8 @@
 // missed first, in order, exactly once, then `recovery`, then live; its joined rooms restored.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { io } from "socket.io-client";
-import { forwarder, startServer, token } from "./helpers.mjs";
-
-const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+import { clusterEnv, forwarder, startServer, token } from "./helpers.mjs";
 
 /** A client that opts into recovery and keeps the last cursor it was given, as an app would. */
 function resumingClient(url, jwt) {
@@ -141,12 +135,7 @@ test("an unknown cursor is not recovered: home rooms and live delivery only", as
 });
 
 test("two instances: the instance is killed, the client resumes on the other with nothing lost", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "switchyard-recovery-"));
-  const env = {
-    REDIS_URL,
-    REDIS_CHANNEL_PREFIX: `test-${randomUUID()}:`,
-    DATABASE_URL: `sqlite://${join(dir, "shared.db")}?mode=rwc`,
-  };
+  const env = clusterEnv();
   const a = await startServer(env);
   const b = await startServer(env);
   const lb = await forwarder(a);
@@ -208,12 +197,7 @@ test("past RECOVERY_MAX_DISCONNECTION the session is gone: recovered false, live
 });
 
 test("a rolling restart: SIGTERM one of two instances mid-stream, the client resumes on the other", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "switchyard-rolling-"));
-  const env = {
-    REDIS_URL,
-    REDIS_CHANNEL_PREFIX: `test-${randomUUID()}:`,
-    DATABASE_URL: `sqlite://${join(dir, "shared.db")}?mode=rwc`,
-  };
+  const env = clusterEnv();
   const a = await startServer(env);
   const b = await startServer(env);
   const lb = await forwarder(a);

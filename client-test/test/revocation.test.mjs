@@ -3,25 +3,14 @@
 // /ws: close 1008 `user_revoked`); other users keep theirs.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import WebSocket from "ws";
-import { startServer, token } from "./helpers.mjs";
+import { clusterEnv, startServer, token } from "./helpers.mjs";
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 let a;
 let b;
 
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "switchyard-revocation-"));
-  const env = {
-    REDIS_URL,
-    REDIS_CHANNEL_PREFIX: `test-${randomUUID()}:`,
-    DATABASE_URL: `sqlite://${join(dir, "shared.db")}?mode=rwc`,
-    AUTH_REQUIRE_USER: "true",
-  };
+  const env = clusterEnv({ AUTH_REQUIRE_USER: "true" });
   a = await startServer(env);
   b = await startServer(env);
 });

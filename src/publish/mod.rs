@@ -75,51 +75,25 @@ pub struct Status {
 /// Delivers publications. Cheap to clone; one per application.
 #[derive(Clone)]
 pub struct Publisher {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    hub: Hub,
-    history: Arc<History>,
-    /// Whether an addressed user is online, for a notification's inbox entry.
-    presence: Arc<Presence>,
-    db: DatabaseConnection,
-    /// The cluster, when Redis is configured.
-    bus: Option<Bus>,
-    /// The recovery log and sessions (in the bus, or this instance's memory).
-    recovery: Arc<Recovery>,
+    inner: Arc<Parts>,
 }
 
 /// What a [`Publisher`] works with.
 pub struct Parts {
     pub hub: Hub,
     pub history: Arc<History>,
+    /// Whether an addressed user is online, for a notification's inbox entry.
     pub presence: Arc<Presence>,
     pub db: DatabaseConnection,
+    /// The cluster, when Redis is configured.
     pub bus: Option<Bus>,
+    /// The recovery log and sessions (in the bus, or this instance's memory).
     pub recovery: Arc<Recovery>,
 }
 
 impl Publisher {
     pub fn new(parts: Parts) -> Self {
-        let Parts {
-            hub,
-            history,
-            presence,
-            db,
-            bus,
-            recovery,
-        } = parts;
-        Publisher {
-            inner: Arc::new(Inner {
-                hub,
-                history,
-                presence,
-                db,
-                bus,
-                recovery,
-            }),
-        }
+        Publisher { inner: Arc::new(parts) }
     }
 
     /// The single road out (see the module doc).
