@@ -112,7 +112,9 @@ pub async fn run(sizes: &SoakSizes) -> anyhow::Result<SoakReport> {
         fds_peak = fds_peak.max(server.open_fds());
         second += 1;
     }
-    // Everything delivered (or 10 s), then let the server settle.
+    // The publisher's keep-alive connection is the generator's, not the server's: close it
+    // before the end is measured. Then everything delivered (or 10 s), and a settle.
+    drop(http);
     let expected = published * sizes.steady as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
     while received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
