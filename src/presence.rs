@@ -124,10 +124,23 @@ impl Presence {
                 }
             },
         };
+        if count == 0 {
+            self.release_lock(user, &lock);
+        }
         match (before, after) {
             (0, n) if n > 0 => Some(Transition::Online),
             (n, 0) if n > 0 => Some(Transition::Offline),
             _ => None,
+        }
+    }
+
+    /// Forgets a user's lock once he has no connection here and no other sync holds it (a
+    /// lock per user ever seen grew without bound: 30,000 churned users in the soak).
+    fn release_lock(&self, user: &str, lock: &Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().unwrap();
+        // This sync's clone and the map's: no one else is waiting on it.
+        if Arc::strong_count(lock) == 2 && self.connections(user) == 0 {
+            locks.remove(user);
         }
     }
 
@@ -222,6 +235,7 @@ mod tests {
         assert_eq!(p.sync("u", &[]).await, Some(Transition::Offline));
         assert_eq!(p.sync("u", &[]).await, None, "reported once");
         assert_eq!(p.connections("u"), 0);
+        assert!(p.locks.lock().unwrap().is_empty(), "nothing kept for a user who is gone");
     }
 
     #[tokio::test]

@@ -48,7 +48,12 @@ impl MemoryStore {
     }
 
     /// Logs a publication, then calls `deliver` with its position while the log is held.
-    pub fn append<R>(&self, publication: &Publication, deliver: impl FnOnce(Position) -> R) -> R {
+    /// `None` (nothing logged) while no session exists: no client opted in, and none can
+    /// resume, so keeping the window's publications would only hold memory.
+    pub fn append<R>(&self, publication: &Publication, deliver: impl FnOnce(Position) -> R) -> Option<R> {
+        if self.sessions.lock().unwrap().is_empty() {
+            return None;
+        }
         let mut log = self.log.lock().unwrap();
         log.next += 1;
         let position = Position::new(self.start, log.next);
@@ -64,7 +69,7 @@ impl MemoryStore {
             }
         }
         log.entries.push_back((position, now, publication.clone()));
-        deliver(position)
+        Some(deliver(position))
     }
 
     pub fn tail(&self) -> Position {

@@ -162,10 +162,10 @@ impl Recovery {
 
     /// On a single instance: logs a publication and hands its position to `deliver` while the
     /// log is held, so that tracked sockets see positions in order. `None` in a cluster (the
-    /// bus positions publications).
+    /// bus positions publications) and while no session exists (nothing to resume).
     pub fn log_locally<R>(&self, publication: &Publication, deliver: impl FnOnce(Position) -> R) -> Option<R> {
         match &self.store {
-            Store::Memory(memory) => Some(memory.append(publication, deliver)),
+            Store::Memory(memory) => memory.append(publication, deliver),
             Store::Cluster(_) => None,
         }
     }
