@@ -39,6 +39,8 @@ impl EventName {
     /// Someone started / stopped typing in a workspace channel (`{channelId, userId}`).
     pub const TYPING_START: EventName = EventName::known("typing:start");
     pub const TYPING_STOP: EventName = EventName::known("typing:stop");
+    /// An opted-in socket's replay is over (`{recovered, missed, cursor}`); live events follow.
+    pub const RECOVERY: EventName = EventName::known("recovery");
     /// The connection's token expires soon (`{expiresAt}`): refresh it with `auth:refresh`.
     pub const AUTH_EXPIRING: EventName = EventName::known("auth:expiring");
     /// The connection's token expired (`{expiredAt}`); the server disconnects it next.
@@ -105,6 +107,7 @@ mod tests {
             EventName::TYPING_STOP,
             EventName::AUTH_EXPIRING,
             EventName::AUTH_EXPIRED,
+            EventName::RECOVERY,
         ] {
             assert_eq!(EventName::parse(known.as_str()), Ok(known.clone()));
         }

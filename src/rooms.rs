@@ -109,6 +109,11 @@ impl Room {
     pub fn stores() -> Room {
         Room::Named("stores".into())
     }
+    /// The room every socket that opted into recovery is in, so one broadcast can leave them
+    /// out (they get their deliveries one by one, with their cursor).
+    pub fn tracked() -> Room {
+        Room::Named("switchyard#recovering".into())
+    }
     /// One connection's own room, named by its id (a Socket.IO socket id or a plain WebSocket
     /// connection id), so that a backend can address exactly that connection.
     pub fn connection(id: impl fmt::Display) -> Room {

@@ -15,14 +15,15 @@ use socketioxide::operators::BroadcastOperators;
 
 use self::plain::{Offsets, PlainConnections};
 use crate::publication::{Audience, EmitterArgs, Payload, Publication, RoomAction, RoomOp};
-use crate::recovery::{Position, Tracker, tracked_room};
+use crate::recovery::{Position, Tracker};
+use crate::rooms::Room;
 
 pub struct Hub {
     /// The Socket.IO server: its sockets and their rooms.
     sockets: SocketIo,
     /// The plain WebSocket connections (`/ws`, `/api/ws`) and their rooms.
     plain: PlainConnections,
-    /// Sockets that opted into recovery (in [`tracked_room`], with a [`Tracker`]).
+    /// Sockets that opted into recovery (in [`Room::tracked`], with a [`Tracker`]).
     tracked: AtomicUsize,
 }
 
@@ -40,7 +41,7 @@ impl Hub {
         &self.plain
     }
 
-    /// Counts a socket that opted into recovery (it is in [`tracked_room`] and its extensions
+    /// Counts a socket that opted into recovery (it is in [`Room::tracked`] and its extensions
     /// hold its [`Tracker`]), until [`Hub::untrack`].
     pub fn track(&self) {
         self.tracked.fetch_add(1, Ordering::Relaxed);
@@ -74,7 +75,7 @@ impl Hub {
     /// Delivers to every other connection of the audience: one broadcast to the sockets that
     /// did not opt into recovery, and the plain WebSocket connections.
     pub async fn deliver_untracked(&self, publication: &Publication, offsets: Offsets<'_>) {
-        let sockets = self.select(&publication.audience).except(tracked_room().name());
+        let sockets = self.select(&publication.audience).except(Room::tracked().name());
         let event = publication.event.as_str();
         let result = match &publication.data {
             Payload::Json(data) => sockets.emit(event, data).await,
@@ -134,7 +135,7 @@ impl Hub {
 
     /// The local sockets that opted into recovery.
     pub fn tracked_sockets(&self) -> Vec<socketioxide::extract::SocketRef> {
-        self.sockets.within(tracked_room().name()).sockets()
+        self.sockets.within(Room::tracked().name()).sockets()
     }
 
     /// Closes every socket (at shutdown; plain connections close on the shutdown token).

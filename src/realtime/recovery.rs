@@ -12,7 +12,8 @@ use socketioxide::extract::SocketRef;
 
 use crate::access;
 use crate::auth::Identity;
-use crate::recovery::{Cursor, Position, RECOVERY_EVENT, Session, Tracker, addressed_to, new_session_id, tracked_room};
+use crate::event::EventName;
+use crate::recovery::{Cursor, Position, Session, Tracker, addressed_to, new_session_id};
 use crate::rooms::Room;
 use crate::state::AppState;
 
@@ -45,7 +46,7 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
     let session_id = session_id.unwrap_or_else(|| new_session_id(&state.instance.id));
     socket.extensions.insert(Arc::new(Tracker::replaying(session_id)));
     socket.extensions.insert(Resume(from));
-    socket.join(tracked_room().name());
+    socket.join(Room::tracked().name());
     state.publisher.hub().track();
     save(state, socket, identity).await;
 }
@@ -109,7 +110,7 @@ pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
         position: tracker.cursor().position.max(covered),
     };
     let _ = socket.emit(
-        RECOVERY_EVENT,
+        EventName::RECOVERY.as_str(),
         &json!({"recovered": recovered, "missed": missed, "cursor": cursor.to_string()}),
     );
     tracker.go_live(socket, covered);

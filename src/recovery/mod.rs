@@ -29,9 +29,6 @@ use crate::rooms::Room;
 
 use self::memory::MemoryStore;
 
-/// The event an opted-in socket receives after its replay.
-pub const RECOVERY_EVENT: &str = "recovery";
-
 /// A place in the recovery log: `{ms}-{seq}`, ordered (Redis stream ids have this form).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
@@ -117,15 +114,10 @@ impl Session {
     pub fn restorable(rooms: impl IntoIterator<Item = String>, own: &str) -> Vec<String> {
         rooms
             .into_iter()
-            .filter(|r| r != own && r != &tracked_room().name())
+            .filter(|r| r != own && r != &Room::tracked().name())
             .filter(|r| !matches!(Room::parse(r), Ok(Room::User(_) | Room::Org(_) | Room::Tenant(_))))
             .collect()
     }
-}
-
-/// The room every opted-in socket is in, so that one broadcast can leave them out.
-pub fn tracked_room() -> Room {
-    Room::Named("switchyard#recovering".into())
 }
 
 /// Where logs and sessions are kept.
