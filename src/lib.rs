@@ -42,6 +42,7 @@
 //! wiring sees `AppState`. No module imports one that imports it back.
 
 pub mod access;
+pub mod admin;
 pub mod auth;
 pub mod background;
 pub mod bridge;
@@ -49,6 +50,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod demo;
 pub mod directory;
 pub mod event;
 pub mod http;
@@ -58,6 +60,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod lifetime;
 pub mod limits;
+pub mod metrics;
 pub mod notifications;
 pub mod presence;
 pub mod publication;
@@ -70,5 +73,6 @@ pub mod startup;
 pub mod state;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod tls;
 
 pub use startup::Application;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::metrics::RedisFailure;
 use crate::cluster::Bus;
 use crate::cluster::presence::Orphan;
 use crate::event::EventName;
@@ -120,6 +121,7 @@ impl Presence {
                 Ok(totals) => totals,
                 Err(e) => {
                     tracing::warn!(error = %e, user, "presence: Redis unreachable; status not announced");
+                    bus.count_failure(RedisFailure::Command);
                     return None;
                 }
             },
@@ -188,11 +190,17 @@ impl Presence {
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "presence: heartbeat failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "presence: heartbeat failed");
+                bus.count_failure(RedisFailure::Command);
+            }
         }
         match bus.reap_dead().await {
             Ok(orphans) => announce.extend(offline(orphans)),
-            Err(e) => tracing::warn!(error = %e, "presence: reaping failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "presence: reaping failed");
+                bus.count_failure(RedisFailure::Command);
+            }
         }
         announce
     }

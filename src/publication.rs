@@ -22,6 +22,8 @@ pub enum Source {
     ClientEvent,
     Presence,
     Job,
+    /// The admin UI's `emit` command.
+    Admin,
     /// Received from another instance.
     Cluster,
 }
@@ -37,10 +39,11 @@ pub enum Payload {
     Emitted { args: Vec<rmpv::Value>, json: Option<Value> },
 }
 
-/// Emitter arguments serialized as a tuple, which Socket.IO sends as separate arguments.
-pub struct EmitterArgs<'a>(pub &'a [rmpv::Value]);
+/// Arguments serialized as a tuple, which Socket.IO sends as separate arguments (the Node
+/// emitter's, or the admin UI's events).
+pub struct SpreadArgs<'a, T = rmpv::Value>(pub &'a [T]);
 
-impl Serialize for EmitterArgs<'_> {
+impl<T: Serialize> Serialize for SpreadArgs<'_, T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut tuple = serializer.serialize_tuple(self.0.len())?;
         for arg in self.0 {

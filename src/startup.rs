@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::serve::ListenerExt;
-use http::{HeaderName, HeaderValue, Method};
+use http::HeaderValue;
 use migration::MigratorTrait;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::TokenVerifier;
@@ -26,12 +25,14 @@ use crate::config::{DEVELOPMENT_API_KEY, Settings};
 use crate::hub::Hub;
 use crate::jobs;
 use crate::lifetime::Lifetimes;
+use crate::metrics::Metrics;
 use crate::presence::Presence;
 use crate::publish::history::{self, History};
 use crate::publish::{Parts, Publisher};
 use crate::recovery::Recovery;
 use crate::state::{AppState, Instance};
-use crate::{background, http as api, rawws, realtime};
+use crate::admin::{self, Admin};
+use crate::{background, demo, http as api, rawws, realtime, tls};
 
 /// Packets a socket may have waiting to be written. socketioxide drops a packet for a socket
 /// whose queue is full (the default of 128 lost deliveries under fan-out load); the queue's
@@ -52,6 +53,8 @@ pub enum StartupError {
     Migration(#[source] sea_orm::DbErr),
     #[error("REDIS_URL: cannot connect: {0}")]
     Redis(#[source] redis::RedisError),
+    #[error("TLS_CERT_FILE/TLS_KEY_FILE: {0}")]
+    Tls(String),
     #[error("cannot listen on {addr} (HOST/PORT): {source}")]
     Bind {
         addr: SocketAddr,
@@ -61,6 +64,8 @@ pub enum StartupError {
 
 pub struct Application {
     listener: TcpListener,
+    /// HTTPS and WSS, when a certificate is configured.
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     router: Router,
     state: AppState,
     /// The cluster bus, when Redis is configured; its subscriber runs with the server.
@@ -75,6 +80,7 @@ impl Application {
             .await
             .map_err(StartupError::Migration)?;
 
+        let tls = settings.operations.tls.as_ref().map(tls::server_config).transpose().map_err(StartupError::Tls)?;
         let addr = SocketAddr::new(settings.host, settings.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -93,6 +99,7 @@ impl Application {
         let (socket_layer, io) = builder.build_layer();
         let settings = Arc::new(settings);
         let instance = Arc::new(Instance::new());
+        let metrics = Arc::new(Metrics::new());
         let bus = match &settings.redis_url {
             Some(url) => Some(
                 Bus::connect(
@@ -101,6 +108,7 @@ impl Application {
                     &instance.id,
                     settings.presence_ttl,
                     settings.recovery_window,
+                    metrics.clone(),
                 )
                     .await
                     .map_err(StartupError::Redis)?,
@@ -127,7 +135,16 @@ impl Application {
             db: db.clone(),
             bus: bus.clone(),
             recovery,
+            metrics: metrics.clone(),
         });
+        let admin = Arc::new(Admin::new(
+            settings.operations.admin.clone(),
+            io.clone(),
+            bus.clone(),
+            publisher.clone(),
+            &instance.id,
+            instance.started,
+        ));
         let state = AppState {
             tokens: Arc::new(TokenVerifier::new(&settings.jwt)),
             publisher,
@@ -136,18 +153,22 @@ impl Application {
             catalogue: Arc::new(Catalogue::builtin()),
             presence,
             lifetimes: Arc::new(Lifetimes::new(settings.token_expiry_notice)),
+            admin,
             settings: settings.clone(),
             db,
+            metrics,
         };
         realtime::attach(&state, &io);
+        admin::attach(&state.admin, &io);
 
         let router = api::router()
             .merge(rawws::router())
+            .merge(demo::router())
             .with_state(state.clone())
             .layer(socket_layer)
             .layer(axum::extract::DefaultBodyLimit::max(settings.max_payload))
             .layer(axum::middleware::map_request(detach_request_head))
-            .layer(cors_layer(&settings))
+            .layer(api::cors(&settings))
             .layer(
                 TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
                     // The path only: a query string may carry a token.
@@ -156,6 +177,7 @@ impl Application {
             );
         Ok(Application {
             listener,
+            tls,
             router,
             state,
             bus,
@@ -191,13 +213,15 @@ impl Application {
                 bus: bus.clone(),
                 max_payload: state.settings.max_payload,
             };
-            tasks.spawn(bus.run(state.publisher.clone(), bridge, stop.clone()));
+            tasks.spawn(bus.run(state.publisher.clone(), bridge, state.admin.clone(), stop.clone()));
         }
         jobs::spawn_all(&state.db, &state.publisher, &state.settings, &tasks, &stop);
         background::spawn(&state, &tasks, &stop);
+        tasks.spawn(state.admin.clone().report_periodically(stop.clone()));
         tasks.close();
 
-        tracing::info!(%addr, instance = %state.instance.id, "listening");
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, instance = %state.instance.id, "listening");
         let graceful = async move {
             shutdown.await;
             tracing::info!("shutting down: closing connections");
@@ -206,19 +230,24 @@ impl Application {
             realtime::recovery::release_all(&state).await;
             state.publisher.hub().close().await;
         };
-        // Small frames go out at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
-        // hold some deliveries for 40 ms.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        match self.tls {
+            Some(config) => {
+                // Each handshake's connection already has TCP_NODELAY (see below).
+                let listener = tls::TlsListener::new(self.listener, config)?.tap_io(|_| {});
+                axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
             }
-        });
-        axum::serve(
-            listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful)
-        .await?;
+            None => {
+                // Small frames go out at once: without TCP_NODELAY, Nagle's algorithm and
+                // delayed ACKs hold some deliveries for 40 ms.
+                let listener = self.listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                    }
+                });
+                axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }
@@ -226,42 +255,16 @@ impl Application {
 
 pub async fn connect_database(url: &str) -> Result<DatabaseConnection, StartupError> {
     let mut options = ConnectOptions::new(url.to_owned());
+    let sqlite = url.starts_with("sqlite:");
     options
-        .max_connections(if url.starts_with("sqlite:") { 8 } else { 16 })
+        .max_connections(if sqlite { 8 } else { 16 })
+        // SQLite's connections are a file each and cost nothing to keep: all open from the
+        // start, so the process's descriptors and memory do not creep up as load first
+        // reaches them (the soak counted them as growth).
+        .min_connections(if sqlite { 8 } else { 0 })
         .connect_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
     Database::connect(options).await.map_err(StartupError::Database)
-}
-
-fn cors_layer(settings: &Settings) -> CorsLayer {
-    if settings.cors_origins.is_empty() {
-        // No origin is trusted with credentials; any page may still use the API and sockets
-        // with explicit tokens.
-        return CorsLayer::new()
-            .allow_origin(Any)
-            .allow_methods(Any)
-            .allow_headers(Any);
-    }
-    let origins: Vec<HeaderValue> = settings
-        .cors_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_credentials(true)
-        .allow_methods(AllowMethods::list([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ]))
-        .allow_headers(AllowHeaders::list([
-            http::header::AUTHORIZATION,
-            http::header::CONTENT_TYPE,
-            HeaderName::from_static("x-api-key"),
-        ]))
 }
 
 fn warn_about_development_defaults(settings: &Settings) {

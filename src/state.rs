@@ -7,10 +7,12 @@ use std::time::Instant;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::Admin;
 use crate::auth::{self, AuthError, Identity, TokenVerifier};
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::lifetime::Lifetimes;
+use crate::metrics::Metrics;
 use crate::presence::{self, Presence};
 use crate::publish::Publisher;
 
@@ -30,13 +32,21 @@ pub struct AppState {
     pub lifetimes: Arc<Lifetimes>,
     /// Cancelled when the server stops: the bus, jobs and plain WebSocket connections end.
     pub shutdown: CancellationToken,
+    /// What `/metrics` shows.
+    pub metrics: Arc<Metrics>,
+    /// What the admin UI is told.
+    pub admin: Arc<Admin>,
 }
 
 impl AppState {
     /// Verifies a client's token (and, with `AUTH_REQUIRE_USER`, the directory's word on him).
     pub async fn authenticate(&self, token: Option<String>) -> Result<Identity, AuthError> {
         let directory = self.settings.auth_require_user.then_some(&self.db);
-        auth::authenticate(&self.tokens, directory, token).await
+        let result = auth::authenticate(&self.tokens, directory, token).await;
+        if let Err(e) = &result {
+            self.metrics.auth_failed(e.code());
+        }
+        result
     }
 
     /// Refuses a user's next connection when he has `MAX_CONNECTIONS_PER_USER` already, across
@@ -44,6 +54,7 @@ impl AppState {
     pub async fn admit(&self, identity: &Identity) -> Result<(), AuthError> {
         let limit = self.settings.max_connections_per_user;
         if limit > 0 && self.presence.connections_anywhere(&identity.user_id).await >= limit {
+            self.metrics.auth_failed(AuthError::TooManyConnections(limit).code());
             return Err(AuthError::TooManyConnections(limit));
         }
         Ok(())

@@ -62,7 +62,7 @@ export async function startServer(env = {}) {
       }
       if (entry.message === "listening") {
         clearTimeout(timer);
-        resolveUrl(`http://${entry.addr}`);
+        resolveUrl(`${entry.scheme ?? "http"}://${entry.addr}`);
       }
     });
   });

@@ -58,6 +58,8 @@ pub enum Incoming {
     Deliver,
     Rooms,
     Reply,
+    /// What the admin UI shows, from every instance.
+    Admin,
     Backend(BackendChannel),
 }
 
@@ -81,6 +83,10 @@ impl Keyspace {
     }
     pub fn rooms_channel(&self) -> String {
         format!("{}switchyard#rooms", self.prefix)
+    }
+    /// Where instances tell every admin UI what they hold (stats, sockets coming and going).
+    pub fn admin_channel(&self) -> String {
+        format!("{}switchyard#admin", self.prefix)
     }
     /// Where this instance hears answers to its queries.
     pub fn reply_channel(&self) -> String {
@@ -136,6 +142,7 @@ impl Keyspace {
             self.deliver_channel(),
             self.rooms_channel(),
             self.reply_channel(),
+            self.admin_channel(),
             self.json_channel(INVITATION_UPDATES),
             self.json_channel(NOTIFICATIONS),
             self.json_channel(PUBLISH),
@@ -153,6 +160,7 @@ impl Keyspace {
         Some(match bare {
             "switchyard#deliver" => Incoming::Deliver,
             "switchyard#rooms" => Incoming::Rooms,
+            "switchyard#admin" => Incoming::Admin,
             _ if channel == self.reply_channel() => Incoming::Reply,
             INVITATION_UPDATES => Incoming::Backend(BackendChannel::InvitationUpdates),
             NOTIFICATIONS => Incoming::Backend(BackendChannel::Notifications),

@@ -23,6 +23,7 @@ pub mod presence;
 pub mod recovery;
 pub mod rooms;
 
+use crate::metrics::{Metrics, RedisFailure};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +63,11 @@ pub trait Handler: Send + Sync + 'static {
     fn count(&self, room: &str) -> usize;
 }
 
+/// What instances tell the operators' screens (the admin UI's relay implements it).
+pub trait Operator: Send + Sync + 'static {
+    fn relay(&self, payload: &[u8]) -> impl Future<Output = Result<(), String>> + Send;
+}
+
 /// What backends publish on Redis (the bridge implements it).
 pub trait Inlet: Send + Sync + 'static {
     fn receive(&self, channel: BackendChannel, payload: &[u8]) -> impl Future<Output = Result<(), String>> + Send;
@@ -90,6 +96,8 @@ struct Inner {
     presence_ttl: Duration,
     /// How long the log and disconnected sessions are kept for resumption.
     recovery_window: Duration,
+    /// Where Redis failures are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl Bus {
@@ -100,6 +108,7 @@ impl Bus {
         instance: &str,
         presence_ttl: Duration,
         recovery_window: Duration,
+        metrics: Arc<Metrics>,
     ) -> redis::RedisResult<Bus> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
@@ -119,12 +128,28 @@ impl Bus {
                 presence: presence::Scripts::default(),
                 presence_ttl,
                 recovery_window,
+                metrics,
             }),
         })
     }
 
     pub fn instance(&self) -> &str {
         &self.inner.instance
+    }
+
+    /// Tells every instance's admin UIs (the subscribers hand it to their [`Operator`]).
+    pub async fn tell_admins(&self, payload: String) -> redis::RedisResult<()> {
+        let mut redis = self.inner.redis.clone();
+        redis::cmd("PUBLISH")
+            .arg(self.inner.keys.admin_channel())
+            .arg(payload)
+            .query_async::<()>(&mut redis)
+            .await
+    }
+
+    /// Counts a Redis failure (the callers that fall back on this instance alone say which).
+    pub fn count_failure(&self, failure: RedisFailure) {
+        self.inner.metrics.redis_failed(failure);
     }
 
     /// Whether the subscriber is connected.
@@ -144,14 +169,15 @@ impl Bus {
 
     /// Runs the subscriber until `shutdown`: reconnects with backoff, subscribes every channel
     /// again, and handles each message in the order Redis delivers them.
-    pub async fn run<H: Handler, I: Inlet>(self, handler: H, inlet: I, shutdown: CancellationToken) {
+    pub async fn run<H: Handler, I: Inlet, O: Operator>(self, handler: H, inlet: I, operator: O, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = self.session(&handler, &inlet) => r,
+                r = self.session(&handler, &inlet, &operator) => r,
             };
             self.set_disconnected();
+            self.count_failure(RedisFailure::Connection);
             match result {
                 Ok(()) => tracing::warn!("redis: subscriber connection closed; reconnecting"),
                 Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "redis: subscriber connection failed"),
@@ -165,7 +191,7 @@ impl Bus {
     }
 
     /// One subscriber connection's life.
-    async fn session<H: Handler, I: Inlet>(&self, handler: &H, inlet: &I) -> redis::RedisResult<()> {
+    async fn session<H: Handler, I: Inlet, O: Operator>(&self, handler: &H, inlet: &I, operator: &O) -> redis::RedisResult<()> {
         let keys = &self.inner.keys;
         let connecting = tokio::time::timeout(REDIS_TIMEOUT, self.inner.client.get_async_pubsub());
         let mut pubsub = connecting
@@ -191,11 +217,13 @@ impl Bus {
                 },
                 Some(Incoming::Rooms) => self.room_message(handler, payload).await,
                 Some(Incoming::Reply) => self.count_answered(payload),
+                Some(Incoming::Admin) => operator.relay(payload).await,
                 Some(Incoming::Backend(kind)) => inlet.receive(kind, payload).await,
                 None => Err("not a channel this instance reads".into()),
             };
             if let Err(reason) = result {
                 tracing::warn!(%channel, %reason, "redis: message dropped");
+                self.count_failure(RedisFailure::Message);
             }
         }
         Ok(())

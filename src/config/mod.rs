@@ -16,8 +16,11 @@ use serde::Deserialize;
 
 use crate::rooms::ChannelPattern;
 
+mod operations;
 mod sections;
 mod values;
+
+pub use operations::{AdminLogin, AdminPassword, Operations, Tls};
 
 /// The development signing secret, used only when no key is configured outside production.
 pub const DEVELOPMENT_JWT_SECRET: &str = "switchyard-development-secret-change-me";
@@ -139,6 +142,8 @@ pub struct Settings {
     pub max_payload: usize,
     /// `MAX_SUBSCRIPTIONS`: public channels one connection may be subscribed to.
     pub max_subscriptions: usize,
+    /// Metrics access, the admin UI's login, TLS.
+    pub operations: Operations,
 }
 
 /// The kinds of room whose publications are recorded.
@@ -224,6 +229,11 @@ struct RawSettings {
     max_connections_per_user: Option<String>,
     max_payload: Option<String>,
     max_subscriptions: Option<String>,
+    metrics_token: Option<String>,
+    admin_username: Option<String>,
+    admin_password: Option<String>,
+    tls_cert_file: Option<String>,
+    tls_key_file: Option<String>,
 }
 
 impl Settings {
@@ -324,6 +334,13 @@ impl Settings {
                 "2m",
             )?,
             ws_send_queue: values::positive("WS_SEND_QUEUE", raw.ws_send_queue.as_deref(), 1024)?,
+            operations: operations::operations(operations::RawOperations {
+                metrics_token: raw.metrics_token.as_deref(),
+                admin_username: raw.admin_username.as_deref(),
+                admin_password: raw.admin_password.as_deref(),
+                tls_cert_file: raw.tls_cert_file.as_deref(),
+                tls_key_file: raw.tls_key_file.as_deref(),
+            })?,
             rust_log: raw.rust_log,
             redis_channel_prefix: raw.redis_channel_prefix.unwrap_or_default(),
         })

@@ -2,7 +2,7 @@
 //!
 //! - `publish`: `POST /api/events`, the general publish API for backends.
 //! - `directory`: users, project/channel memberships and invitations (`/api/users`, ...).
-//! - `health`: `/healthz`, `/readyz`.
+//! - `health`: `/healthz`, `/readyz`; `metrics`: `/metrics` (Prometheus).
 //! - `invitations`: `POST /invitation-update`.
 //! - `control`: `/api/websocket` (broadcast to a channel, notify a user, status).
 //! - `polling`: history and notifications for clients without a WebSocket.
@@ -10,16 +10,19 @@
 
 mod api_key;
 mod control;
+mod cors;
 mod directory;
 mod error;
 mod health;
 mod invitations;
 mod json;
+mod metrics;
 mod polling;
 mod publish;
 mod user_auth;
 
 pub use api_key::ApiKey;
+pub use cors::cors;
 pub use error::ApiError;
 pub use json::ApiJson;
 pub use user_auth::UserAuth;
@@ -31,6 +34,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(publish::router())
         .merge(directory::router())
         .merge(invitations::router())

@@ -14,7 +14,8 @@ use socketioxide::SocketIo;
 use socketioxide::operators::BroadcastOperators;
 
 use self::plain::{Offsets, PlainConnections};
-use crate::publication::{Audience, EmitterArgs, Payload, Publication, RoomAction, RoomOp};
+use crate::metrics::ConnectionCounts;
+use crate::publication::{Audience, SpreadArgs, Payload, Publication, RoomAction, RoomOp};
 use crate::recovery::{Position, Tracker};
 use crate::rooms::Room;
 
@@ -51,35 +52,41 @@ impl Hub {
         self.tracked.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Delivers to every local connection in the audience, once each. `offsets` are the
-    /// publication's history offsets by room (plain `/ws` frames carry their channel's);
-    /// `position` its place in the recovery log, when it has one.
-    pub async fn deliver(&self, publication: &Publication, offsets: Offsets<'_>, position: Option<Position>) {
-        self.deliver_tracked(publication, position);
-        self.deliver_untracked(publication, offsets).await;
+    /// Delivers to every local connection in the audience, once each, and says to how many.
+    /// `offsets` are the publication's history offsets by room (plain `/ws` frames carry their
+    /// channel's); `position` its place in the recovery log, when it has one.
+    pub async fn deliver(&self, publication: &Publication, offsets: Offsets<'_>, position: Option<Position>) -> usize {
+        self.deliver_tracked(publication, position) + self.deliver_untracked(publication, offsets).await
     }
 
     /// Delivers to the tracked sockets of the audience, each with its cursor. Synchronous, so
     /// that a caller holding the recovery log keeps positions in order.
-    pub fn deliver_tracked(&self, publication: &Publication, position: Option<Position>) {
+    pub fn deliver_tracked(&self, publication: &Publication, position: Option<Position>) -> usize {
         if self.tracked.load(Ordering::Relaxed) == 0 {
-            return;
+            return 0;
         }
+        let mut delivered = 0;
         for socket in self.select(&publication.audience).sockets() {
             if let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() {
                 tracker.deliver(&socket, publication, position);
+                delivered += 1;
             }
         }
+        delivered
     }
 
     /// Delivers to every other connection of the audience: one broadcast to the sockets that
     /// did not opt into recovery, and the plain WebSocket connections.
-    pub async fn deliver_untracked(&self, publication: &Publication, offsets: Offsets<'_>) {
-        let sockets = self.select(&publication.audience).except(Room::tracked().name());
+    pub async fn deliver_untracked(&self, publication: &Publication, offsets: Offsets<'_>) -> usize {
+        let selection = || self.select(&publication.audience).except(Room::tracked().name());
+        // Counted for the metrics: the selection is walked once more (one list per publication;
+        // socketioxide's broadcast does not say how many it reached).
+        let mut delivered = selection().sockets().len();
+        let sockets = selection();
         let event = publication.event.as_str();
         let result = match &publication.data {
             Payload::Json(data) => sockets.emit(event, data).await,
-            Payload::Emitted { args, .. } => sockets.emit(event, &EmitterArgs(args)).await,
+            Payload::Emitted { args, .. } => sockets.emit(event, &SpreadArgs(args)).await,
         };
         // A closed socket is on its way out; a full queue means a client far behind, which
         // loses this delivery (socketioxide does not say which socket it was).
@@ -96,7 +103,8 @@ impl Hub {
             Err(error) => tracing::warn!(%error, "delivery failed"),
             Ok(()) => {}
         }
-        self.plain.deliver(publication, offsets);
+        delivered += self.plain.deliver(publication, offsets);
+        delivered
     }
 
     /// Applies a room operation to the local connections of its audience.
@@ -121,6 +129,20 @@ impl Hub {
     /// Local connections of both protocols.
     pub fn connections(&self) -> usize {
         self.sockets.sockets().len() + self.plain.connections()
+    }
+
+    /// Local connections by protocol (walks the sockets: for a scrape, not a hot path).
+    pub fn connection_counts(&self) -> ConnectionCounts {
+        let sockets = self.sockets.sockets();
+        let v4 = sockets
+            .iter()
+            .filter(|s| s.protocol() == socketioxide::ProtocolVersion::V4)
+            .count();
+        ConnectionCounts {
+            socketio_v5: sockets.len() - v4,
+            socketio_v4: v4,
+            plain: self.plain.connections(),
+        }
     }
 
     /// Socket.IO rooms that have a member here.

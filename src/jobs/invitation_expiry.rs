@@ -83,7 +83,9 @@ pub async fn schedule(db: DatabaseConnection, publisher: Publisher, cron: croner
         if !publisher.claim(&format!("invitation-expiry:{}", next.timestamp()), Duration::from_secs(3600)).await {
             continue;
         }
-        match run_once(&db, &publisher, Utc::now()).await {
+        let result = run_once(&db, &publisher, Utc::now()).await;
+        publisher.metrics().job_ran("invitation_expiry", result.is_ok());
+        match result {
             Ok(report) => tracing::info!(expired = report.expired.len(), admins_notified = report.admins_notified, "invitation expiry ran"),
             Err(e) => tracing::error!(error = %e, "invitation expiry failed"),
         }

@@ -35,6 +35,7 @@ use crate::cluster::deliver::SendError;
 use crate::cluster::{self, Bus, Numbered, Offsets};
 use crate::event::EventName;
 use crate::hub::Hub;
+use crate::metrics::{Metrics, RedisFailure};
 use crate::presence::Presence;
 use crate::publication::{Publication, RoomOp};
 use crate::recovery::{Position, Recovery};
@@ -89,6 +90,7 @@ pub struct Parts {
     pub bus: Option<Bus>,
     /// The recovery log and sessions (in the bus, or this instance's memory).
     pub recovery: Arc<Recovery>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Publisher {
@@ -100,6 +102,7 @@ impl Publisher {
     #[tracing::instrument(skip_all, fields(id = %publication.id, event = %publication.event, source = ?publication.source))]
     pub async fn publish(&self, publication: Publication) -> Result<Receipt, PublishError> {
         let inner = &self.inner;
+        inner.metrics.published(publication.source);
         let history_rooms: Vec<&Room> = publication
             .audience
             .rooms
@@ -111,6 +114,7 @@ impl Publisher {
                 Ok(offsets) => offsets,
                 Err(e) => {
                     tracing::warn!(error = %e, "redis unreachable: delivering on this instance only");
+                    inner.metrics.redis_failed(RedisFailure::Command);
                     bus.set_disconnected();
                     let offsets = self.deliver_here(&publication, &history_rooms).await?;
                     bus.numbered_alone(&offsets);
@@ -132,7 +136,9 @@ impl Publisher {
     /// Delivers a publication that every instance received by itself (the Node emitter's): to
     /// this instance's connections only; not numbered, not recorded.
     pub async fn deliver_received(&self, publication: &Publication) {
-        self.inner.hub.deliver(publication, &[], None).await;
+        self.inner.metrics.published(publication.source);
+        let delivered = self.inner.hub.deliver(publication, &[], None).await;
+        self.inner.metrics.delivered(delivered, since(publication));
     }
 
     /// Applies a room operation to the audience's connections on every instance (this one alone
@@ -141,7 +147,10 @@ impl Publisher {
         if let Some(bus) = &self.inner.bus {
             match bus.room_op(&op).await {
                 Ok(()) => return,
-                Err(e) => tracing::warn!(error = %e, "redis unreachable: applying the room operation on this instance only"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis unreachable: applying the room operation on this instance only");
+                    self.inner.metrics.redis_failed(RedisFailure::Command);
+                }
             }
         }
         self.inner.hub.apply(&op).await;
@@ -162,6 +171,7 @@ impl Publisher {
             Ok(remote) => local + remote,
             Err(e) => {
                 tracing::warn!(error = %e, "redis unreachable: counting this instance only");
+                self.inner.metrics.redis_failed(RedisFailure::Command);
                 local
             }
         }
@@ -213,6 +223,10 @@ impl Publisher {
         &self.inner.recovery
     }
 
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     /// Numbers and delivers on this instance alone (single instance, or Redis down).
     async fn deliver_here(&self, publication: &Publication, history_rooms: &[&Room]) -> Result<Offsets, PublishError> {
         let tickets = self
@@ -228,10 +242,9 @@ impl Publisher {
             true => None,
             false => self.inner.recovery.log_locally(publication, |p| hub.deliver_tracked(publication, Some(p))),
         };
-        if logged.is_none() {
-            hub.deliver_tracked(publication, None);
-        }
-        hub.deliver_untracked(publication, &offsets).await;
+        let tracked = logged.unwrap_or_else(|| hub.deliver_tracked(publication, None));
+        let untracked = hub.deliver_untracked(publication, &offsets).await;
+        self.inner.metrics.delivered(tracked + untracked, since(publication));
         // Delivered in offset order: the next publication to these rooms may go.
         drop(tickets);
         Ok(offsets)
@@ -287,6 +300,7 @@ impl Publisher {
                 .record(offsets, &publication.id.to_string(), publication.event.as_str(), &data, publication.published_at)
                 .await
                 .map_err(PublishError::History)?;
+            self.inner.metrics.history_written(offsets.len());
         }
         if is_notification {
             self.keep_notification(publication, &data).await?;
@@ -309,11 +323,17 @@ impl Publisher {
     }
 }
 
+/// How long ago a publication was accepted (by whichever instance accepted it).
+fn since(publication: &Publication) -> Duration {
+    (chrono::Utc::now() - publication.published_at).to_std().unwrap_or_default()
+}
+
 /// What the cluster bus brings back: delivered and applied through the same hub.
 impl cluster::Handler for Publisher {
     async fn deliver(&self, publication: Publication, numbered: Numbered) {
         let position = numbered.position.as_deref().and_then(Position::parse);
-        self.inner.hub.deliver(&publication, &numbered.offsets, position).await;
+        let delivered = self.inner.hub.deliver(&publication, &numbered.offsets, position).await;
+        self.inner.metrics.delivered(delivered, since(&publication));
     }
 
     async fn apply(&self, op: RoomOp) {

@@ -241,6 +241,7 @@ async fn read_loop(
                     Message::Ping(_) | Message::Pong(_) => continue,
                 };
                 if !bucket.take() {
+                    state.metrics.rate_limited();
                     reply(state, id, Refusal::new("rate_limited", "too many messages; slow down (CLIENT_EVENT_RATE)").frame());
                     continue;
                 }

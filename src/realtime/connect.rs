@@ -88,6 +88,7 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
     let disconnect_state = state.clone();
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
         let state = disconnect_state.clone();
+        state.admin.socket_disconnected(&socket, &reason.to_string());
         let session = socket.extensions.get::<Identity>().and_then(|i| recovery::session_of(&socket, &i));
         async move {
             tracing::info!(sid = %socket.id, %reason, "disconnected");
@@ -108,6 +109,7 @@ async fn on_connect(state: AppState, socket: SocketRef) {
         return;
     };
     tracing::info!(sid = %socket.id, user = %identity.user_id, "connected");
+    state.admin.socket_connected(&socket);
     recovery::resume(&state, &socket, &identity).await;
     // The user's notifications that reached none of his connections, to this socket only.
     let tracker = socket.extensions.get::<std::sync::Arc<Tracker>>();

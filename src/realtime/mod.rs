@@ -49,6 +49,9 @@ pub type AckResult = Result<Map<String, Value>, AckError>;
 /// registers, and twelve of them took about 2 KB per connection (heaptrack; bench/README).
 async fn answer(state: AppState, socket: SocketRef, event: String, data: Result<Value, String>, ack: AckSender) {
     let over_limit = socket.extensions.get::<std::sync::Arc<Bucket>>().is_some_and(|b| !b.take());
+    if over_limit {
+        state.metrics.rate_limited();
+    }
     let result = match (handler(&event), data) {
         _ if over_limit => Err(AckError::new("rate_limited", "too many events; slow down (CLIENT_EVENT_RATE)")),
         (None, _) => Err(AckError::new("unknown_event", format!("this server has no handler for `{event}`"))),

@@ -24,7 +24,7 @@ use serde_json::Value;
 use socketioxide::extract::SocketRef;
 
 use crate::cluster::Bus;
-use crate::publication::{EmitterArgs, Payload, Publication};
+use crate::publication::{SpreadArgs, Payload, Publication};
 use crate::rooms::Room;
 
 use self::memory::MemoryStore;
@@ -330,7 +330,7 @@ impl Tracker {
             Payload::Emitted { args, .. } => {
                 let mut args: Vec<rmpv::Value> = args.clone();
                 args.push(rmpv::Value::from(cursor.as_str().unwrap_or_default()));
-                socket.emit(event, &EmitterArgs(&args))
+                socket.emit(event, &SpreadArgs(&args))
             }
         };
         if let Err(e) = sent {

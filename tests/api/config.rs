@@ -111,7 +111,8 @@ fn env_example_lists_every_variable_and_its_defaults_load() {
         "LOG_FORMAT", "INVITATION_EXPIRY_CRON", "EVENTS_ALLOW_UNKNOWN", "CHANNEL_PATTERNS",
         "REDIS_CHANNEL_PREFIX", "HISTORY_ROOMS", "HISTORY_MAX_PER_ROOM", "HISTORY_MAX_AGE",
         "WS_PING_INTERVAL", "WS_SEND_QUEUE", "WS_ALLOW_USER_QUERY", "MSGPACK",
-        "PRESENCE_TTL",
+        "PRESENCE_TTL", "METRICS_TOKEN", "ADMIN_USERNAME", "ADMIN_PASSWORD", "TLS_CERT_FILE",
+        "TLS_KEY_FILE",
     ] {
         assert!(text.contains(&format!("{name}=")), "{name} is not in .env.example");
     }
@@ -125,4 +126,37 @@ fn env_example_lists_every_variable_and_its_defaults_load() {
         .collect();
     let s = Settings::from_vars(vars).unwrap();
     assert_eq!(s.port, 4000);
+}
+
+#[test]
+fn operations_settings_name_the_variable_at_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    for (vars, var) in [
+        (vec![("TLS_CERT_FILE", missing), ("TLS_KEY_FILE", missing)], "TLS_CERT_FILE: cannot read"),
+        (vec![("TLS_CERT_FILE", garbage), ("TLS_KEY_FILE", garbage)], "TLS_CERT_FILE"),
+        (vec![("TLS_CERT_FILE", garbage)], "TLS_KEY_FILE: is required"),
+        (vec![("ADMIN_USERNAME", "operator")], "ADMIN_PASSWORD: is required"),
+        (vec![("ADMIN_PASSWORD", "secret")], "ADMIN_USERNAME: is required"),
+        (vec![("ADMIN_USERNAME", "operator"), ("ADMIN_PASSWORD", "$2b$10$tooshort")], "ADMIN_PASSWORD: looks like a bcrypt hash"),
+    ] {
+        let error = error_for(&vars);
+        assert!(error.starts_with(var), "{vars:?}: {error}");
+    }
+}
+
+#[test]
+fn the_admin_password_may_be_plain_or_a_bcrypt_hash() {
+    let hash = bcrypt::hash("correct horse", 4).unwrap();
+    for password in ["correct horse", hash.as_str()] {
+        let s = Settings::from_vars([("ADMIN_USERNAME", "operator"), ("ADMIN_PASSWORD", password)]).unwrap();
+        let login = s.operations.admin.expect("admin login configured");
+        assert!(login.password.matches("correct horse"), "{password}");
+        assert!(!login.password.matches("correct horsE"), "{password}");
+        assert!(!login.password.matches(""), "{password}");
+    }
 }

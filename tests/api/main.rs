@@ -10,6 +10,7 @@ mod fuzz;
 mod garbage;
 mod health;
 mod invitations;
+mod metrics;
 mod helpers;
 mod postgres;
 mod publish;

@@ -1,0 +1,32 @@
+//! `GET /metrics`: the Prometheus exposition. With `METRICS_TOKEN` set, a scraper must present
+//! it as a Bearer token.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(scrape))
+}
+
+async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.settings.operations.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(expected.expose()) {
+            return Err(ApiError::Unauthorized {
+                code: "metrics_token_required",
+                message: "GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`".into(),
+            });
+        }
+    }
+    let body = state.metrics.render(state.publisher.hub().connection_counts());
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
+}
