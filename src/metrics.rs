@@ -7,6 +7,7 @@
 
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
+use crate::auth::AuthError;
 use crate::publication::Source;
 
 /// Local connections by protocol, as the hub counts them when scraped.
@@ -104,6 +105,9 @@ impl Metrics {
         // Series that exist before their first event, so dashboards and alerts see zeros.
         for outcome in ["ok", "error"] {
             job_runs.with_label_values(&["invitation_expiry", outcome]);
+        }
+        for code in AuthError::codes() {
+            auth_failures.with_label_values(&[code]);
         }
         let source = |name: &str| publications.with_label_values(&[name]);
         let kind = |name: &str| redis_errors.with_label_values(&[name]);

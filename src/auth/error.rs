@@ -30,6 +30,24 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every refusal's code (for series that exist before the first refusal).
+    pub fn codes() -> [&'static str; 11] {
+        [
+            AuthError::Missing,
+            AuthError::Malformed(""),
+            AuthError::AlgorithmRefused(String::new()),
+            AuthError::BadSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::InvalidClaims(String::new()),
+            AuthError::UnknownUser,
+            AuthError::EmailUnverified,
+            AuthError::Unavailable,
+            AuthError::TooManyConnections(0),
+        ]
+        .map(|e| e.code())
+    }
+
     /// The stable code, the part before the colon in the message.
     pub fn code(&self) -> &'static str {
         match self {

@@ -79,3 +79,25 @@ async fn metrics_token_is_required_when_set() {
     assert!(right.text().await.unwrap().contains("switchyard_deliveries_total"));
     app.stop().await;
 }
+
+/// The Grafana dashboard in `deploy/` is built on series the server exposes.
+#[tokio::test]
+async fn the_grafana_dashboard_uses_only_exposed_series() {
+    let app = spawn_app().await;
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana-dashboard.json")).unwrap())
+            .unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| w.starts_with("switchyard_")) {
+                assert!(text.contains(&format!("# TYPE {word} ")) || text.contains(&format!("\n{word}")), "{word} is not exposed");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "every panel names a series");
+    app.stop().await;
+}
