@@ -33,9 +33,11 @@
 //!   several ways in share), [`presence`] (who is online, cluster-wide), [`subscriptions`]
 //!   (public channels, one rule for both protocols), [`lifetime`] (connections bound to their
 //!   token's expiry).
+//! - Operations: [`metrics`] (`/metrics`), [`admin`] (the `@socket.io/admin-ui` protocol on
+//!   `/admin`, across instances), [`demo`] (`/realtime-demo`), [`tls`] (HTTPS and WSS).
 //! - Wiring: [`config`] (settings; the only reader of env vars), [`startup`]
 //!   ([`startup::Application`] binds, wires [`state::AppState`], runs, shuts down), [`state`],
-//!   [`background`] (presence upkeep, token expiry),
+//!   [`background`] (presence upkeep, token expiry, freed memory back to the system),
 //!   [`telemetry`] (logging), [`cli`].
 //!
 //! Domain modules take the handles they use (`&DatabaseConnection`, `&Publisher`); only the

@@ -101,6 +101,14 @@ test("the admin protocol: config, all_sockets, server_stats, sockets coming and 
     assert.deepEqual(await bob.beforeBarrier(), [{ name: "vip:news", args: [{ n: 1 }] }]);
     assert.deepEqual(await alice.beforeBarrier(), []);
 
+    // `emit` to one socket (by its id) goes through the publish path: alice alone gets it.
+    const hello = new Promise((ok) => alice.socket.once("admin:hello", ok));
+    admin.emit("emit", "/", alice.socket.id, "admin:hello", { from: "operator" });
+    await hello;
+    await server.barrier();
+    assert.deepEqual(await alice.beforeBarrier(), [{ name: "admin:hello", args: [{ from: "operator" }] }]);
+    assert.deepEqual(await bob.beforeBarrier(), []);
+
     // (socket.io-client forgets a socket's id once it is disconnected.)
     const bobId = bob.socket.id;
     const gone = next(admin, "socket_disconnected", (nsp, id) => id === bobId);

@@ -11,7 +11,8 @@
 //! One subscriber connection ([`Bus::run`]) reads the bus's channels and the backends' channels
 //! (JSON channels, the Node emitter) in the order Redis delivers them, hands publications and
 //! room operations to the [`Handler`] registered with it (the Publisher, as a centrifuge Node
-//! registers with its Broker) and backend messages to the [`Inlet`] (the bridge). A lost
+//! registers with its Broker), backend messages to the [`Inlet`] (the bridge), and what
+//! instances tell the admin UIs to the [`Operator`] (the admin relay). A lost
 //! connection is retried with backoff. Every command shares one connection setup and one set of
 //! timeouts; a Redis that does not answer fails a call within [`REDIS_TIMEOUT`], and callers fall
 //! back to this instance alone.
