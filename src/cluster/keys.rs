@@ -186,6 +186,7 @@ mod tests {
                 Some(Incoming::Deliver),
                 Some(Incoming::Rooms),
                 Some(Incoming::Reply),
+                Some(Incoming::Admin),
                 Some(Incoming::Backend(BackendChannel::InvitationUpdates)),
                 Some(Incoming::Backend(BackendChannel::Notifications)),
                 Some(Incoming::Backend(BackendChannel::Publish)),
