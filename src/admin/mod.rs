@@ -134,7 +134,7 @@ impl Admin {
     }
 
     fn server_stats(&self) -> Value {
-        let sockets = self.io.sockets();
+        let sockets = self.io.of("/").map(|ns| ns.sockets()).unwrap_or_default();
         let admins = self.io.of(NAMESPACE).map(|ns| ns.sockets()).unwrap_or_default();
         let polling = sockets.iter().chain(&admins).filter(|s| report::transport(s) == "polling").count();
         let plain = self.publisher.hub().connection_counts().plain;
@@ -156,7 +156,8 @@ impl Admin {
 
     /// Every local socket (both namespaces), as `socket_connected` events or one list.
     fn local_sockets(&self) -> Vec<Value> {
-        let main = self.io.sockets().into_iter().map(|s| report::socket(&s, "/"));
+        let main = self.io.of("/").map(|ns| ns.sockets()).unwrap_or_default();
+        let main = main.into_iter().map(|s| report::socket(&s, "/"));
         let admins = self.io.of(NAMESPACE).map(|ns| ns.sockets()).unwrap_or_default();
         main.chain(admins.iter().map(|s| report::socket(s, NAMESPACE))).collect()
     }

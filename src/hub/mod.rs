@@ -65,8 +65,9 @@ impl Hub {
         if self.tracked.load(Ordering::Relaxed) == 0 {
             return 0;
         }
+        let Some(selection) = self.select(&publication.audience) else { return 0 };
         let mut delivered = 0;
-        for socket in self.select(&publication.audience).sockets() {
+        for socket in selection.sockets() {
             if let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() {
                 tracker.deliver(&socket, publication, position);
                 delivered += 1;
@@ -78,11 +79,12 @@ impl Hub {
     /// Delivers to every other connection of the audience: one broadcast to the sockets that
     /// did not opt into recovery, and the plain WebSocket connections.
     pub async fn deliver_untracked(&self, publication: &Publication, offsets: Offsets<'_>) -> usize {
-        let selection = || self.select(&publication.audience).except(Room::tracked().name());
+        let mut delivered = self.plain.deliver(publication, offsets);
+        let Some(selection) = self.select(&publication.audience) else { return delivered };
+        let sockets = selection.except(Room::tracked().name());
         // Counted for the metrics: the selection is walked once more (one list per publication;
         // socketioxide's broadcast does not say how many it reached).
-        let mut delivered = selection().sockets().len();
-        let sockets = selection();
+        delivered += sockets.clone().sockets().len();
         let event = publication.event.as_str();
         let result = match &publication.data {
             Payload::Json(data) => sockets.emit(event, data).await,
@@ -103,13 +105,13 @@ impl Hub {
             Err(error) => tracing::warn!(%error, "delivery failed"),
             Ok(()) => {}
         }
-        delivered += self.plain.deliver(publication, offsets);
         delivered
     }
 
     /// Applies a room operation to the local connections of its audience.
     pub async fn apply(&self, op: &RoomOp) {
-        let sockets = self.select(&op.target);
+        self.plain.apply(&op.target, &op.action);
+        let Some(sockets) = self.select(&op.target) else { return };
         let result = match &op.action {
             RoomAction::Join(rooms) => sockets.join(rooms.clone()).await.map_err(|e| e.to_string()),
             RoomAction::Leave(rooms) => sockets.leave(rooms.clone()).await.map_err(|e| e.to_string()),
@@ -118,22 +120,21 @@ impl Hub {
         if let Err(error) = result {
             tracing::warn!(%error, action = ?op.action, "room operation failed for some sockets");
         }
-        self.plain.apply(&op.target, &op.action);
     }
 
     /// Local connections (sockets and plain WebSockets) in `room`.
     pub fn count(&self, room: &str) -> usize {
-        self.sockets.within(room.to_owned()).sockets().len() + self.plain.members(room)
+        self.main().map_or(0, |ns| ns.within(room.to_owned()).sockets().len()) + self.plain.members(room)
     }
 
     /// Local connections of both protocols.
     pub fn connections(&self) -> usize {
-        self.sockets.sockets().len() + self.plain.connections()
+        self.main().map_or(0, |ns| ns.sockets().len()) + self.plain.connections()
     }
 
     /// Local connections by protocol (walks the sockets: for a scrape, not a hot path).
     pub fn connection_counts(&self) -> ConnectionCounts {
-        let sockets = self.sockets.sockets();
+        let sockets = self.main().map(|ns| ns.sockets()).unwrap_or_default();
         let v4 = sockets
             .iter()
             .filter(|s| s.protocol() == socketioxide::ProtocolVersion::V4)
@@ -147,17 +148,18 @@ impl Hub {
 
     /// Socket.IO rooms that have a member here.
     pub async fn rooms(&self) -> usize {
-        self.sockets.rooms().await.map(|r| r.len()).unwrap_or(0)
+        let Some(ns) = self.main() else { return 0 };
+        ns.rooms().await.map(|r| r.len()).unwrap_or(0)
     }
 
     /// A local socket, by id.
     pub fn socket(&self, sid: socketioxide::socket::Sid) -> Option<socketioxide::extract::SocketRef> {
-        self.sockets.get_socket(sid)
+        self.main()?.get_socket(sid)
     }
 
     /// The local sockets that opted into recovery.
     pub fn tracked_sockets(&self) -> Vec<socketioxide::extract::SocketRef> {
-        self.sockets.within(Room::tracked().name()).sockets()
+        self.main().map(|ns| ns.within(Room::tracked().name()).sockets()).unwrap_or_default()
     }
 
     /// Closes every socket (at shutdown; plain connections close on the shutdown token).
@@ -165,13 +167,16 @@ impl Hub {
         self.sockets.close().await;
     }
 
+    /// The main namespace's sockets; none once the server closed it (at shutdown, when a last
+    /// publication may still come through).
+    fn main(&self) -> Option<BroadcastOperators<socketioxide::adapter::LocalAdapter>> {
+        self.sockets.of("/")
+    }
+
     /// The sockets of an audience: the one place rooms and exceptions become a selection.
-    fn select(&self, audience: &Audience) -> BroadcastOperators<socketioxide::adapter::LocalAdapter> {
-        let operators = if audience.everyone {
-            self.sockets.broadcast()
-        } else {
-            self.sockets.to(audience.room_names())
-        };
-        operators.except(audience.except_names())
+    fn select(&self, audience: &Audience) -> Option<BroadcastOperators<socketioxide::adapter::LocalAdapter>> {
+        let main = self.main()?;
+        let operators = if audience.everyone { main } else { main.to(audience.room_names()) };
+        Some(operators.except(audience.except_names()))
     }
 }

@@ -33,6 +33,10 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_RESTART: u16 = 1012;
 /// Close code (RFC 6455): a message too big to process.
 const CLOSE_TOO_BIG: u16 = 1009;
+/// Initial read buffer of a plain WebSocket connection. tungstenite's default, 128 KiB, was
+/// almost all of an idle connection's 150 KB; clients send small JSON frames, and the buffer
+/// grows for a larger one (up to `MAX_PAYLOAD`).
+const READ_BUFFER: usize = 1024;
 
 pub async fn channels_endpoint(
     ws: WebSocketUpgrade,
@@ -99,6 +103,7 @@ fn upgrade(
     let max = state.settings.max_payload;
     ws.max_message_size(max)
         .max_frame_size(max)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| async move {
             let admitted = match auth.and_then(|identity| Ok((identity, since?))) {
                 Ok((identity, since)) => state.admit(&identity).await.map(|()| (identity, since)).map_err(Refusal::from),
