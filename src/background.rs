@@ -1,6 +1,7 @@
 //! The running server's own background work, started with it and stopped at shutdown: presence
 //! upkeep (heartbeat, dead instances, leaving the cluster) and token lifetimes (warning and
-//! ending connections whose token expires) and handing freed memory back to the system.
+//! ending connections whose token expires), handing freed memory back to the system, and the
+//! admin UI's periodic report.
 //! Wiring: it acts through the application state.
 
 use tokio_util::sync::CancellationToken;
@@ -19,6 +20,7 @@ pub fn spawn(state: &AppState, tasks: &TaskTracker, stop: &CancellationToken) {
     tasks.spawn(async move { lifetimes.run(due, timer_stop).await });
     tasks.spawn(end_expired(state.clone(), expired));
     tasks.spawn(release_freed_memory(stop.clone()));
+    tasks.spawn(state.admin.clone().report_periodically(stop.clone()));
 }
 
 /// How often freed heap memory is handed back to the system.

@@ -48,17 +48,11 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn token(settings: &Settings, args: TokenArgs) -> anyhow::Result<()> {
-    let now = chrono::Utc::now().timestamp();
     let claims = Claims {
-        sub: args.sub,
-        exp: now + args.ttl.as_secs() as i64,
-        iat: Some(now),
         organization_id: args.org,
         tenant_id: args.tenant,
         role: args.role,
-        email_verified: None,
-        iss: settings.jwt.issuer.clone(),
-        aud: settings.jwt.audience.clone(),
+        ..Claims::issued_now(&args.sub, args.ttl, &settings.jwt)
     };
     let token = TokenVerifier::new(&settings.jwt)
         .sign(&claims)

@@ -217,7 +217,6 @@ impl Application {
         }
         jobs::spawn_all(&state.db, &state.publisher, &state.settings, &tasks, &stop);
         background::spawn(&state, &tasks, &stop);
-        tasks.spawn(state.admin.clone().report_periodically(stop.clone()));
         tasks.close();
 
         let scheme = if self.tls.is_some() { "https" } else { "http" };

@@ -29,10 +29,12 @@ export function clusterEnv(extra = {}) {
   };
 }
 
-/** Starts the server on a free port with a fresh SQLite database. */
-export async function startServer(env = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "switchyard-client-test-"));
-  const child = spawn(BIN, ["serve"], {
+/**
+ * Spawns the server in `dir` (its SQLite file there) on a free port, with the test environment
+ * and `env` over it. `stdio` as for child_process.spawn (stdout is where it logs `listening`).
+ */
+export function spawnServer(dir, env = {}, stdio = ["ignore", "pipe", "inherit"]) {
+  return spawn(BIN, ["serve"], {
     cwd: dir,
     env: {
       PATH: process.env.PATH,
@@ -48,8 +50,14 @@ export async function startServer(env = {}) {
       EVENTS_ALLOW_UNKNOWN: "true",
       ...env,
     },
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio,
   });
+}
+
+/** Starts the server on a free port with a fresh SQLite database. */
+export async function startServer(env = {}) {
+  const dir = mkdtempSync(join(tmpdir(), "switchyard-client-test-"));
+  const child = spawnServer(dir, env);
   const url = await new Promise((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error("server did not log `listening` in 30 s")), 30_000);
     child.once("exit", (code) => reject(new Error(`server exited early with ${code}`)));

@@ -3,14 +3,14 @@
 // with the variable's name.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { get, request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { io } from "socket.io-client";
 import WebSocket from "ws";
-import { API_KEY, BIN, SECRET, startServer, token } from "./helpers.mjs";
+import { API_KEY, spawnServer, startServer, token } from "./helpers.mjs";
 
 function selfSigned() {
   const dir = mkdtempSync(join(tmpdir(), "switchyard-tls-"));
@@ -96,19 +96,11 @@ test("HTTPS, Socket.IO over WSS and polling, and plain WSS on one port", async (
 test("a missing certificate file stops the start with the variable's name", async () => {
   const dir = mkdtempSync(join(tmpdir(), "switchyard-tls-missing-"));
   try {
-    const child = spawn(BIN, ["serve"], {
-      cwd: dir,
-      env: {
-        PATH: process.env.PATH,
-        HOST: "127.0.0.1",
-        PORT: "0",
-        JWT_SECRET: SECRET,
-        DATABASE_URL: `sqlite://${join(dir, "t.db")}?mode=rwc`,
-        TLS_CERT_FILE: join(dir, "missing-cert.pem"),
-        TLS_KEY_FILE: join(dir, "missing-key.pem"),
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawnServer(
+      dir,
+      { TLS_CERT_FILE: join(dir, "missing-cert.pem"), TLS_KEY_FILE: join(dir, "missing-key.pem") },
+      ["ignore", "pipe", "pipe"],
+    );
     let output = "";
     child.stdout.on("data", (c) => (output += c));
     child.stderr.on("data", (c) => (output += c));

@@ -39,6 +39,13 @@ const REPORT_EVERY: Duration = Duration::from_secs(2);
 /// Clients and Events pages).
 const FEATURES: [&str; 9] = ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT", "AGGREGATED_EVENTS", "ALL_EVENTS"];
 
+/// The events the admin UI listens for (besides `config` and `all_sockets`, sent on connect).
+const SERVER_STATS: &str = "server_stats";
+const SOCKET_CONNECTED: &str = "socket_connected";
+const SOCKET_DISCONNECTED: &str = "socket_disconnected";
+const ROOM_JOINED: &str = "room_joined";
+const ROOM_LEFT: &str = "room_left";
+
 /// Why a connection to `/admin` was refused (the message is what the UI shows).
 #[derive(Debug, thiserror::Error)]
 pub enum AdminRefusal {
@@ -99,7 +106,7 @@ impl Admin {
             return;
         }
         socket.extensions.insert(ConnectedAt(report::now_ms()));
-        let event = ("socket_connected".to_owned(), vec![report::socket(socket, "/"), report::timestamp()]);
+        let event = (SOCKET_CONNECTED.to_owned(), vec![report::socket(socket, "/"), report::timestamp()]);
         self.spawn_tell(None, vec![event]);
     }
 
@@ -111,9 +118,9 @@ impl Admin {
             return;
         }
         let (id, at) = (socket.id.to_string(), report::timestamp());
-        let mut events = vec![("socket_disconnected".to_owned(), vec![json!("/"), json!(id), json!(reason), at.clone()])];
+        let mut events = vec![(SOCKET_DISCONNECTED.to_owned(), vec![json!("/"), json!(id), json!(reason), at.clone()])];
         for room in socket.rooms() {
-            events.push(("room_left".to_owned(), vec![json!("/"), json!(room.to_string()), json!(id), at.clone()]));
+            events.push((ROOM_LEFT.to_owned(), vec![json!("/"), json!(room.to_string()), json!(id), at.clone()]));
         }
         self.spawn_tell(None, events);
     }
@@ -129,14 +136,18 @@ impl Admin {
                 _ = tokio::time::sleep(REPORT_EVERY) => {}
             }
             let stats = self.server_stats();
-            self.tell(None, vec![("server_stats".to_owned(), vec![stats])]).await;
+            self.tell(None, vec![(SERVER_STATS.to_owned(), vec![stats])]).await;
         }
     }
 
     fn server_stats(&self) -> Value {
         let sockets = self.io.of("/").map(|ns| ns.sockets()).unwrap_or_default();
         let admins = self.io.of(NAMESPACE).map(|ns| ns.sockets()).unwrap_or_default();
-        let polling = sockets.iter().chain(&admins).filter(|s| report::transport(s) == "polling").count();
+        let polling = sockets
+            .iter()
+            .chain(&admins)
+            .filter(|s| s.transport_type() == socketioxide::TransportType::Polling)
+            .count();
         let plain = self.publisher.hub().connection_counts().plain;
         json!({
             "serverId": format!("{}#{}", self.hostname, self.instance),
@@ -183,15 +194,15 @@ impl Admin {
     /// Emits events to this instance's admin UIs.
     async fn show(&self, message: Message) {
         let Message::Events { to, events } = message else { return };
+        let Some(admins) = self.io.of(NAMESPACE) else { return };
         for (event, args) in events {
-            let Some(admins) = self.io.of(NAMESPACE) else { return };
             let args = SpreadArgs(&args);
             let result = match &to {
                 Some(id) => match id.parse().ok().and_then(|sid| admins.get_socket(sid)) {
                     Some(socket) => socket.emit(&event, &args).map_err(|e| e.to_string()),
                     None => return,
                 },
-                None => admins.emit(&event, &args).await.map_err(|e| e.to_string()),
+                None => admins.clone().emit(&event, &args).await.map_err(|e| e.to_string()),
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, event, "admin: event not shown");
@@ -265,8 +276,8 @@ impl Admin {
             _ => return tracing::info!(command, "admin: command without a room"),
         };
         let room_event = match &action {
-            RoomAction::Join(rooms) => Some(("room_joined", rooms[0].clone())),
-            RoomAction::Leave(rooms) => Some(("room_left", rooms[0].clone())),
+            RoomAction::Join(rooms) => Some((ROOM_JOINED, rooms[0].clone())),
+            RoomAction::Leave(rooms) => Some((ROOM_LEFT, rooms[0].clone())),
             _ => None,
         };
         self.publisher.apply(RoomOp { target, action }).await;
@@ -298,7 +309,7 @@ impl cluster::Operator for Arc<Admin> {
                 let events = self
                     .local_sockets()
                     .into_iter()
-                    .map(|s| ("socket_connected".to_owned(), vec![s, at.clone()]))
+                    .map(|s| (SOCKET_CONNECTED.to_owned(), vec![s, at.clone()]))
                     .collect::<Vec<_>>();
                 if !events.is_empty() {
                     self.tell(Some(reply_to), events).await;

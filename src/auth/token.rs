@@ -47,6 +47,25 @@ pub struct Claims {
     pub aud: Option<String>,
 }
 
+impl Claims {
+    /// Claims for `sub` issued now and valid for `ttl`, with the issuer and audience this server
+    /// checks (what `switchyard token` and the demo page sign); no other claim.
+    pub fn issued_now(sub: &str, ttl: std::time::Duration, settings: &JwtSettings) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            sub: sub.to_owned(),
+            exp: now + ttl.as_secs() as i64,
+            iat: Some(now),
+            organization_id: None,
+            tenant_id: None,
+            role: None,
+            email_verified: None,
+            iss: settings.issuer.clone(),
+            aud: settings.audience.clone(),
+        }
+    }
+}
+
 /// Who a verified token says the caller is. Kept in the socket's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -212,22 +231,23 @@ pub fn find_token<'a>(
         .and_then(|a| a.get("token"))
         .and_then(|t| t.as_str())
         .map(strip_bearer);
-    let from_header = || {
-        headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-    };
+    let from_header = || bearer(headers);
     let from_query = || query.and_then(|q| query_param(q, "token"));
     from_auth
         .map(str::to_owned)
         .or_else(|| from_header().map(str::to_owned))
         .or_else(from_query)
         .filter(|t| !t.is_empty())
+}
+
+/// The credential of an `Authorization: Bearer <credential>` header (a token, an API key, the
+/// metrics token).
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let header = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
 }
 
 fn strip_bearer(token: &str) -> &str {

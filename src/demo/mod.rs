@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 const PAGE: &str = include_str!("realtime-demo.html");
 /// How long the page's development token lasts.
-const DEMO_TOKEN_TTL: i64 = 3600;
+const DEMO_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/realtime-demo", get(page))
@@ -40,16 +40,8 @@ fn development_token(state: &AppState) -> Option<String> {
     if !jwt.using_development_secret {
         return None;
     }
-    let now = chrono::Utc::now().timestamp();
     state.tokens.sign(&Claims {
-        sub: "demo-user".into(),
-        exp: now + DEMO_TOKEN_TTL,
-        iat: Some(now),
         organization_id: Some("demo-org".into()),
-        tenant_id: None,
-        role: None,
-        email_verified: None,
-        iss: jwt.issuer.clone(),
-        aud: jwt.audience.clone(),
+        ..Claims::issued_now("demo-user", DEMO_TOKEN_TTL, jwt)
     })
 }

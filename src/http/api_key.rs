@@ -6,6 +6,7 @@ use axum::extract::FromRequestParts;
 use http::request::Parts;
 
 use super::ApiError;
+use crate::auth::token::bearer;
 use crate::state::AppState;
 
 /// Proof that the request carried a configured API key.
@@ -16,14 +17,12 @@ impl FromRequestParts<AppState> for ApiKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let presented = header("x-api-key").map(str::trim).or_else(|| {
-            header("authorization").and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-                    .map(str::trim)
-            })
-        });
+        let presented = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .or_else(|| bearer(&parts.headers));
         let Some(presented) = presented.filter(|k| !k.is_empty()) else {
             return Err(ApiError::Unauthorized {
                 code: "api_key_missing",
@@ -35,7 +34,7 @@ impl FromRequestParts<AppState> for ApiKey {
             .settings
             .api_keys
             .iter()
-            .any(|key| constant_time_eq(key.expose().as_bytes(), presented.as_bytes()));
+            .any(|key| key.matches(presented));
         if known {
             return Ok(ApiKey);
         }
@@ -50,8 +49,4 @@ impl FromRequestParts<AppState> for ApiKey {
             message: "the API key is not valid".into(),
         })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::ApiError;
+use crate::auth::token::bearer;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -16,11 +17,7 @@ pub fn router() -> Router<AppState> {
 
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(expected) = &state.settings.operations.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(expected.expose()) {
+        if !bearer(&headers).is_some_and(|given| expected.matches(given)) {
             return Err(ApiError::Unauthorized {
                 code: "metrics_token_required",
                 message: "GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`".into(),
