@@ -7,20 +7,12 @@
 // RECOVERY=1 turns on Socket.IO's connection state recovery (2 minutes, as Switchyard's default);
 // the Redis adapter does not support it (its sessions cannot be restored).
 const http = require("node:http");
-const crypto = require("node:crypto");
 const { Server } = require("socket.io");
+const { verify: verifyWith } = require("./jwt");
 
 const secret = process.env.JWT_SECRET;
 const apiKey = process.env.API_KEYS;
-
-function verify(token) {
-  const [header, payload, signature] = String(token).split(".");
-  if (!signature) return null;
-  const expected = crypto.createHmac("sha256", secret).update(`${header}.${payload}`).digest("base64url");
-  if (expected !== signature) return null;
-  const claims = JSON.parse(Buffer.from(payload, "base64url"));
-  return claims.exp > Date.now() / 1000 ? claims : null;
-}
+const verify = (token) => verifyWith(token, secret);
 
 const list = (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 const roomsOf = (to) => [

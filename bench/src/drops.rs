@@ -329,7 +329,7 @@ async fn handle(text: &str, ws: &mut Ws, shared: &Shared, resume: &mut Resume, r
             if let Some(Value::String(last)) = args.last().filter(|_| args.len() > 2) {
                 match shared.kind {
                     Kind::Switchyard => resume.cursor = last.clone(),
-                    Kind::Node => resume.offset = Some(last.clone()),
+                    Kind::Node | Kind::NodeWs => resume.offset = Some(last.clone()),
                 }
             }
         }
@@ -364,7 +364,7 @@ async fn connect(addr: &str, shared: &Shared, resume: &mut Resume) -> anyhow::Re
     let jwt = token("dropper");
     let auth = match shared.kind {
         Kind::Switchyard => json!({"token": jwt, "offset": resume.cursor}),
-        Kind::Node => {
+        Kind::Node | Kind::NodeWs => {
             let mut auth = json!({"token": jwt});
             if let (Some(pid), Some(offset)) = (&resume.pid, &resume.offset) {
                 auth["pid"] = json!(pid);

@@ -7,12 +7,14 @@
 //!   deliveries, measures publish→receive latency from a timestamp in the payload).
 //! - [`scenarios`]: idle connections, fan-out to one room and to many, 1:1 notify, HTTP publish
 //!   latency, two instances via Redis.
+//! - [`plain`]: idle plain WebSocket connections (`/ws`) against a Node `ws` server.
 //! - [`report`]: the markdown table and JSON.
 //! - [`drops`]: the drop benchmark (clients cut off every second, recovery on).
 //! - [`soak`]: connection churn for a fixed time; memory and descriptors before and after.
 
 mod client;
 mod drops;
+mod plain;
 mod report;
 mod scenarios;
 mod servers;

@@ -124,14 +124,22 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<Results> {
     let redis = redis_url();
     PER_SOURCE.store(sizes.per_source.max(1), Ordering::Relaxed);
     for &kind in &sizes.servers {
-        let (out, curve) = match kind {
-            Kind::Switchyard => (&mut results.switchyard, &mut results.switchyard_curve),
-            Kind::Node => (&mut results.node, &mut results.node_curve),
+        let (out, curve, plain_kind) = match kind {
+            Kind::Switchyard => (&mut results.switchyard, &mut results.switchyard_curve, Kind::Switchyard),
+            Kind::Node => (&mut results.node, &mut results.node_curve, Kind::NodeWs),
+            Kind::NodeWs => unreachable!("not a --servers choice"),
+        };
+        // Plain WebSocket memory first, on a server of its own.
+        let plain_idle = {
+            let server = Server::start(plain_kind)?;
+            eprintln!("{plain_kind:?} on {}", server.addr);
+            crate::plain::idle(&server, sizes.idle, sizes.hold).await?
         };
         {
             let server = Server::start(kind)?;
             eprintln!("{kind:?} on {}", server.addr);
             out.extend(idle(&server, sizes).await?);
+            out.extend(plain_idle);
             out.extend(fan_out(&server, sizes.room, None, sizes.seconds).await?);
             out.extend(fan_out(&server, sizes.room, Some(sizes.paced_rate), sizes.seconds).await?);
             out.extend(many_rooms(&server, sizes.rooms, sizes.per_room, sizes.seconds).await?);
@@ -190,9 +198,13 @@ async fn open_many(
     connections.into_iter().collect()
 }
 
+/// The loopback source address of the run's next connection.
+pub fn next_source() -> std::net::IpAddr {
+    source_address(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed), PER_SOURCE.load(Ordering::Relaxed))
+}
+
 async fn open_one(addr: &str, user: String, channel: Option<String>) -> anyhow::Result<Connection> {
-    let source = source_address(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed), PER_SOURCE.load(Ordering::Relaxed));
-    let mut connection = Connection::open(addr, &token(&user), source).await?;
+    let mut connection = Connection::open(addr, &token(&user), next_source()).await?;
     if let Some(channel) = channel {
         connection.subscribe(&channel).await?;
     }
@@ -308,7 +320,7 @@ async fn publish(addr: &str, seconds: u64, rate: Option<u64>, body: impl Fn(u64)
     acked.load(Ordering::Relaxed)
 }
 
-fn measure(scenario: &'static str, metric: &'static str, unit: &'static str, higher_is_better: bool, value: f64, lost: i64) -> Measure {
+pub fn measure(scenario: &'static str, metric: &'static str, unit: &'static str, higher_is_better: bool, value: f64, lost: i64) -> Measure {
     Measure {
         scenario,
         metric,

@@ -16,6 +16,9 @@ pub const API_KEY: &str = "bench-api-key";
 pub enum Kind {
     Switchyard,
     Node,
+    /// The Node plain-WebSocket reference (`ws`), run beside `Node` for the plain idle row.
+    #[value(skip)]
+    NodeWs,
 }
 
 pub struct Server {
@@ -55,9 +58,9 @@ impl Server {
                     // The Node reference keeps no history: compare the same job.
                     .env("HISTORY_ROOMS", "none");
             }
-            Kind::Node => {
-                let script = root.join("bench/node-reference/server.js");
-                command.arg("node").arg(script);
+            Kind::Node | Kind::NodeWs => {
+                let script = if kind == Kind::Node { "server.js" } else { "ws-server.js" };
+                command.arg("node").arg(root.join("bench/node-reference").join(script));
             }
         }
         let mut child = command

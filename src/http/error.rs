@@ -72,9 +72,10 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, body) = match &self {
+impl ApiError {
+    /// The status and the `error` object a response carries (also one batch item's answer).
+    pub fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
+        match self {
             ApiError::BadRequest { code, message } => {
                 (StatusCode::BAD_REQUEST, json!({"code": code, "message": message}))
             }
@@ -105,7 +106,13 @@ impl IntoResponse for ApiError {
                     json!({"code": "internal", "message": "internal error; see the server log"}),
                 )
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
         (status, Json(json!({ "error": body }))).into_response()
     }
 }

@@ -1,6 +1,6 @@
 //! The HTTP API. Each submodule owns its routes; [`router`] puts them together.
 //!
-//! - `publish`: `POST /api/events`, the general publish API for backends.
+//! - `publish`: `POST /api/events` and `POST /api/events/batch`, the publish API for backends.
 //! - `directory`: users, project/channel memberships and invitations (`/api/users`, ...).
 //! - `health`: `/healthz`, `/readyz`; `metrics`: `/metrics` (Prometheus).
 //! - `invitations`: `POST /invitation-update`.

@@ -5,7 +5,10 @@
 //! its deliveries with its cursor ([`crate::recovery::Tracker`]); the others get one broadcast. Only the Publisher delivers through it (as centrifuge's
 //! Hub is reached through its Node); connection handlers use it for their own bookkeeping.
 
+mod outbox;
 pub mod plain;
+
+pub use self::outbox::Outbox;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

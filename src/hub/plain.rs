@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+use super::outbox::Outbox;
 
 use crate::publication::{Audience, Publication, RoomAction};
 use crate::rooms::Room;
@@ -38,7 +40,7 @@ pub type ConnId = String;
 
 struct Conn {
     dialect: Dialect,
-    queue: mpsc::Sender<Arc<str>>,
+    outbox: Arc<Outbox>,
     kick: watch::Sender<Option<Kick>>,
     rooms: HashSet<String>,
     /// Deliveries held back while the connection catches up on a room's history.
@@ -64,7 +66,7 @@ struct Registry {
 /// What a new connection gets from the hub.
 pub struct Registration {
     pub id: ConnId,
-    pub frames: mpsc::Receiver<Arc<str>>,
+    pub outbox: Arc<Outbox>,
     pub kicked: watch::Receiver<Option<Kick>>,
 }
 
@@ -80,11 +82,11 @@ pub type Offsets<'a> = &'a [(String, i64)];
 impl PlainConnections {
     pub fn register(&self, dialect: Dialect, queue_len: usize) -> Registration {
         let id = format!("ws-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (queue, frames) = mpsc::channel(queue_len);
+        let outbox = Arc::new(Outbox::new(queue_len));
         let (kick, kicked) = watch::channel(None);
         let conn = Conn {
             dialect,
-            queue,
+            outbox: outbox.clone(),
             kick,
             rooms: HashSet::new(),
             held: Mutex::new(None),
@@ -93,7 +95,7 @@ impl PlainConnections {
         self.registry.write().unwrap().conns.insert(id.clone(), conn);
         // A connection is addressable by its id, like a socket.
         self.join(&id, &Room::connection(&id).name());
-        Registration { id, frames, kicked }
+        Registration { id, outbox, kicked }
     }
 
     pub fn unregister(&self, id: &str) {
@@ -187,9 +189,9 @@ impl PlainConnections {
     /// Queues a frame for one connection, waiting while its queue is full (a history replay:
     /// a long one must not count as a slow consumer).
     pub async fn send_waiting(&self, id: &str, frame: Arc<str>) {
-        let queue = self.registry.read().unwrap().conns.get(id).map(|c| c.queue.clone());
-        if let Some(queue) = queue {
-            let _ = queue.send(frame).await;
+        let outbox = self.registry.read().unwrap().conns.get(id).map(|c| c.outbox.clone());
+        if let Some(outbox) = outbox {
+            outbox.push_waiting(frame).await;
         }
     }
 
@@ -264,7 +266,7 @@ fn already_given(caught_up: &[(String, i64)], offsets: &[(String, i64)]) -> bool
 }
 
 fn enqueue(conn: &Conn, frame: Arc<str>) {
-    if let Err(mpsc::error::TrySendError::Full(_)) = conn.queue.try_send(frame) {
+    if !conn.outbox.push(frame) {
         // Told once; the connection task closes itself and unregisters.
         conn.kick.send_if_modified(|k| k.replace(Kick::SlowConsumer).is_none());
     }

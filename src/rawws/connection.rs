@@ -2,16 +2,18 @@
 //! queued frames, ping, and close with a reason when the client is slow, silent or the server
 //! stops.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use http::{HeaderMap, Uri};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 
 use super::catch_up;
 use super::refusal::Refusal;
@@ -20,6 +22,7 @@ use crate::auth::Identity;
 use crate::event::EventName;
 use crate::lifetime::{Conn, Due};
 use crate::limits::Bucket;
+use crate::hub::Outbox;
 use crate::hub::plain::{self, Dialect, Kick, PlainConnections};
 use crate::notifications;
 use crate::publish::history::Since;
@@ -36,7 +39,7 @@ const CLOSE_TOO_BIG: u16 = 1009;
 /// Initial read buffer of a plain WebSocket connection. tungstenite's default, 128 KiB, was
 /// almost all of an idle connection's 150 KB; clients send small JSON frames, and the buffer
 /// grows for a larger one (up to `MAX_PAYLOAD`).
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 256;
 
 pub async fn channels_endpoint(
     ws: WebSocketUpgrade,
@@ -104,20 +107,33 @@ fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| async move {
-            let admitted = match auth.and_then(|identity| Ok((identity, since?))) {
-                Ok((identity, since)) => state.admit(&identity).await.map(|()| (identity, since)).map_err(Refusal::from),
-                Err(refusal) => Err(refusal),
-            };
-            match admitted {
-                Ok((identity, since)) => serve(state, socket, identity, since, dialect).await,
-                Err(refusal) => refuse(socket, refusal).await,
-            }
-        })
+        .on_upgrade(move |socket| start(Box::new(Upgraded { state, socket, dialect }), auth, since))
+}
+
+/// An upgraded connection's wiring and socket, boxed once and borrowed from then on: an async fn
+/// keeps its arguments for its whole life (rust-lang/rust#62958), so passing these by value
+/// through two of them held them twice in every connection's task.
+struct Upgraded {
+    state: AppState,
+    socket: WebSocket,
+    dialect: Dialect,
+}
+
+async fn start(mut upgraded: Box<Upgraded>, auth: Result<Identity, Refusal>, since: Result<Option<Since>, Refusal>) {
+    let admitted = match auth.and_then(|identity| Ok((identity, since?))) {
+        Ok((identity, since)) => {
+            Box::pin(upgraded.state.admit(&identity)).await.map(|()| (identity, since)).map_err(Refusal::from)
+        }
+        Err(refusal) => Err(refusal),
+    };
+    match admitted {
+        Ok((identity, since)) => serve(&mut upgraded, identity, since).await,
+        Err(refusal) => refuse(&mut upgraded.socket, refusal).await,
+    }
 }
 
 /// Tells the client why, then closes.
-async fn refuse(mut socket: WebSocket, refusal: Refusal) {
+async fn refuse(socket: &mut WebSocket, refusal: Refusal) {
     tracing::info!(code = refusal.code, "plain websocket refused");
     let _ = socket.send(Message::Text(refusal.frame().into())).await;
     let _ = socket.send(close(CLOSE_POLICY, refusal.code)).await;
@@ -130,8 +146,9 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Option<Since>, dialect: Dialect) {
-    let mut identity = identity;
+async fn serve(upgraded: &mut Upgraded, identity: Identity, since: Option<Since>) {
+    let Upgraded { state, socket, dialect } = upgraded;
+    let (state, dialect) = (&*state, *dialect);
     let hub = state.publisher.hub().plain();
     let registration = hub.register(dialect, state.settings.ws_send_queue);
     let id = registration.id.clone();
@@ -149,22 +166,34 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Op
     }
     tracing::info!(conn = %id, user = %identity.user_id, ?dialect, "plain websocket connected");
     state.presence.count_in(&identity.user_id);
-    state.sync_presence(&identity).await;
+    // The futures awaited once around the connection's loop are boxed: held inline, the largest
+    // of them (presence sync, a database read) would size this connection's task for its life.
+    Box::pin(state.sync_presence(&identity)).await;
     // The user's notifications that reached none of his connections, to this one only.
-    for (notification_id, data) in notifications::undelivered(&state.db, &identity.user_id).await {
+    for (notification_id, data) in Box::pin(notifications::undelivered(&state.db, &identity.user_id)).await {
         let event = EventName::NOTIFICATION_NEW;
         hub.send_to(&id, plain::frame(dialect, event.as_str(), &data, &notification_id, None, None));
     }
 
-    let (sink, stream) = socket.split();
-    let (control, control_rx) = mpsc::channel::<Message>(8);
-    let writer = tokio::spawn(write_frames(sink, registration.frames, control_rx));
-    if let Some(since) = since {
+    let identity = Mutex::new(identity);
+    let catching_up: Option<Handling<'_>> = since.map(|since| {
         let history = state.publisher.history();
         let kept: Vec<Room> = rooms.into_iter().filter(|r| history.keeps(r)).collect();
-        catch_up_or_release(&state, &id, dialect, &kept, since).await;
-    }
-    let reason = read_loop(&state, &id, &mut identity, dialect, stream, &control, registration.kicked).await;
+        let id = id.as_str();
+        Box::pin(async move {
+            catch_up_or_release(state, id, dialect, &kept, since).await;
+            None
+        }) as Handling<'_>
+    });
+    let connection = Connection {
+        state,
+        id: &id,
+        identity: &identity,
+        dialect,
+        outbox: &registration.outbox,
+    };
+    let reason = connection.run(socket, registration.kicked, catching_up).await;
+    let identity = identity.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
 
     // Stop delivering before closing, so the queue cannot refill.
     hub.unregister(&id);
@@ -175,9 +204,6 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Op
         End::Revoked => Some(Refusal::new("user_revoked", "the user was deleted or unverified in the directory")),
         _ => None,
     };
-    if let Some(refusal) = last_word {
-        let _ = control.try_send(Message::Text(refusal.frame().into()));
-    }
     let (code, text) = match reason {
         End::ClientClosed => (None, "client closed"),
         End::Silent => (Some(CLOSE_GOING_AWAY), "ping timeout"),
@@ -188,18 +214,20 @@ async fn serve(state: AppState, socket: WebSocket, identity: Identity, since: Op
         End::Revoked => (Some(CLOSE_POLICY), "user_revoked"),
         End::Shutdown => (Some(CLOSE_RESTART), "server restarting"),
     };
-    if let Some(code) = code {
-        let _ = control.try_send(close(code, text));
-    }
-    drop(control);
-    // A slow consumer's writer may be stuck on a full socket: give it a moment, then cut.
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(1), writer).await.is_err() {
-        abort.abort();
-    }
+    // The last words; a slow consumer's socket may be full: give it a moment, then cut.
+    let goodbye = async {
+        if let Some(refusal) = last_word {
+            socket.send(Message::Text(refusal.frame().into())).await?;
+        }
+        match code {
+            Some(code) => socket.send(close(code, text)).await,
+            None => SinkExt::close(socket).await,
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
     tracing::info!(conn = %id, reason = text, "plain websocket closed");
     state.presence.count_out(&identity.user_id);
-    state.sync_presence(&identity).await;
+    Box::pin(state.sync_presence(&identity)).await;
 }
 
 enum End {
@@ -213,63 +241,106 @@ enum End {
     Shutdown,
 }
 
-async fn read_loop(
-    state: &AppState,
-    id: &str,
-    identity: &mut Identity,
+/// A client message being answered, or the history being replayed: one at a time, while the
+/// connection goes on writing (a replay waits on the queue the writes drain).
+type Handling<'a> = Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+
+/// What one connection's loop works with.
+#[derive(Clone, Copy)]
+struct Connection<'a> {
+    state: &'a AppState,
+    id: &'a str,
+    identity: &'a Mutex<Identity>,
     dialect: Dialect,
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
-    control: &mpsc::Sender<Message>,
-    mut kicked: tokio::sync::watch::Receiver<Option<Kick>>,
-) -> End {
-    let interval = state.settings.ws_ping_interval;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    let mut last_heard = Instant::now();
-    let bucket = Bucket::new(state.settings.client_event_rate);
-    loop {
-        tokio::select! {
-            message = stream.next() => {
-                let message = match message {
-                    Some(Ok(message)) => message,
-                    // tungstenite refuses a frame over `max_message_size` with this error.
-                    Some(Err(e)) if e.to_string().contains("Message too long") => return End::TooBig,
-                    _ => return End::ClientClosed,
+    outbox: &'a Outbox,
+}
+
+impl<'a> Connection<'a> {
+    /// The connection's one task: reads client messages, writes what is queued, pings, and
+    /// returns why it ended. One task per connection, no channel: an idle connection holds
+    /// its socket, an empty queue and this loop's state.
+    async fn run(&self, socket: &mut WebSocket, mut kicked: watch::Receiver<Option<Kick>>, mut handling: Option<Handling<'a>>) -> End {
+        let state = self.state;
+        let interval = state.settings.ws_ping_interval;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let mut ping_due = false;
+        let mut last_heard = Instant::now();
+        let bucket = Bucket::new(state.settings.client_event_rate);
+        loop {
+            let frames = self.outbox.take();
+            if !frames.is_empty() || ping_due {
+                let ping = std::mem::take(&mut ping_due).then(|| Message::Ping(Default::default()));
+                let write = async {
+                    for message in ping.into_iter().chain(frames.iter().map(|f| Message::Text(Utf8Bytes::from(f.as_ref())))) {
+                        socket.feed(message).await?;
+                    }
+                    socket.flush().await
                 };
-                last_heard = Instant::now();
-                let text = match message {
-                    Message::Text(text) => text,
-                    Message::Close(_) => return End::ClientClosed,
-                    Message::Binary(_) => {
-                        reply(state, id, Refusal::new("unsupported_frame", "send JSON text frames").frame());
+                tokio::select! {
+                    written = write => if written.is_err() {
+                        return End::ClientClosed;
+                    },
+                    _ = kicked.changed() => return kick_reason(&kicked),
+                    _ = state.shutdown.cancelled() => return End::Shutdown,
+                }
+            }
+            tokio::select! {
+                () = self.outbox.wait() => {}
+                answer = async { handling.as_mut().expect("guarded").await }, if handling.is_some() => {
+                    handling = None;
+                    if let Some(frame) = answer {
+                        reply(state, self.id, frame);
+                    }
+                }
+                message = socket.recv(), if handling.is_none() => {
+                    let message = match message {
+                        Some(Ok(message)) => message,
+                        // tungstenite refuses a frame over `max_message_size` with this error.
+                        Some(Err(e)) if e.to_string().contains("Message too long") => return End::TooBig,
+                        _ => return End::ClientClosed,
+                    };
+                    last_heard = Instant::now();
+                    let text = match message {
+                        Message::Text(text) => text,
+                        Message::Close(_) => return End::ClientClosed,
+                        Message::Binary(_) => {
+                            reply(state, self.id, Refusal::new("unsupported_frame", "send JSON text frames").frame());
+                            continue;
+                        }
+                        Message::Ping(_) | Message::Pong(_) => continue,
+                    };
+                    if !bucket.take() {
+                        state.metrics.rate_limited();
+                        reply(state, self.id, Refusal::new("rate_limited", "too many messages; slow down (CLIENT_EVENT_RATE)").frame());
                         continue;
                     }
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                };
-                if !bucket.take() {
-                    state.metrics.rate_limited();
-                    reply(state, id, Refusal::new("rate_limited", "too many messages; slow down (CLIENT_EVENT_RATE)").frame());
-                    continue;
+                    let this = *self;
+                    handling = Some(Box::pin(async move {
+                        match handle(this.state, this.id, this.identity, this.dialect, text.as_str()).await {
+                            Ok(answer) => answer,
+                            Err(refusal) => Some(refusal.frame()),
+                        }
+                    }));
                 }
-                match handle(state, id, identity, dialect, text.as_str()).await {
-                    Ok(Some(answer)) => reply(state, id, answer),
-                    Ok(None) => {}
-                    Err(refusal) => reply(state, id, refusal.frame()),
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > interval * 2 {
+                        return End::Silent;
+                    }
+                    ping_due = true;
                 }
+                _ = kicked.changed() => return kick_reason(&kicked),
+                _ = state.shutdown.cancelled() => return End::Shutdown,
             }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > interval * 2 {
-                    return End::Silent;
-                }
-                let _ = control.try_send(Message::Ping(Default::default()));
-            }
-            _ = kicked.changed() => return match *kicked.borrow() {
-                Some(Kick::Disconnected) => End::Disconnected,
-                Some(Kick::Expired) => End::Expired,
-                Some(Kick::Revoked) => End::Revoked,
-                _ => End::SlowConsumer,
-            },
-            _ = state.shutdown.cancelled() => return End::Shutdown,
         }
+    }
+}
+
+fn kick_reason(kicked: &watch::Receiver<Option<Kick>>) -> End {
+    match *kicked.borrow() {
+        Some(Kick::Disconnected) => End::Disconnected,
+        Some(Kick::Expired) => End::Expired,
+        Some(Kick::Revoked) => End::Revoked,
+        _ => End::SlowConsumer,
     }
 }
 
@@ -282,7 +353,7 @@ fn connections(state: &AppState) -> &PlainConnections {
 }
 
 /// Answers one client message (`None`: it answered itself).
-async fn handle(state: &AppState, id: &str, identity: &mut Identity, dialect: Dialect, text: &str) -> Result<Option<String>, Refusal> {
+async fn handle(state: &AppState, id: &str, identity: &Mutex<Identity>, dialect: Dialect, text: &str) -> Result<Option<String>, Refusal> {
     let message: Value =
         serde_json::from_str(text).map_err(|e| Refusal::new("invalid_json", format!("not JSON: {e}")))?;
     let kind = message
@@ -297,16 +368,20 @@ async fn handle(state: &AppState, id: &str, identity: &mut Identity, dialect: Di
                 .and_then(Value::as_str)
                 .ok_or_else(|| Refusal::new("invalid_message", "`refresh` needs a string `token`"))?;
             let renewed = state.authenticate(Some(token.to_owned())).await?;
-            if renewed.user_id != identity.user_id {
-                return Err(Refusal::new("token_user_mismatch", "the new token is another user's"));
-            }
+            let old = {
+                let current = identity.lock().unwrap();
+                if renewed.user_id != current.user_id {
+                    return Err(Refusal::new("token_user_mismatch", "the new token is another user's"));
+                }
+                current.home_rooms()
+            };
             let hub = connections(state);
-            let (old, new) = (identity.home_rooms(), renewed.home_rooms());
+            let new = renewed.home_rooms();
             old.iter().filter(|r| !new.contains(r)).for_each(|r| hub.leave(id, &r.name()));
             new.iter().filter(|r| !old.contains(r)).for_each(|r| hub.join(id, &r.name()));
             state.lifetimes.bind(Conn::Plain(id.to_owned()), renewed.expires_at);
             let expires_at = chrono::DateTime::<chrono::Utc>::from_timestamp(renewed.expires_at, 0).unwrap_or_default();
-            *identity = renewed;
+            *identity.lock().unwrap() = renewed;
             Ok(Some(json!({"type": "refreshed", "expiresAt": expires_at.to_rfc3339()}).to_string()))
         }
         "subscribe" | "unsubscribe" => {
@@ -368,30 +443,4 @@ async fn catch_up_or_release(state: &AppState, id: &str, dialect: Dialect, rooms
         connections(state).release(id, &[]);
         reply(state, id, Refusal::new("history_unavailable", "the history could not be read; live delivery continues").frame());
     }
-}
-
-/// Sends queued deliveries and control frames until both queues close or the socket fails.
-async fn write_frames(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut frames: mpsc::Receiver<Arc<str>>,
-    mut control: mpsc::Receiver<Message>,
-) {
-    loop {
-        let message = tokio::select! {
-            biased;
-            m = control.recv() => match m {
-                Some(m) => m,
-                None => break,
-            },
-            f = frames.recv() => match f {
-                Some(f) => Message::Text(Utf8Bytes::from(f.as_ref())),
-                None => break,
-            },
-        };
-        let closing = matches!(message, Message::Close(_));
-        if sink.send(message).await.is_err() || closing {
-            break;
-        }
-    }
-    let _ = sink.close().await;
 }

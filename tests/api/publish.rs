@@ -1,4 +1,4 @@
-//! `POST /api/events` reaches exactly the sockets it names, exactly once.
+//! `POST /api/events` (and `/api/events/batch`) reach exactly the sockets they name, exactly once.
 
 use serde_json::json;
 
@@ -194,5 +194,63 @@ async fn the_catalogue_refuses_unknown_events_and_bad_documented_payloads() {
     ] {
         assert_eq!(app.post_json("/api/events", &body).await.status(), 202, "{body}");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_is_published_in_order_and_each_item_answered_in_its_place() {
+    let app = spawn_app().await;
+    let mut alice = app.connect(&user_token("alice", Some("42"), None)).await;
+    let mut eve = app.connect(&user_token("eve", Some("7"), None)).await;
+
+    let batch = json!({"events": [
+        {"event": "invoice:created", "to": {"org": "42"}, "data": {"n": 1}},
+        {"event": "user:status", "to": {"org": "42"}, "data": {"userId": "u", "status": "away"}},
+        {"event": "invoice:created", "to": {"team": "42"}, "data": {"n": 3}},
+        {"event": "invoice:created", "to": {"org": "42"}, "data": {"n": 4}},
+        {"event": "invoice:created", "to": {"user": "alice"}, "data": {"n": 5}},
+    ]});
+    let response = app.post_json("/api/events/batch", &batch).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let results = body["results"].as_array().expect("results");
+    let statuses: Vec<u64> = results.iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [202, 422, 400, 202, 202]);
+    assert_eq!(results[0]["receipt"]["rooms"], json!(["org:42"]));
+    assert_eq!(results[1]["error"]["field"], "data.status");
+    assert_eq!(results[2]["error"]["code"], "invalid_body");
+    assert!(results[2]["error"]["message"].as_str().unwrap().starts_with("events[2]: "), "{body}");
+    assert_eq!(results[4]["receipt"]["rooms"], json!(["user:alice"]));
+    app.barrier().await;
+
+    // The accepted ones, exactly once each, in the batch's order; nothing to another org.
+    let events = without_presence(alice.events_before(BARRIER).await);
+    assert_eq!(named(&events, "invoice:created"), [&json!({"n": 1}), &json!({"n": 4}), &json!({"n": 5})]);
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(eve.events_before(BARRIER).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_too_large_or_without_a_key_is_refused_whole() {
+    let app = spawn_app().await;
+    let item = json!({"event": "invoice:created", "to": {"org": "1"}});
+    let too_many = json!({"events": vec![item.clone(); 1001]});
+    let response = app.post_json("/api/events/batch", &too_many).await;
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "events", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("at most 1000"), "{body}");
+
+    let anonymous = reqwest::Client::new()
+        .post(app.url("/api/events/batch"))
+        .json(&json!({"events": [item]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let malformed = app.post_json("/api/events/batch", &json!({"event": "x"})).await;
+    assert_eq!(malformed.status(), 400);
     app.stop().await;
 }
