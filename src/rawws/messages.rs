@@ -1,0 +1,93 @@
+//! What a plain WebSocket client may say: `subscribe` (with an optional `since`),
+//! `unsubscribe`, `refresh` (a new token for the same user) and `ping`; each is answered with a
+//! frame or refused with a reason.
+
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+
+use super::catch_up;
+use super::connection::{catch_up_or_release, connections, reply};
+use super::refusal::Refusal;
+use crate::auth::Identity;
+use crate::hub::plain::Dialect;
+use crate::lifetime::Conn;
+use crate::state::AppState;
+use crate::subscriptions;
+
+/// Answers one client message (`None`: it answered itself).
+pub(super) async fn handle(state: &AppState, id: &str, identity: &Mutex<Identity>, dialect: Dialect, text: &str) -> Result<Option<String>, Refusal> {
+    let message: Value =
+        serde_json::from_str(text).map_err(|e| Refusal::new("invalid_json", format!("not JSON: {e}")))?;
+    let kind = message
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Refusal::new("invalid_message", "a message needs a string `type`"))?;
+    match kind {
+        "ping" => Ok(Some(json!({"type": "pong"}).to_string())),
+        "refresh" => {
+            let token = message
+                .get("token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Refusal::new("invalid_message", "`refresh` needs a string `token`"))?;
+            let renewed = state.authenticate(Some(token.to_owned())).await?;
+            let old = {
+                let current = identity.lock().unwrap();
+                if renewed.user_id != current.user_id {
+                    return Err(Refusal::new("token_user_mismatch", "the new token is another user's"));
+                }
+                current.home_rooms()
+            };
+            let hub = connections(state);
+            let new = renewed.home_rooms();
+            old.iter().filter(|r| !new.contains(r)).for_each(|r| hub.leave(id, &r.name()));
+            new.iter().filter(|r| !old.contains(r)).for_each(|r| hub.join(id, &r.name()));
+            state.lifetimes.bind(Conn::Plain(id.to_owned()), renewed.expires_at);
+            let expires_at = chrono::DateTime::<chrono::Utc>::from_timestamp(renewed.expires_at, 0).unwrap_or_default();
+            *identity.lock().unwrap() = renewed;
+            Ok(Some(json!({"type": "refreshed", "expiresAt": expires_at.to_rfc3339()}).to_string()))
+        }
+        "subscribe" | "unsubscribe" => {
+            let channel = message
+                .get("channel")
+                .and_then(Value::as_str)
+                .ok_or_else(|| Refusal::new("invalid_message", format!("`{kind}` needs a string `channel`")))?;
+            let patterns = &state.settings.channel_patterns;
+            let hub = connections(state);
+            if kind == "subscribe" {
+                let current = hub.rooms_of(id);
+                let limit = state.settings.max_subscriptions;
+                let room = subscriptions::subscribe(patterns, limit, channel, current.iter().map(String::as_str))?;
+                let since = match message.get("since").filter(|v| !v.is_null()) {
+                    None => {
+                        hub.join(id, &room.name());
+                        return Ok(Some(json!({"type": "subscribed", "channel": channel}).to_string()));
+                    }
+                    Some(since) => catch_up::parse_since(since).ok_or_else(|| {
+                        Refusal::new("invalid_since", "`since` is an offset or an RFC 3339 time")
+                    })?,
+                };
+                if !state.publisher.history().keeps(&room) {
+                    return Err(Refusal::new(
+                        "history_unavailable",
+                        format!("`{channel}` keeps no history (HISTORY_ROOMS); subscribe without `since`"),
+                    ));
+                }
+                hub.hold(id);
+                hub.join(id, &room.name());
+                reply(state, id, json!({"type": "subscribed", "channel": channel}).to_string());
+                catch_up_or_release(state, id, dialect, &[room], since).await;
+                Ok(None)
+            } else {
+                let room = subscriptions::unsubscribe(patterns, channel)?;
+                hub.leave(id, &room.name());
+                Ok(Some(json!({"type": "unsubscribed", "channel": channel}).to_string()))
+            }
+        }
+        other => Err(Refusal::new(
+            "unknown_type",
+            format!("`{other}` is not one of subscribe, unsubscribe, refresh, ping"),
+        )),
+    }
+}
+
