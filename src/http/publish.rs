@@ -60,7 +60,8 @@ async fn publish_batch(
     }
     let mut results = Vec::with_capacity(batch.events.len());
     for (i, item) in batch.events.into_iter().enumerate() {
-        let outcome = match serde_json::from_value::<PublishRequest>(item) {
+        // Read as `/api/events` reads its body: the refusal names the failing field's path.
+        let outcome = match serde_path_to_error::deserialize::<_, PublishRequest>(item) {
             Ok(request) => publish_one(&state, request).await,
             Err(e) => Err(ApiError::BadRequest {
                 code: "invalid_body",

@@ -4,12 +4,14 @@
 
 use std::collections::VecDeque;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
+use super::plain::Frame;
+
 pub struct Outbox {
-    frames: Mutex<VecDeque<Arc<str>>>,
+    frames: Mutex<VecDeque<Frame>>,
     capacity: usize,
     /// Frames were queued.
     queued: Notify,
@@ -28,7 +30,7 @@ impl Outbox {
     }
 
     /// Queues a frame; false when the queue is full (the connection is not keeping up).
-    pub fn push(&self, frame: Arc<str>) -> bool {
+    pub fn push(&self, frame: Frame) -> bool {
         let mut frames = self.frames.lock().unwrap();
         if frames.len() >= self.capacity {
             return false;
@@ -41,7 +43,7 @@ impl Outbox {
 
     /// Queues a frame, waiting while the queue is full (a history replay, which must not count
     /// as a slow consumer).
-    pub async fn push_waiting(&self, frame: Arc<str>) {
+    pub async fn push_waiting(&self, frame: Frame) {
         loop {
             let mut drained = pin!(self.drained.notified());
             drained.as_mut().enable();
@@ -71,7 +73,7 @@ impl Outbox {
     }
 
     /// Takes every queued frame, leaving an empty queue that holds no memory.
-    pub fn take(&self) -> VecDeque<Arc<str>> {
+    pub fn take(&self) -> VecDeque<Frame> {
         let taken = std::mem::take(&mut *self.frames.lock().unwrap());
         if !taken.is_empty() {
             self.drained.notify_waiters();
@@ -82,6 +84,8 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -90,7 +94,7 @@ mod tests {
         assert!(outbox.push("a".into()));
         assert!(outbox.push("b".into()));
         assert!(!outbox.push("c".into()));
-        let taken: Vec<String> = outbox.take().into_iter().map(|f| f.to_string()).collect();
+        let taken: Vec<String> = outbox.take().iter().map(Frame::to_string).collect();
         assert_eq!(taken, ["a", "b"]);
         assert!(outbox.take().is_empty());
         assert!(outbox.push("d".into()));
@@ -108,6 +112,6 @@ mod tests {
         assert_eq!(outbox.take().len(), 1);
         waiting.await.unwrap();
         outbox.wait().await;
-        assert_eq!(outbox.take().front().map(|f| f.to_string()), Some("b".into()));
+        assert_eq!(outbox.take().front().map(Frame::to_string), Some("b".into()));
     }
 }

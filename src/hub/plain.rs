@@ -38,6 +38,10 @@ pub enum Kick {
 
 pub type ConnId = String;
 
+/// A WebSocket text frame, built once per publication and dialect and shared by every
+/// connection it goes to (a reference count, not a copy, per delivery).
+pub type Frame = axum::extract::ws::Utf8Bytes;
+
 struct Conn {
     dialect: Dialect,
     outbox: Arc<Outbox>,
@@ -54,7 +58,7 @@ struct Conn {
 /// history already gave).
 struct Held {
     offsets: Vec<(String, i64)>,
-    frame: Arc<str>,
+    frame: Frame,
 }
 
 #[derive(Default)]
@@ -188,7 +192,7 @@ impl PlainConnections {
 
     /// Queues a frame for one connection, waiting while its queue is full (a history replay:
     /// a long one must not count as a slow consumer).
-    pub async fn send_waiting(&self, id: &str, frame: Arc<str>) {
+    pub async fn send_waiting(&self, id: &str, frame: Frame) {
         let outbox = self.registry.read().unwrap().conns.get(id).map(|c| c.outbox.clone());
         if let Some(outbox) = outbox {
             outbox.push_waiting(frame).await;
@@ -196,7 +200,7 @@ impl PlainConnections {
     }
 
     /// Queues a frame for one connection (replies to its own messages).
-    pub fn send_to(&self, id: &str, frame: Arc<str>) {
+    pub fn send_to(&self, id: &str, frame: Frame) {
         let reg = self.registry.read().unwrap();
         if let Some(conn) = reg.conns.get(id) {
             enqueue(conn, frame);
@@ -265,7 +269,7 @@ fn already_given(caught_up: &[(String, i64)], offsets: &[(String, i64)]) -> bool
         .any(|(room, offset)| caught_up.iter().any(|(r, through)| r == room && offset <= through))
 }
 
-fn enqueue(conn: &Conn, frame: Arc<str>) {
+fn enqueue(conn: &Conn, frame: Frame) {
     if !conn.outbox.push(frame) {
         // Told once; the connection task closes itself and unregisters.
         conn.kick.send_if_modified(|k| k.replace(Kick::SlowConsumer).is_none());
@@ -282,7 +286,7 @@ fn remove_member(rooms: &mut HashMap<String, HashSet<ConnId>>, room: &str, id: &
 }
 
 /// One delivery as `dialect` frames it. `id` and `offset` appear in `/ws` frames only.
-pub fn frame(dialect: Dialect, event: &str, data: &Value, id: &str, channel: Option<&str>, offset: Option<i64>) -> Arc<str> {
+pub fn frame(dialect: Dialect, event: &str, data: &Value, id: &str, channel: Option<&str>, offset: Option<i64>) -> Frame {
     let frame = match dialect {
         Dialect::Commerce => json!({"type": event, "data": data}),
         Dialect::Channels => {
@@ -306,8 +310,8 @@ struct Frames<'a> {
     /// The public channel the publication went to, and its offset there.
     channel: Option<&'a str>,
     offset: Option<i64>,
-    channels: Option<Arc<str>>,
-    commerce: Option<Arc<str>>,
+    channels: Option<Frame>,
+    commerce: Option<Frame>,
 }
 
 impl<'a> Frames<'a> {
@@ -327,7 +331,7 @@ impl<'a> Frames<'a> {
         }
     }
 
-    fn get(&mut self, dialect: Dialect) -> Arc<str> {
+    fn get(&mut self, dialect: Dialect) -> Frame {
         let slot = match dialect {
             Dialect::Channels => &mut self.channels,
             Dialect::Commerce => &mut self.commerce,

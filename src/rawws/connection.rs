@@ -269,7 +269,7 @@ impl<'a> Connection<'a> {
             if !frames.is_empty() || ping_due {
                 let ping = std::mem::take(&mut ping_due).then(|| Message::Ping(Default::default()));
                 let write = async {
-                    for message in ping.into_iter().chain(frames.iter().map(|f| Message::Text(Utf8Bytes::from(f.as_ref())))) {
+                    for message in ping.into_iter().chain(frames.into_iter().map(Message::Text)) {
                         socket.feed(message).await?;
                     }
                     socket.flush().await

@@ -220,6 +220,7 @@ async fn a_batch_is_published_in_order_and_each_item_answered_in_its_place() {
     assert_eq!(results[1]["error"]["field"], "data.status");
     assert_eq!(results[2]["error"]["code"], "invalid_body");
     assert!(results[2]["error"]["message"].as_str().unwrap().starts_with("events[2]: "), "{body}");
+    assert!(results[2]["error"]["message"].as_str().unwrap().contains("to.team: unknown field `team`"), "{body}");
     assert_eq!(results[4]["receipt"]["rooms"], json!(["user:alice"]));
     app.barrier().await;
 
