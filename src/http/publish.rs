@@ -30,6 +30,9 @@ async fn publish_event(
     ApiJson(request): ApiJson<PublishRequest>,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
     let receipt = publish_one(&state, request).await?;
+    // The connections' writers were just woken with the frames; let them write before this
+    // task writes the receipt, so the delivery, not the backend's acknowledgement, goes first.
+    tokio::task::yield_now().await;
     Ok((StatusCode::ACCEPTED, Json(receipt)))
 }
 
