@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
 use super::outbox::Outbox;
 
@@ -45,7 +44,6 @@ pub type Frame = axum::extract::ws::Utf8Bytes;
 struct Conn {
     dialect: Dialect,
     outbox: Arc<Outbox>,
-    kick: watch::Sender<Option<Kick>>,
     rooms: HashSet<String>,
     /// Deliveries held back while the connection catches up on a room's history.
     held: Mutex<Option<Vec<Held>>>,
@@ -71,7 +69,6 @@ struct Registry {
 pub struct Registration {
     pub id: ConnId,
     pub outbox: Arc<Outbox>,
-    pub kicked: watch::Receiver<Option<Kick>>,
 }
 
 #[derive(Default)]
@@ -87,11 +84,9 @@ impl PlainConnections {
     pub fn register(&self, dialect: Dialect, queue_len: usize) -> Registration {
         let id = format!("ws-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let outbox = Arc::new(Outbox::new(queue_len));
-        let (kick, kicked) = watch::channel(None);
         let conn = Conn {
             dialect,
             outbox: outbox.clone(),
-            kick,
             rooms: HashSet::new(),
             held: Mutex::new(None),
             caught_up: Mutex::default(),
@@ -99,7 +94,7 @@ impl PlainConnections {
         self.registry.write().unwrap().conns.insert(id.clone(), conn);
         // A connection is addressable by its id, like a socket.
         self.join(&id, &Room::connection(&id).name());
-        Registration { id, outbox, kicked }
+        Registration { id, outbox }
     }
 
     pub fn unregister(&self, id: &str) {
@@ -171,7 +166,7 @@ impl PlainConnections {
     /// Ends a connection (it closes itself, telling the client why).
     pub fn kick(&self, id: &str, why: Kick) {
         if let Some(conn) = self.registry.read().unwrap().conns.get(id) {
-            conn.kick.send_if_modified(|k| k.replace(why).is_none());
+            conn.outbox.end(why);
         }
     }
 
@@ -269,11 +264,9 @@ fn already_given(caught_up: &[(String, i64)], offsets: &[(String, i64)]) -> bool
         .any(|(room, offset)| caught_up.iter().any(|(r, through)| r == room && offset <= through))
 }
 
+/// A full queue ends the connection as a slow consumer: its task closes it and unregisters.
 fn enqueue(conn: &Conn, frame: Frame) {
-    if !conn.outbox.push(frame) {
-        // Told once; the connection task closes itself and unregisters.
-        conn.kick.send_if_modified(|k| k.replace(Kick::SlowConsumer).is_none());
-    }
+    conn.outbox.push(frame);
 }
 
 fn remove_member(rooms: &mut HashMap<String, HashSet<ConnId>>, room: &str, id: &str) {

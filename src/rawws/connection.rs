@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::response::Response;
 use futures_util::SinkExt;
 use http::{HeaderMap, Uri};
-use tokio::sync::watch;
 
 use super::{catch_up, messages};
 use super::refusal::Refusal;
@@ -105,7 +104,13 @@ fn upgrade(
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| start(Box::new(Upgraded { state, socket, dialect }), auth, since))
+        .on_upgrade(move |socket| {
+            // A task of its own, spawned once the upgrade is done: axum's upgrade task is
+            // allocated while the handshake's buffers are alive and would hold this connection's
+            // state inline for its whole life, between them in the heap.
+            tokio::spawn(start(Box::new(Upgraded { state, socket, dialect }), auth, since));
+            std::future::ready(())
+        })
 }
 
 /// An upgraded connection's wiring and socket, boxed once and borrowed from then on: an async fn
@@ -190,7 +195,7 @@ async fn serve(upgraded: &mut Upgraded, identity: Identity, since: Option<Since>
         dialect,
         outbox: &registration.outbox,
     };
-    let reason = connection.run(socket, registration.kicked, catching_up).await;
+    let reason = connection.run(socket, catching_up).await;
     let identity = identity.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
 
     // Stop delivering before closing, so the queue cannot refill.
@@ -257,7 +262,7 @@ impl<'a> Connection<'a> {
     /// The connection's one task: reads client messages, writes what is queued, pings, and
     /// returns why it ended. One task per connection, no channel: an idle connection holds
     /// its socket, an empty queue and this loop's state.
-    async fn run(&self, socket: &mut WebSocket, mut kicked: watch::Receiver<Option<Kick>>, mut handling: Option<Handling<'a>>) -> End {
+    async fn run(&self, socket: &mut WebSocket, mut handling: Option<Handling<'a>>) -> End {
         let state = self.state;
         let interval = state.settings.ws_ping_interval;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -278,9 +283,12 @@ impl<'a> Connection<'a> {
                     written = write => if written.is_err() {
                         return End::ClientClosed;
                     },
-                    _ = kicked.changed() => return kick_reason(&kicked),
+                    why = self.outbox.wait_ended() => return ended_by(why),
                     _ = state.shutdown.cancelled() => return End::Shutdown,
                 }
+            }
+            if let Some(why) = self.outbox.ended() {
+                return ended_by(why);
             }
             tokio::select! {
                 () = self.outbox.wait() => {}
@@ -326,19 +334,18 @@ impl<'a> Connection<'a> {
                     }
                     ping_due = true;
                 }
-                _ = kicked.changed() => return kick_reason(&kicked),
                 _ = state.shutdown.cancelled() => return End::Shutdown,
             }
         }
     }
 }
 
-fn kick_reason(kicked: &watch::Receiver<Option<Kick>>) -> End {
-    match *kicked.borrow() {
-        Some(Kick::Disconnected) => End::Disconnected,
-        Some(Kick::Expired) => End::Expired,
-        Some(Kick::Revoked) => End::Revoked,
-        _ => End::SlowConsumer,
+fn ended_by(why: Kick) -> End {
+    match why {
+        Kick::Disconnected => End::Disconnected,
+        Kick::Expired => End::Expired,
+        Kick::Revoked => End::Revoked,
+        Kick::SlowConsumer => End::SlowConsumer,
     }
 }
 
