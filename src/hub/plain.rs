@@ -91,9 +91,9 @@ impl PlainConnections {
             held: Mutex::new(None),
             caught_up: Mutex::default(),
         };
+        // A connection is addressable by its id, like a socket: its id is a room the registry
+        // answers from `conns` (see `Registry::room`), without a member set of one.
         self.registry.write().unwrap().conns.insert(id.clone(), conn);
-        // A connection is addressable by its id, like a socket.
-        self.join(&id, &Room::connection(&id).name());
         Registration { id, outbox }
     }
 
@@ -178,7 +178,7 @@ impl PlainConnections {
 
     /// Connections in `room`.
     pub fn members(&self, room: &str) -> usize {
-        self.registry.read().unwrap().rooms.get(room).map_or(0, HashSet::len)
+        self.registry.read().unwrap().room(room).count()
     }
 
     pub fn connections(&self) -> usize {
@@ -233,16 +233,16 @@ impl PlainConnections {
 }
 
 impl Registry {
+    /// The connections in `room`: its members, or the connection whose id it is.
+    fn room<'a>(&'a self, room: &str) -> impl Iterator<Item = &'a str> + use<'a> {
+        let members = self.rooms.get(room).into_iter().flatten();
+        let itself = self.conns.get_key_value(room).map(|(id, _)| id);
+        members.chain(itself).map(String::as_str)
+    }
+
     /// The connections an audience names, once each.
     fn audience(&self, audience: &Audience) -> HashSet<&str> {
-        let members = |rooms: &[Room]| -> HashSet<&str> {
-            rooms
-                .iter()
-                .filter_map(|r| self.rooms.get(&r.name()))
-                .flatten()
-                .map(String::as_str)
-                .collect()
-        };
+        let members = |rooms: &[Room]| -> HashSet<&str> { rooms.iter().flat_map(|r| self.room(&r.name())).collect() };
         let mut targets = if audience.everyone {
             self.conns.keys().map(String::as_str).collect()
         } else {
@@ -336,5 +336,41 @@ impl<'a> Frames<'a> {
         let built = frame(dialect, p.event.as_str(), self.data, &p.id.to_string(), self.channel, self.offset);
         *slot = Some(built.clone());
         built
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::EventName;
+    use crate::publication::{Audience, Source};
+
+    fn publication(audience: Audience) -> Publication {
+        Publication::new(EventName::NOTIFICATION_NEW, audience, json!({"n": 1}), Source::Http)
+    }
+
+    #[test]
+    fn a_connection_is_a_room_of_its_own_without_a_member_set() {
+        let hub = PlainConnections::default();
+        let one = hub.register(Dialect::Channels, 8);
+        let other = hub.register(Dialect::Channels, 8);
+        hub.join(&other.id, "user:u2");
+        assert_eq!(hub.members(&one.id), 1);
+        assert!(hub.rooms_of(&one.id).is_empty(), "its own room is not a subscription");
+
+        let to_one = publication(Audience::rooms(vec![Room::connection(&one.id)]));
+        assert_eq!(hub.deliver(&to_one, &[]), 1);
+        assert_eq!(one.outbox.take().len(), 1);
+        assert!(other.outbox.take().is_empty());
+
+        let all_but_one = Audience::except(vec![Room::User("u2".into()), Room::connection(&one.id)], vec![Room::connection(&one.id)]);
+        assert_eq!(hub.deliver(&publication(all_but_one), &[]), 1);
+        assert!(one.outbox.take().is_empty());
+        assert_eq!(other.outbox.take().len(), 1);
+
+        hub.unregister(&one.id);
+        assert_eq!(hub.members(&one.id), 0);
     }
 }
