@@ -108,35 +108,39 @@ fn upgrade(
             // A task of its own, spawned once the upgrade is done: axum's upgrade task is
             // allocated while the handshake's buffers are alive and would hold this connection's
             // state inline for its whole life, between them in the heap.
-            tokio::spawn(start(Box::new(Upgraded { state, socket, dialect }), auth, since));
+            match auth.and_then(|identity| Ok((identity, since?))) {
+                Ok((identity, since)) => {
+                    let identity = Mutex::new(identity);
+                    tokio::spawn(serve(Box::new(Upgraded { state, socket, dialect, identity, since })));
+                }
+                Err(refusal) => {
+                    tokio::spawn(refuse(socket, refusal));
+                }
+            }
             std::future::ready(())
         })
 }
 
-/// An upgraded connection's wiring and socket, boxed once and borrowed from then on: an async fn
-/// keeps its arguments for its whole life (rust-lang/rust#62958), so passing these by value
-/// through two of them held them twice in every connection's task.
+/// An upgraded connection's wiring, socket and user, boxed once and borrowed from then on: an
+/// async fn keeps its arguments, and each local it holds across an await, for its whole life
+/// (rust-lang/rust#62958), so passing these by value held them several times in every
+/// connection's task.
 struct Upgraded {
     state: AppState,
     socket: WebSocket,
     dialect: Dialect,
-}
-
-async fn start(mut upgraded: Box<Upgraded>, auth: Result<Identity, Refusal>, since: Result<Option<Since>, Refusal>) {
-    let admitted = match auth.and_then(|identity| Ok((identity, since?))) {
-        Ok((identity, since)) => {
-            Box::pin(upgraded.state.admit(&identity)).await.map(|()| (identity, since)).map_err(Refusal::from)
-        }
-        Err(refusal) => Err(refusal),
-    };
-    match admitted {
-        Ok((identity, since)) => serve(&mut upgraded, identity, since).await,
-        Err(refusal) => refuse(&mut upgraded.socket, refusal).await,
-    }
+    /// Renewed by a `refresh` message.
+    identity: Mutex<Identity>,
+    /// `?since=`: the history to replay first.
+    since: Option<Since>,
 }
 
 /// Tells the client why, then closes.
-async fn refuse(socket: &mut WebSocket, refusal: Refusal) {
+async fn refuse(mut socket: WebSocket, refusal: Refusal) {
+    refuse_on(&mut socket, refusal).await;
+}
+
+async fn refuse_on(socket: &mut WebSocket, refusal: Refusal) {
     tracing::info!(code = refusal.code, "plain websocket refused");
     let _ = socket.send(Message::Text(refusal.frame().into())).await;
     let _ = socket.send(close(CLOSE_POLICY, refusal.code)).await;
@@ -149,9 +153,13 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-async fn serve(upgraded: &mut Upgraded, identity: Identity, since: Option<Since>) {
-    let Upgraded { state, socket, dialect } = upgraded;
-    let (state, dialect) = (&*state, *dialect);
+async fn serve(mut upgraded: Box<Upgraded>) {
+    let Upgraded { state, socket, dialect, identity: user, since } = &mut *upgraded;
+    let (state, dialect, since) = (&*state, *dialect, since.take());
+    let identity = user.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Err(refused) = Box::pin(state.admit(identity)).await {
+        return refuse_on(socket, refused.into()).await;
+    }
     let hub = state.publisher.hub().plain();
     let registration = hub.register(dialect, state.settings.ws_send_queue);
     let id = registration.id.clone();
@@ -171,14 +179,13 @@ async fn serve(upgraded: &mut Upgraded, identity: Identity, since: Option<Since>
     state.presence.count_in(&identity.user_id);
     // The futures awaited once around the connection's loop are boxed: held inline, the largest
     // of them (presence sync, a database read) would size this connection's task for its life.
-    Box::pin(state.sync_presence(&identity)).await;
+    Box::pin(state.sync_presence(identity)).await;
     // The user's notifications that reached none of his connections, to this one only.
     for (notification_id, data) in Box::pin(notifications::undelivered(&state.db, &identity.user_id)).await {
         let event = EventName::NOTIFICATION_NEW;
         hub.send_to(&id, plain::frame(dialect, event.as_str(), &data, &notification_id, None, None));
     }
 
-    let identity = Mutex::new(identity);
     let catching_up: Option<Handling<'_>> = since.map(|since| {
         let history = state.publisher.history();
         let kept: Vec<Room> = rooms.into_iter().filter(|r| history.keeps(r)).collect();
@@ -191,12 +198,12 @@ async fn serve(upgraded: &mut Upgraded, identity: Identity, since: Option<Since>
     let connection = Connection {
         state,
         id: &id,
-        identity: &identity,
+        identity: user,
         dialect,
         outbox: &registration.outbox,
     };
     let reason = connection.run(socket, catching_up).await;
-    let identity = identity.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let identity = user.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
 
     // Stop delivering before closing, so the queue cannot refill.
     hub.unregister(&id);
@@ -230,7 +237,7 @@ async fn serve(upgraded: &mut Upgraded, identity: Identity, since: Option<Since>
     let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
     tracing::info!(conn = %id, reason = text, "plain websocket closed");
     state.presence.count_out(&identity.user_id);
-    Box::pin(state.sync_presence(&identity)).await;
+    Box::pin(state.sync_presence(identity)).await;
 }
 
 enum End {
