@@ -58,18 +58,25 @@ pub struct Connection {
     ws: Ws,
 }
 
+/// A TCP connection to the server at `addr` from the loopback address `source` (so one run can
+/// hold more connections than one address has ports), Nagle off as the servers have it.
+pub async fn connect_from(source: IpAddr, addr: &str) -> anyhow::Result<TcpStream> {
+    let server: SocketAddr = addr.parse().context("server address")?;
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(false)?;
+    socket.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
+    let stream = socket.connect(server).await.context("tcp connect")?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 impl Connection {
     /// Connects from the loopback address `source` to the server at `addr` and joins the main
     /// namespace with `token`.
     pub async fn open(addr: &str, token: &str, source: IpAddr) -> anyhow::Result<Connection> {
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let server: SocketAddr = addr.parse().context("server address")?;
         let connect = async {
-            let socket = TcpSocket::new_v4()?;
-            socket.set_reuseaddr(false)?;
-            socket.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
-            let stream = socket.connect(server).await.context("tcp connect")?;
-            stream.set_nodelay(true)?;
+            let stream = connect_from(source, addr).await?;
             let (ws, _) = tokio_tungstenite::client_async(url, Stamped::new(stream)?).await?;
             anyhow::Ok(ws)
         };

@@ -5,17 +5,17 @@
 //! server's memory is read at the end of the hold, after a ping round when the hold passes the
 //! 25 s interval.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt, stream};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::token;
+use crate::client::{connect_from, token};
 use crate::scenarios::{Measure, measure, next_source};
 use crate::servers::Server;
 
@@ -55,12 +55,8 @@ impl PlainConnection {
     /// Connects from `source` to `/ws?token=…` and waits for the answer to a `ping` message.
     async fn open(addr: &str, token: String, source: IpAddr) -> anyhow::Result<PlainConnection> {
         let url = format!("ws://{addr}/ws?token={token}");
-        let server: SocketAddr = addr.parse().context("server address")?;
         let connect = async {
-            let socket = TcpSocket::new_v4()?;
-            socket.bind(SocketAddr::new(source, 0)).with_context(|| format!("binding {source}"))?;
-            let stream = socket.connect(server).await.context("tcp connect")?;
-            stream.set_nodelay(true)?;
+            let stream = connect_from(source, addr).await?;
             let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
             ws.send(Message::text(r#"{"type":"ping"}"#)).await?;
             while let Some(message) = ws.next().await {

@@ -38,19 +38,18 @@ impl Outbox {
     }
 
     /// Queues a frame. A full queue means the connection is not keeping up: it is ended as a
-    /// slow consumer instead, and false is returned.
+    /// slow consumer instead (its task closes it and unregisters), and false is returned.
     pub fn push(&self, frame: Frame) -> bool {
         let mut queue = self.queue.lock().unwrap();
-        if queue.frames.len() >= self.capacity {
+        let fits = queue.frames.len() < self.capacity;
+        if fits {
+            queue.frames.push_back(frame);
+        } else {
             queue.ended.get_or_insert(Kick::SlowConsumer);
-            drop(queue);
-            self.queued.notify_one();
-            return false;
         }
-        queue.frames.push_back(frame);
         drop(queue);
         self.queued.notify_one();
-        true
+        fits
     }
 
     /// Ends the connection (its task closes it, telling the client why). The first reason

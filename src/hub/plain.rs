@@ -142,7 +142,7 @@ impl PlainConnections {
         }
         for item in held.take().unwrap_or_default() {
             if !already_given(&caught_up, &item.offsets) {
-                enqueue(conn, item.frame);
+                conn.outbox.push(item.frame);
             }
         }
     }
@@ -198,7 +198,7 @@ impl PlainConnections {
     pub fn send_to(&self, id: &str, frame: Frame) {
         let reg = self.registry.read().unwrap();
         if let Some(conn) = reg.conns.get(id) {
-            enqueue(conn, frame);
+            conn.outbox.push(frame);
         }
     }
 
@@ -223,7 +223,9 @@ impl PlainConnections {
                         offsets: offsets.to_vec(),
                         frame,
                     }),
-                    None => enqueue(conn, frame),
+                    None => {
+                        conn.outbox.push(frame);
+                    }
                 }
                 delivered += 1;
             }
@@ -262,11 +264,6 @@ fn already_given(caught_up: &[(String, i64)], offsets: &[(String, i64)]) -> bool
     offsets
         .iter()
         .any(|(room, offset)| caught_up.iter().any(|(r, through)| r == room && offset <= through))
-}
-
-/// A full queue ends the connection as a slow consumer: its task closes it and unregisters.
-fn enqueue(conn: &Conn, frame: Frame) {
-    conn.outbox.push(frame);
 }
 
 fn remove_member(rooms: &mut HashMap<String, HashSet<ConnId>>, room: &str, id: &str) {
