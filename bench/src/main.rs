@@ -58,8 +58,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Drops(sizes) => return run_drops(&sizes, false).await,
         Command::Soak(sizes) => return run_soak(&sizes, false).await,
     };
-    // bench/results holds side-by-side runs only: a one-server run (profiling) just prints.
-    let both = [servers::Kind::Switchyard, servers::Kind::Node].iter().all(|k| sizes.servers.contains(k));
+    // bench/results holds whole side-by-side runs only: a one-server or one-scenario run
+    // (profiling, measuring a change) just prints.
+    let both = !sizes.cross_only && [servers::Kind::Switchyard, servers::Kind::Node].iter().all(|k| sizes.servers.contains(k));
     // Each connection is a file descriptor in the server and one in the generator; keep 1,000
     // for everything else (database, Redis, HTTP publishers).
     let reachable = (open_files as usize).saturating_sub(1_000);

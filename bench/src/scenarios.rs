@@ -62,6 +62,9 @@ pub struct Sizes {
     /// Publish rates (per second) of the latency curve: deliveries/s = rate × room.
     #[arg(long, value_delimiter = ',', default_value = "5,10,20,40,80,160")]
     pub sweep: Vec<u64>,
+    /// Only the two-instance scenario (to measure one change to it); printed, not written.
+    #[arg(long)]
+    pub cross_only: bool,
 }
 
 impl Sizes {
@@ -81,6 +84,7 @@ impl Sizes {
             paced_rate: 10,
             users: 20,
             sweep: vec![5, 20],
+            cross_only: false,
         }
     }
 }
@@ -129,6 +133,10 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<Results> {
             Kind::Node => (&mut results.node, &mut results.node_curve, Kind::NodeWs),
             Kind::NodeWs => unreachable!("not a --servers choice"),
         };
+        if sizes.cross_only {
+            out.extend(cross_instance(kind, redis.as_deref(), sizes.cross_subscribers, sizes.seconds).await?);
+            continue;
+        }
         // Plain WebSocket memory first, on a server of its own.
         let plain_idle = {
             let server = Server::start(plain_kind)?;
@@ -562,7 +570,7 @@ async fn cross_instance(kind: Kind, redis: Option<&str>, subscribers: usize, sec
     let env = [("REDIS_URL", redis.to_owned()), ("REDIS_CHANNEL_PREFIX", prefix)];
     let first = Server::start_with(kind, &env)?;
     let second = Server::start_with(kind, &env)?;
-    eprintln!("{kind:?} two instances on {} and {} via {redis}", first.addr, second.addr);
+    eprintln!("{kind:?} alone on {}; two instances on {} and {} via {redis}", alone.addr, first.addr, second.addr);
     let (mut through, mut added, mut lost) = (Vec::new(), Vec::new(), 0);
     for round in 0..CROSS_ROUNDS {
         let here = gentle(&alone.addr, &alone.addr, subscribers, &format!("alone{round}-"), CROSS_RATE, seconds).await?;

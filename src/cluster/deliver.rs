@@ -8,8 +8,9 @@
 //! the order every instance reads equals offset order and log order, and offsets increase
 //! strictly per room across the cluster.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,34 +49,51 @@ redis.call('PUBLISH', ARGV[1], table.concat(offsets, ',') .. '\n' .. position ..
 return {position, offsets}
 ";
 
-/// The numbering script, and the rooms this instance numbered by itself while Redis was
-/// unreachable: their counters must be raised past those offsets before Redis numbers them again.
+/// The numbering script; the rooms this instance numbered by itself while Redis was
+/// unreachable (their counters must be raised past those offsets before Redis numbers them
+/// again); and the publications this instance sent that the channel has not brought back yet.
 pub(super) struct Numbering {
     script: redis::Script,
     numbered_alone: Mutex<HashSet<String>>,
+    /// By id (time-ordered). The channel's message for one of these is delivered from the
+    /// publication in hand instead of being decoded again; a message that finds nothing here is
+    /// decoded, so an entry given up costs a decode and nothing else.
+    in_hand: Mutex<BTreeMap<Uuid, InHand>>,
 }
+
+/// A publication sent and not yet back, with the history rooms it was sent to be numbered in.
+struct InHand {
+    publication: Arc<Publication>,
+    history_rooms: Vec<String>,
+}
+
+/// Publications kept in hand at most; past it the oldest is given up. Only messages that never
+/// came back (sent while the subscriber was between connections) stay this long.
+const IN_HAND_MAX: usize = 4_096;
 
 impl Default for Numbering {
     fn default() -> Self {
         Numbering {
             script: redis::Script::new(SCRIPT),
             numbered_alone: Mutex::default(),
+            in_hand: Mutex::default(),
         }
     }
 }
 
-/// A publication as it travels between instances.
+/// A publication as it travels between instances. `id` comes first: an instance recognises its
+/// own publications by the body's opening bytes (see [`sent_id`]).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Wire {
+struct Wire<'a> {
     id: Uuid,
-    event: String,
+    event: Cow<'a, str>,
     everyone: bool,
     rooms: Vec<String>,
     except: Vec<String>,
-    data: Value,
+    data: Cow<'a, Value>,
     /// The rooms whose offsets the header line carries, in the same order.
-    history_rooms: Vec<String>,
+    history_rooms: Cow<'a, [String]>,
     ephemeral: bool,
 }
 
@@ -94,19 +112,24 @@ impl Bus {
     /// log) and sends it to every instance. `floors` holds, per room, an offset its counter must
     /// reach first (-1: none). Only JSON payloads travel (emitter arguments are delivered where
     /// they were received).
-    pub async fn send(&self, publication: &Publication, history_rooms: &[String], floors: &[i64]) -> Result<Numbered, SendError> {
-        let wire = Wire {
-            id: publication.id,
-            event: publication.event.to_string(),
-            everyone: publication.audience.everyone,
-            rooms: publication.audience.room_names(),
-            except: publication.audience.except_names(),
-            data: publication.json().clone(),
-            history_rooms: history_rooms.to_vec(),
-            ephemeral: publication.ephemeral,
-        };
-        let payload = serde_json::to_string(&wire).expect("serializable");
+    ///
+    /// The publication is kept in hand until the channel brings it back, so this instance
+    /// delivers it without decoding its own message.
+    pub async fn send(&self, publication: &Arc<Publication>, history_rooms: &[String], floors: &[i64]) -> Result<Numbered, SendError> {
+        let payload = encode(publication, history_rooms);
         let numbering = &self.inner.numbering;
+        {
+            // Before the script runs: its message may reach the subscriber before its reply.
+            let mut in_hand = numbering.in_hand.lock().unwrap();
+            if in_hand.len() >= IN_HAND_MAX {
+                in_hand.pop_first();
+            }
+            let kept = InHand {
+                publication: Arc::clone(publication),
+                history_rooms: history_rooms.to_vec(),
+            };
+            in_hand.insert(publication.id, kept);
+        }
         let mut invocation = numbering.script.prepare_invoke();
         invocation
             .key(self.inner.keys.log())
@@ -119,6 +142,7 @@ impl Bus {
             invocation.arg(*floor);
         }
         let (position, offsets): (String, Vec<i64>) = invocation.invoke_async(&mut self.connection()).await.map_err(|e| {
+            self.take(publication.id);
             if e.to_string().contains("UNSEEDED") {
                 SendError::Unseeded
             } else {
@@ -154,29 +178,67 @@ impl Bus {
         let alone = self.inner.numbering.numbered_alone.lock().unwrap();
         rooms.iter().map(|r| alone.contains(r)).collect()
     }
+
+    /// Takes back a publication this instance sent, unless the channel has brought it back
+    /// already (and it was delivered from there).
+    pub fn take_sent(&self, id: Uuid) -> Option<Arc<Publication>> {
+        self.take(id).map(|kept| kept.publication)
+    }
+
+    fn take(&self, id: Uuid) -> Option<InHand> {
+        self.inner.numbering.in_hand.lock().unwrap().remove(&id)
+    }
+
+    /// Reads a deliver-channel message: the publication (this instance's own from the hand it
+    /// was kept in, another's decoded) and how it was numbered.
+    pub(super) fn receive(&self, message: &[u8]) -> Result<(Arc<Publication>, Numbered), String> {
+        let text = std::str::from_utf8(message).map_err(|e| e.to_string())?;
+        let (header, rest) = text.split_once('\n').ok_or("no offset header")?;
+        let (position, body) = rest.split_once('\n').ok_or("no position header")?;
+        let offsets: Vec<i64> = if header.is_empty() {
+            Vec::new()
+        } else {
+            header
+                .split(',')
+                .map(|o| o.parse::<i64>().map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?
+        };
+        let position = Some(position.to_owned()).filter(|p| !p.is_empty());
+        if let Some(kept) = sent_id(body).and_then(|id| self.take(id)) {
+            let numbered = Numbered {
+                offsets: kept.history_rooms.into_iter().zip(offsets).collect(),
+                position,
+            };
+            return Ok((kept.publication, numbered));
+        }
+        let wire: Wire = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        let numbered = Numbered {
+            offsets: wire.history_rooms.iter().cloned().zip(offsets).collect(),
+            position,
+        };
+        Ok((Arc::new(publication(wire)?), numbered))
+    }
 }
 
-/// Reads a deliver-channel message back into a publication and how it was numbered.
-pub(super) fn decode(message: &[u8]) -> Result<(Publication, Numbered), String> {
-    let text = std::str::from_utf8(message).map_err(|e| e.to_string())?;
-    let (header, rest) = text.split_once('\n').ok_or("no offset header")?;
-    let (position, body) = rest.split_once('\n').ok_or("no position header")?;
-    let wire: Wire = serde_json::from_str(body).map_err(|e| e.to_string())?;
-    let offsets: Vec<i64> = if header.is_empty() {
-        Vec::new()
-    } else {
-        header
-            .split(',')
-            .map(|o| o.parse::<i64>().map_err(|e| e.to_string()))
-            .collect::<Result<_, _>>()?
+/// A publication's wire form: its fields, and the history rooms the script numbers, in order.
+fn encode(publication: &Publication, history_rooms: &[String]) -> String {
+    let wire = Wire {
+        id: publication.id,
+        event: Cow::Borrowed(publication.event.as_str()),
+        everyone: publication.audience.everyone,
+        rooms: publication.audience.room_names(),
+        except: publication.audience.except_names(),
+        data: Cow::Borrowed(publication.json()),
+        history_rooms: Cow::Borrowed(history_rooms),
+        ephemeral: publication.ephemeral,
     };
-    let history_rooms = wire.history_rooms.clone();
-    let publication = publication(wire)?;
-    let numbered = Numbered {
-        offsets: history_rooms.into_iter().zip(offsets).collect(),
-        position: Some(position.to_owned()).filter(|p| !p.is_empty()),
-    };
-    Ok((publication, numbered))
+    serde_json::to_string(&wire).expect("serializable")
+}
+
+/// The id a wire body opens with (`{"id":"…"`), without reading the rest of it.
+fn sent_id(body: &str) -> Option<Uuid> {
+    let text = body.strip_prefix(r#"{"id":""#)?.get(..36)?;
+    Uuid::try_parse(text).ok()
 }
 
 /// Reads a logged message body (the recovery log keeps the body alone) into its publication.
@@ -196,9 +258,37 @@ fn publication(wire: Wire) -> Result<Publication, String> {
             rooms: parse(wire.rooms)?,
             except: parse(wire.except)?,
         },
-        data: Payload::Json(wire.data),
+        data: Payload::Json(wire.data.into_owned()),
         source: Source::Cluster,
         published_at: chrono::Utc::now(),
         ephemeral: wire.ephemeral,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publication::Source;
+    use serde_json::json;
+
+    fn sample() -> Publication {
+        let audience = Audience::rooms(vec![Room::parse("org:o1").unwrap()]);
+        Publication::new(EventName::parse("message:new").unwrap(), audience, json!({"text": "hi"}), Source::Http)
+    }
+
+    #[test]
+    fn an_instance_knows_its_own_publication_by_the_opening_bytes() {
+        let publication = sample();
+        let body = encode(&publication, &["org:o1".to_owned()]);
+        assert_eq!(sent_id(&body), Some(publication.id));
+        let back = decode_body(body.as_bytes()).unwrap();
+        assert_eq!((back.id, back.json()), (publication.id, publication.json()));
+    }
+
+    #[test]
+    fn a_body_that_does_not_open_with_an_id_is_not_taken_for_one() {
+        assert_eq!(sent_id(r#"{"event":"message:new","id":"0192f0a0-0000-7000-8000-000000000000"}"#), None);
+        assert_eq!(sent_id(r#"{"id":"not-a-uuid-at-all-but-thirty-six-ch"}"#), None);
+        assert_eq!(sent_id(r#"{"id":"short"}"#), None);
+    }
 }

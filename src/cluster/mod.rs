@@ -57,7 +57,7 @@ pub struct Numbered {
 /// What the bus hands to this instance: the Publisher implements it.
 pub trait Handler: Send + Sync + 'static {
     /// A publication numbered by some instance (this one included): deliver it here.
-    fn deliver(&self, publication: Publication, numbered: Numbered) -> impl Future<Output = ()> + Send;
+    fn deliver(&self, publication: &Publication, numbered: Numbered) -> impl Future<Output = ()> + Send;
     /// A room operation some instance sent: apply it to the connections here.
     fn apply(&self, op: RoomOp) -> impl Future<Output = ()> + Send;
     /// The connections here in `room`, to answer another instance's count.
@@ -209,9 +209,9 @@ impl Bus {
             let channel = message.get_channel_name();
             let payload = message.get_payload_bytes();
             let result = match keys.classify(channel) {
-                Some(Incoming::Deliver) => match deliver::decode(payload) {
+                Some(Incoming::Deliver) => match self.receive(payload) {
                     Ok((publication, numbered)) => {
-                        handler.deliver(publication, numbered).await;
+                        handler.deliver(&publication, numbered).await;
                         Ok(())
                     }
                     Err(e) => Err(e),

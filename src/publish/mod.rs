@@ -102,6 +102,8 @@ impl Publisher {
     #[tracing::instrument(skip_all, fields(id = %publication.id, event = %publication.event, source = ?publication.source))]
     pub async fn publish(&self, publication: Publication) -> Result<Receipt, PublishError> {
         let inner = &self.inner;
+        // Shared with the cluster bus, which keeps it until the channel brings it back.
+        let publication = Arc::new(publication);
         inner.metrics.published(publication.source);
         let history_rooms: Vec<&Room> = publication
             .audience
@@ -252,7 +254,7 @@ impl Publisher {
 
     /// Numbers the publication in Redis and sends it to every instance, this one included (the
     /// bus hands it back to [`cluster::Handler::deliver`]).
-    async fn send_to_cluster(&self, bus: &Bus, publication: &Publication, history_rooms: &[&Room]) -> Result<Offsets, String> {
+    async fn send_to_cluster(&self, bus: &Bus, publication: &Arc<Publication>, history_rooms: &[&Room]) -> Result<Offsets, String> {
         let names: Vec<String> = history_rooms.iter().map(|r| r.name()).collect();
         let mut floors = Vec::with_capacity(names.len());
         for (room, needed) in names.iter().zip(bus.needs_floor(&names)) {
@@ -273,9 +275,9 @@ impl Publisher {
         for (room, offset) in &numbered.offsets {
             self.inner.history.observe(room, *offset).await;
         }
-        if !bus.is_connected() {
-            // Our own subscriber is between connections and will not see it: deliver here.
-            cluster::Handler::deliver(self, publication.clone(), numbered.clone()).await;
+        if !bus.is_connected() && bus.take_sent(publication.id).is_some() {
+            // Our own subscriber is between connections and has not brought it back: deliver here.
+            cluster::Handler::deliver(self, publication, numbered.clone()).await;
         }
         Ok(numbered.offsets)
     }
@@ -330,10 +332,10 @@ fn since(publication: &Publication) -> Duration {
 
 /// What the cluster bus brings back: delivered and applied through the same hub.
 impl cluster::Handler for Publisher {
-    async fn deliver(&self, publication: Publication, numbered: Numbered) {
+    async fn deliver(&self, publication: &Publication, numbered: Numbered) {
         let position = numbered.position.as_deref().and_then(Position::parse);
-        let delivered = self.inner.hub.deliver(&publication, &numbered.offsets, position).await;
-        self.inner.metrics.delivered(delivered, since(&publication));
+        let delivered = self.inner.hub.deliver(publication, &numbered.offsets, position).await;
+        self.inner.metrics.delivered(delivered, since(publication));
     }
 
     async fn apply(&self, op: RoomOp) {
