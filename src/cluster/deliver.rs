@@ -211,9 +211,10 @@ impl Bus {
             };
             return Ok((kept.publication, numbered));
         }
-        let wire: Wire = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        let mut wire: Wire = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        let history_rooms = std::mem::take(&mut wire.history_rooms).into_owned();
         let numbered = Numbered {
-            offsets: wire.history_rooms.iter().cloned().zip(offsets).collect(),
+            offsets: history_rooms.into_iter().zip(offsets).collect(),
             position,
         };
         Ok((Arc::new(publication(wire)?), numbered))
