@@ -23,7 +23,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::token;
+use crate::client::{handshake, token};
 use crate::servers::{API_KEY, Kind, Server};
 
 /// The public channel every client subscribes to (a default channel pattern of Switchyard).
@@ -358,7 +358,7 @@ async fn connect(addr: &str, shared: &Shared, resume: &mut Resume) -> anyhow::Re
     let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await??;
     stream.set_nodelay(true)?;
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::client_async(url, stream)).await??;
+    let mut ws = tokio::time::timeout(Duration::from_secs(10), handshake(url, stream)).await??;
     let open = next_text(&mut ws).await?;
     anyhow::ensure!(open.starts_with('0'), "expected an Engine.IO open packet");
     let jwt = token("dropper");

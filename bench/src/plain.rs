@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{connect_from, token};
+use crate::client::{connect_from, handshake, token};
 use crate::scenarios::{Measure, measure, next_source};
 use crate::servers::Server;
 
@@ -57,7 +57,7 @@ impl PlainConnection {
         let url = format!("ws://{addr}/ws?token={token}");
         let connect = async {
             let stream = connect_from(source, addr).await?;
-            let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+            let mut ws = handshake(url, stream).await?;
             ws.send(Message::text(r#"{"type":"ping"}"#)).await?;
             while let Some(message) = ws.next().await {
                 if let Message::Text(text) = message? {
