@@ -203,21 +203,19 @@ impl Bus {
                 .map(|o| o.parse::<i64>().map_err(|e| e.to_string()))
                 .collect::<Result<_, _>>()?
         };
-        let position = Some(position.to_owned()).filter(|p| !p.is_empty());
-        if let Some(kept) = sent_id(body).and_then(|id| self.take(id)) {
-            let numbered = Numbered {
-                offsets: kept.history_rooms.into_iter().zip(offsets).collect(),
-                position,
-            };
-            return Ok((kept.publication, numbered));
-        }
-        let mut wire: Wire = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        let history_rooms = std::mem::take(&mut wire.history_rooms).into_owned();
+        let (publication, history_rooms) = match sent_id(body).and_then(|id| self.take(id)) {
+            Some(kept) => (kept.publication, kept.history_rooms),
+            None => {
+                let mut wire: Wire = serde_json::from_str(body).map_err(|e| e.to_string())?;
+                let history_rooms = std::mem::take(&mut wire.history_rooms).into_owned();
+                (Arc::new(publication(wire)?), history_rooms)
+            }
+        };
         let numbered = Numbered {
             offsets: history_rooms.into_iter().zip(offsets).collect(),
-            position,
+            position: Some(position.to_owned()).filter(|p| !p.is_empty()),
         };
-        Ok((Arc::new(publication(wire)?), numbered))
+        Ok((publication, numbered))
     }
 }
 
