@@ -1,7 +1,7 @@
 //! The running server's own background work, started with it and stopped at shutdown: presence
 //! upkeep (heartbeat, dead instances, leaving the cluster) and token lifetimes (warning and
 //! ending connections whose token expires), handing freed memory back to the system, and the
-//! admin UI's periodic report.
+//! admin UI's periodic report, forgetting the owners of ended long-polling sessions.
 //! Wiring: it acts through the application state.
 
 use tokio_util::sync::CancellationToken;
@@ -21,6 +21,25 @@ pub fn spawn(state: &AppState, tasks: &TaskTracker, stop: &CancellationToken) {
     tasks.spawn(end_expired(state.clone(), expired));
     tasks.spawn(release_freed_memory(stop.clone()));
     tasks.spawn(state.admin.clone().report_periodically(stop.clone()));
+    tasks.spawn(forget_ended_sessions(state.clone(), stop.clone()));
+}
+
+/// Forgets the owners of the long-polling sessions that ended. A session is given its whole
+/// namespace deadline and a heartbeat before it counts as ended without a socket.
+async fn forget_ended_sessions(state: AppState, stop: CancellationToken) {
+    let timing = state.settings.socketio_timing;
+    let grace = timing.connect_timeout + timing.ping_interval + timing.ping_timeout;
+    let every = grace.clamp(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let forgotten = state.publisher.hub().sweep_sessions(grace);
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "long-polling sessions forgotten");
+        }
+    }
 }
 
 /// How often freed heap memory is handed back to the system.

@@ -33,6 +33,9 @@
 //!   several ways in share), [`presence`] (who is online, cluster-wide), [`subscriptions`]
 //!   (public channels, one rule for both protocols), [`lifetime`] (connections bound to their
 //!   token's expiry).
+//! - [`sessions`]: Engine.IO sessions bound to the client address that opened them (behind
+//!   trusted proxies), the accepted connections kept so that one can be cut (a slow consumer, a
+//!   drain), and the digest logs name a session by.
 //! - Operations: [`metrics`] (`/metrics`), [`admin`] (the `@socket.io/admin-ui` protocol on
 //!   `/admin`, across instances), [`demo`] (`/realtime-demo`), [`tls`] (HTTPS and WSS).
 //! - Wiring: [`config`] (settings; the only reader of env vars), [`startup`]
@@ -71,6 +74,7 @@ pub mod rawws;
 pub mod realtime;
 pub mod recovery;
 pub mod rooms;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod subscriptions;

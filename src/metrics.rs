@@ -44,6 +44,16 @@ pub struct Metrics {
     job_runs: IntCounterVec,
     history_writes: IntCounter,
     publish_duration: Histogram,
+    /// By [`Transport`]: socketio, websocket.
+    slow_disconnects: [IntCounter; 2],
+}
+
+/// The two ways a client connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    SocketIo,
+    /// Plain WebSocket (`/ws`, `/api/ws`).
+    WebSocket,
 }
 
 impl Metrics {
@@ -81,6 +91,14 @@ impl Metrics {
         )
         .expect("valid metric");
         let history_writes = IntCounter::new("switchyard_history_writes_total", "History entries written").expect("valid metric");
+        let slow_disconnects = IntCounterVec::new(
+            Opts::new(
+                "switchyard_slow_disconnects_total",
+                "Connections cut because their send queue was full (a client that stopped reading)",
+            ),
+            &["transport"],
+        )
+        .expect("valid metric");
         let publish_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "switchyard_publish_duration_seconds",
@@ -99,6 +117,7 @@ impl Metrics {
             Box::new(job_runs.clone()),
             Box::new(history_writes.clone()),
             Box::new(publish_duration.clone()),
+            Box::new(slow_disconnects.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -114,6 +133,7 @@ impl Metrics {
         Metrics {
             publications: [source("http"), source("redis"), source("emitter"), source("client"), source("presence"), source("job"), source("admin")],
             redis_errors: [kind("connection"), kind("command"), kind("message")],
+            slow_disconnects: ["socketio", "websocket"].map(|t| slow_disconnects.with_label_values(&[t])),
             registry,
             connections,
             deliveries,
@@ -150,6 +170,11 @@ impl Metrics {
 
     pub fn auth_failed(&self, code: &str) {
         self.auth_failures.with_label_values(&[code]).inc();
+    }
+
+    /// A connection cut as a slow consumer.
+    pub fn slow_disconnected(&self, transport: Transport) {
+        self.slow_disconnects[transport as usize].inc();
     }
 
     pub fn rate_limited(&self) {

@@ -32,14 +32,13 @@ use crate::publish::{Parts, Publisher};
 use crate::recovery::Recovery;
 use crate::state::{AppState, Instance};
 use crate::admin::{self, Admin};
+use crate::sessions::{self, Accepting, SOCKET_IO_PATH, Sessions, TrustedProxies};
 use crate::{background, demo, http as api, rawws, realtime, tls};
 
 /// Packets a socket may have waiting to be written. socketioxide drops a packet for a socket
 /// whose queue is full (the default of 128 lost deliveries under fan-out load); the queue's
 /// memory is only taken while it holds packets.
 const SOCKET_SEND_QUEUE: usize = 1024;
-/// Where Socket.IO clients connect (socket.io-client's default path).
-const SOCKET_IO_PATH: &str = "/socket.io";
 /// Initial read buffer of a Socket.IO WebSocket connection (tungstenite grows it for a larger
 /// frame). Clients send small frames; engineioxide's 4 KiB was a tenth of an idle connection.
 const WS_READ_BUFFER: usize = 1024;
@@ -86,8 +85,12 @@ impl Application {
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
 
+        let timing = settings.socketio_timing;
         let builder = SocketIo::builder()
             .req_path(SOCKET_IO_PATH)
+            .ping_interval(timing.ping_interval)
+            .ping_timeout(timing.ping_timeout)
+            .connect_timeout(timing.connect_timeout)
             .max_payload(settings.max_payload as u64)
             .max_buffer_size(SOCKET_SEND_QUEUE)
             .ws_read_buffer_size(WS_READ_BUFFER);
@@ -100,6 +103,7 @@ impl Application {
         let settings = Arc::new(settings);
         let instance = Arc::new(Instance::new());
         let metrics = Arc::new(Metrics::new());
+        let sessions = Arc::new(Sessions::new(TrustedProxies::new(settings.trusted_proxies.clone())));
         let bus = match &settings.redis_url {
             Some(url) => Some(
                 Bus::connect(
@@ -129,7 +133,7 @@ impl Application {
             None => Recovery::local(settings.recovery_window),
         });
         let publisher = Publisher::new(Parts {
-            hub: Hub::new(io.clone()),
+            hub: Hub::new(io.clone(), sessions.clone(), metrics.clone()),
             history,
             presence: presence.clone(),
             db: db.clone(),
@@ -157,6 +161,7 @@ impl Application {
             settings: settings.clone(),
             db,
             metrics,
+            sessions: sessions.clone(),
         };
         realtime::attach(&state, &io);
         admin::attach(&state.admin, &io);
@@ -166,6 +171,7 @@ impl Application {
             .merge(demo::router())
             .with_state(state.clone())
             .layer(socket_layer)
+            .layer(axum::middleware::from_fn_with_state(sessions, sessions::guard))
             .layer(axum::extract::DefaultBodyLimit::max(settings.max_payload))
             .layer(axum::middleware::map_request(detach_request_head))
             .layer(api::cors(&settings))
@@ -192,9 +198,11 @@ impl Application {
         &self.state
     }
 
-    /// Starts the bridges and jobs, serves until `shutdown` resolves, then stops them, closes
-    /// every socket (clients see a transport close and reconnect, to another instance if there
-    /// is one) and finishes in-flight requests.
+    /// Starts the bridges and jobs and serves until `shutdown` resolves. Then it drains: stops
+    /// accepting (the port closes), says not ready, keeps every opted-in session resumable, and
+    /// closes the connections spread over `SHUTDOWN_DRAIN` while delivering to those still open
+    /// (clients reconnect, to another instance if there is one); then stops the bridges and
+    /// jobs and finishes in-flight requests.
     pub async fn run_until_stopped<F>(self, shutdown: F) -> std::io::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
@@ -221,9 +229,17 @@ impl Application {
 
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, scheme, instance = %state.instance.id, "listening");
+        let transports = state.sessions.transports().clone();
+        let accepting = CancellationToken::new();
+        let stop_accepting = accepting.clone();
         let graceful = async move {
             shutdown.await;
-            tracing::info!("shutting down: closing connections");
+            let spread = state.settings.shutdown_drain;
+            tracing::info!(drain = ?spread, "shutting down: draining connections");
+            stop_accepting.cancel();
+            state.instance.start_draining();
+            realtime::recovery::release_all(&state).await;
+            state.publisher.hub().drain(spread).await;
             stop.cancel();
             tasks.wait().await;
             realtime::recovery::release_all(&state).await;
@@ -233,7 +249,9 @@ impl Application {
         match self.tls {
             Some(config) => {
                 // Each handshake's connection already has TCP_NODELAY (see below).
-                let listener = tls::TlsListener::new(self.listener, config)?.tap_io(|_| {});
+                let listener = tls::TlsListener::new(self.listener, config)?;
+                // tap_io: axum reads a tapped listener's peer address as the ConnectInfo.
+                let listener = Accepting::new(listener, transports, accepting)?.tap_io(|_| {});
                 axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
             }
             None => {
@@ -244,6 +262,7 @@ impl Application {
                         tracing::debug!(error = %e, "could not set TCP_NODELAY");
                     }
                 });
+                let listener = Accepting::new(listener, transports, accepting)?.tap_io(|_| {});
                 axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
             }
         }

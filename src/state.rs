@@ -2,6 +2,7 @@
 //! handlers): cheap handles only. Domain functions take the handle they use, never this.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use sea_orm::DatabaseConnection;
@@ -15,6 +16,7 @@ use crate::lifetime::Lifetimes;
 use crate::metrics::Metrics;
 use crate::presence::{self, Presence};
 use crate::publish::Publisher;
+use crate::sessions::Sessions;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -36,6 +38,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// What the admin UI is told.
     pub admin: Arc<Admin>,
+    /// Engine.IO sessions bound to their owners; the accepted connections.
+    pub sessions: Arc<Sessions>,
 }
 
 impl AppState {
@@ -78,6 +82,8 @@ pub struct Instance {
     /// Random per start; tells instances of a cluster apart.
     pub id: String,
     pub started: Instant,
+    /// Set when a shutdown began: the instance answers not ready while it drains.
+    draining: AtomicBool,
 }
 
 impl Instance {
@@ -85,7 +91,16 @@ impl Instance {
         Instance {
             id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
             started: Instant::now(),
+            draining: AtomicBool::new(false),
         }
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 }
 

@@ -3,9 +3,17 @@
 // data} -> io.to(rooms).emit (and POST /api/events/batch {events: [...]}, each in order).
 // The same surface the load generator drives on Switchyard, nothing more.
 // With REDIS_URL set, instances share rooms through the official @socket.io/redis-adapter
-// (channel prefix REDIS_CHANNEL_PREFIX), the way a multi-instance Node deployment runs.
+// (channel prefix REDIS_CHANNEL_PREFIX), the way a multi-instance Node deployment runs; with
+// ADAPTER=streams as well, through @socket.io/redis-streams-adapter instead (its stream, session
+// keys and channels all under REDIS_CHANNEL_PREFIX; the stream expires 10 minutes after the last
+// instance using it stops).
 // RECOVERY=1 turns on Socket.IO's connection state recovery (2 minutes, as Switchyard's default);
-// the Redis adapter does not support it (its sessions cannot be restored).
+// the Redis adapter does not support it (its sessions cannot be restored), the streams adapter
+// does, across instances: a session is kept in Redis when its socket closes, and replayed from
+// the stream on whichever instance the client comes back to.
+// SIGTERM stops the server as a Node deployment does: io.close() closes every socket ("server
+// shutting down", which recovery accepts: the streams adapter persists those sessions), then the
+// process exits once its Redis clients have sent what they had.
 const http = require("node:http");
 const { Server } = require("socket.io");
 const { verify: verifyWith } = require("./jwt");
@@ -73,20 +81,45 @@ io.on("connection", (socket) => {
   });
 });
 
+const redisClients = [];
+
 async function start() {
   if (process.env.REDIS_URL) {
     const { createClient } = require("redis");
-    const { createAdapter } = require("@socket.io/redis-adapter");
+    const prefix = process.env.REDIS_CHANNEL_PREFIX ?? "";
     const pub = createClient({ url: process.env.REDIS_URL });
-    const sub = pub.duplicate();
-    await Promise.all([pub.connect(), sub.connect()]);
-    const key = `${process.env.REDIS_CHANNEL_PREFIX ?? ""}socket.io`;
-    io.adapter(createAdapter(pub, sub, { key }));
+    if (process.env.ADAPTER === "streams") {
+      const { createAdapter } = require("@socket.io/redis-streams-adapter");
+      await pub.connect();
+      redisClients.push(pub);
+      const streamName = `${prefix}socket.io`;
+      io.adapter(
+        createAdapter(pub, { streamName, channelPrefix: streamName, sessionKeyPrefix: `${prefix}sio:session:` }),
+      );
+      // Benchmarks and tests share one Redis: the run's stream goes 10 minutes after its last user.
+      const expire = () => pub.expire(streamName, 600).catch(() => {});
+      setInterval(expire, 10_000).unref();
+    } else {
+      const { createAdapter } = require("@socket.io/redis-adapter");
+      const sub = pub.duplicate();
+      await Promise.all([pub.connect(), sub.connect()]);
+      redisClients.push(pub, sub);
+      io.adapter(createAdapter(pub, sub, { key: `${prefix}socket.io` }));
+    }
   }
   server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {
     console.log(JSON.stringify({ message: "listening", addr: `127.0.0.1:${server.address().port}` }));
   });
 }
+
+process.once("SIGTERM", () => {
+  setTimeout(() => process.exit(0), 5_000).unref();
+  io.close(async () => {
+    // QUIT after whatever the adapter queued (the sessions it persists).
+    await Promise.allSettled(redisClients.map((client) => client.quit()));
+    process.exit(0);
+  });
+});
 
 start().catch((error) => {
   console.error(error);

@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
 /// Runs the drop benchmark; a smoke run fails unless every Switchyard client got every
 /// publication exactly once, in order, and writes nothing.
 async fn run_drops(sizes: &drops::DropSizes, smoke: bool) -> anyhow::Result<()> {
-    let outcomes = drops::run_all(sizes, scenarios::redis_url().as_deref()).await?;
+    let outcomes = drops::run_all(sizes, scenarios::redis_url().as_deref(), smoke).await?;
     let table = drops::markdown(&outcomes, sizes);
     println!("{table}");
     if smoke {

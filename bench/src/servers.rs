@@ -32,7 +32,8 @@ impl Server {
         Server::start_with(kind, &[])
     }
 
-    /// Starts one instance with extra environment (e.g. `REDIS_URL` for two instances).
+    /// Starts one instance with extra environment (e.g. `REDIS_URL` for two instances; the drop
+    /// benchmark's rolling restart passes Switchyard's `SHUTDOWN_DRAIN` this way).
     pub fn start_with(kind: Kind, env: &[(&str, String)]) -> anyhow::Result<Server> {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -122,13 +123,14 @@ impl Server {
 }
 
 impl Server {
-    /// Stops the server the way a deploy does (SIGTERM) and waits for it to exit.
-    pub fn terminate(&mut self) {
+    /// Sends `signal` to the server (SIGTERM: a deploy's stop; SIGKILL: a crash) without
+    /// waiting for it to exit: an instance with `SHUTDOWN_DRAIN` closes its connections over
+    /// that long first. Dropping the server reaps it.
+    pub fn signal(&mut self, signal: libc::c_int) {
         // SAFETY: kill(2) with a pid this process started and has not yet reaped.
         unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            libc::kill(self.child.id() as libc::pid_t, signal);
         }
-        let _ = self.child.wait();
     }
 }
 

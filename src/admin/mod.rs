@@ -30,6 +30,7 @@ use crate::config::AdminLogin;
 use crate::event::EventName;
 use crate::publication::{Audience, Publication, RoomAction, RoomOp, Source, SpreadArgs};
 use crate::publish::Publisher;
+use crate::sessions::digest;
 
 pub const NAMESPACE: &str = "/admin";
 /// How often each instance reports its `server_stats` (the UI marks a server unhealthy after
@@ -228,7 +229,7 @@ impl Admin {
     /// others' by roll call), then its commands.
     async fn welcome(self: Arc<Self>, socket: SocketRef) {
         socket.extensions.insert(ConnectedAt(report::now_ms()));
-        tracing::info!(sid = %socket.id, "admin UI connected");
+        tracing::info!(socket = %digest(socket.id), "admin UI connected");
         let _ = socket.emit("config", &json!({"supportedFeatures": FEATURES}));
         let _ = socket.emit("all_sockets", &self.local_sockets());
         for command in ["join", "leave", "_disconnect", "emit"] {

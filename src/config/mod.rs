@@ -130,6 +130,15 @@ pub struct Settings {
     /// Frames a plain WebSocket connection may have waiting; a client that falls further behind
     /// is disconnected as a slow consumer.
     pub ws_send_queue: usize,
+    /// Socket.IO's heartbeat and namespace deadline (`PING_INTERVAL`, `PING_TIMEOUT`,
+    /// `CONNECT_TIMEOUT`), for both protocol versions.
+    pub socketio_timing: SocketIoTiming,
+    /// `TRUSTED_PROXIES`: addresses (or networks) of the proxies whose `X-Forwarded-For` names
+    /// the client; a request from anywhere else is the client itself.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `SHUTDOWN_DRAIN`: at SIGTERM, the connections are closed spread over this long (zero:
+    /// all at once), so the instances that stay see a bounded reconnect rate.
+    pub shutdown_drain: Duration,
     /// `MSGPACK`: Socket.IO speaks the msgpack parser (socket.io-msgpack-parser clients). Every
     /// instance of a cluster must agree.
     pub msgpack: bool,
@@ -151,6 +160,18 @@ pub struct Settings {
     pub max_subscriptions: usize,
     /// Metrics access, the admin UI's login, TLS.
     pub operations: Operations,
+}
+
+/// Engine.IO's heartbeat and Socket.IO's namespace deadline, as Node's `pingInterval`,
+/// `pingTimeout` and `connectTimeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketIoTiming {
+    /// How often the server pings each connection.
+    pub ping_interval: Duration,
+    /// How long a ping may wait for its pong before the connection is closed.
+    pub ping_timeout: Duration,
+    /// How long a new connection may take to join a namespace before it is closed.
+    pub connect_timeout: Duration,
 }
 
 /// The kinds of room whose publications are recorded.
@@ -227,6 +248,11 @@ struct RawSettings {
     history_max_age: Option<String>,
     ws_allow_user_query: Option<String>,
     ws_ping_interval: Option<String>,
+    ping_interval: Option<String>,
+    ping_timeout: Option<String>,
+    connect_timeout: Option<String>,
+    trusted_proxies: Option<String>,
+    shutdown_drain: Option<String>,
     ws_send_queue: Option<String>,
     msgpack: Option<String>,
     presence_ttl: Option<String>,
@@ -321,6 +347,9 @@ impl Settings {
             history: sections::history(&raw)?,
             ws_allow_user_query: values::parse_bool("WS_ALLOW_USER_QUERY", raw.ws_allow_user_query.as_deref())?,
             ws_ping_interval: values::parse_duration("WS_PING_INTERVAL", raw.ws_ping_interval.as_deref(), "25s")?,
+            socketio_timing: sections::socketio_timing(&raw)?,
+            trusted_proxies: sections::trusted_proxies(raw.trusted_proxies.as_deref())?,
+            shutdown_drain: values::parse_duration_or_zero("SHUTDOWN_DRAIN", raw.shutdown_drain.as_deref(), "5s")?,
             msgpack: values::parse_bool("MSGPACK", raw.msgpack.as_deref())?,
             presence_ttl: values::parse_duration("PRESENCE_TTL", raw.presence_ttl.as_deref(), "15s")?,
             client_event_rate: values::positive("CLIENT_EVENT_RATE", raw.client_event_rate.as_deref(), 10)?,

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::values::{parse_duration, parse_port, percent_encode, positive, split_list, validate_origin};
 use super::{
     AppEnv, ConfigError, DEVELOPMENT_API_KEY, DEVELOPMENT_JWT_SECRET, HistoryKind, HistorySettings, JwtSettings, LogFormat,
-    PublicKey, PublicKeyKind, RawSettings, Secret, invalid,
+    PublicKey, PublicKeyKind, RawSettings, Secret, SocketIoTiming, invalid,
 };
 use crate::rooms::ChannelPattern;
 
@@ -187,6 +187,28 @@ pub(super) fn redis_url(raw: &RawSettings) -> Result<Option<Secret>, ConfigError
         None => String::new(),
     };
     Ok(Some(Secret::new(format!("redis://{auth}{host}:{port}"))))
+}
+
+/// Node's defaults: a ping every 25 s, 20 s for its pong, 45 s to join a namespace.
+pub(super) fn socketio_timing(raw: &RawSettings) -> Result<SocketIoTiming, ConfigError> {
+    Ok(SocketIoTiming {
+        ping_interval: parse_duration("PING_INTERVAL", raw.ping_interval.as_deref(), "25s")?,
+        ping_timeout: parse_duration("PING_TIMEOUT", raw.ping_timeout.as_deref(), "20s")?,
+        connect_timeout: parse_duration("CONNECT_TIMEOUT", raw.connect_timeout.as_deref(), "45s")?,
+    })
+}
+
+/// Addresses (`10.0.0.7`) and networks (`10.0.0.0/8`, `fd00::/8`), comma-separated.
+pub(super) fn trusted_proxies(value: Option<&str>) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    split_list(value)
+        .iter()
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| invalid("TRUSTED_PROXIES", format!("`{entry}` is not an address or a network like 10.0.0.0/8")))
+        })
+        .collect()
 }
 
 pub(super) fn read_public_key(path: &str) -> Result<PublicKey, ConfigError> {

@@ -13,6 +13,15 @@ pub(super) fn parse_duration(var: &'static str, value: Option<&str>, default: &s
         .ok_or_else(|| invalid(var, format!("`{text}` is not a duration like 30s, 5m, 7d")))
 }
 
+/// A duration where zero means "none" (`0`, `0s`).
+pub(super) fn parse_duration_or_zero(var: &'static str, value: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    let text = value.unwrap_or(default).trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text).map_err(|_| invalid(var, format!("`{text}` is not a duration like 5s or 0")))
+}
+
 pub(super) fn parse_port(var: &'static str, value: &str) -> Result<u16, ConfigError> {
     value
         .trim()

@@ -19,9 +19,15 @@ async fn alive() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Every dependency answers. A Redis outage makes the instance not ready (it still serves its
+/// Not while shutting down. Every dependency answers. A Redis outage makes the instance not ready (it still serves its
 /// own clients, but a load balancer should prefer instances that reach the cluster).
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if state.instance.draining() {
+        return Err(ApiError::Unavailable {
+            code: "draining",
+            message: "this instance is shutting down and closing its connections".into(),
+        });
+    }
     if let Err(e) = state.db.ping().await {
         tracing::warn!(error = %e, "readiness: database unreachable");
         return Err(ApiError::Unavailable {

@@ -12,15 +12,18 @@ pub use self::outbox::Outbox;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use socketioxide::SocketIo;
+use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
+use socketioxide::{SendError, SocketError, SocketIo};
 
-use self::plain::{Offsets, PlainConnections};
-use crate::metrics::ConnectionCounts;
+use self::plain::{Kick, Offsets, PlainConnections};
+use crate::metrics::{ConnectionCounts, Metrics, Transport};
 use crate::publication::{Audience, SpreadArgs, Payload, Publication, RoomAction, RoomOp};
 use crate::recovery::{Position, Tracker};
 use crate::rooms::Room;
+use crate::sessions::{Sessions, digest};
 
 pub struct Hub {
     /// The Socket.IO server: its sockets and their rooms.
@@ -29,14 +32,20 @@ pub struct Hub {
     plain: PlainConnections,
     /// Sockets that opted into recovery (in [`Room::tracked`], with a [`Tracker`]).
     tracked: AtomicUsize,
+    /// The sessions under the sockets, to cut one whose client stopped reading.
+    sessions: Arc<Sessions>,
+    /// Counts the connections cut as slow consumers.
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
-    pub fn new(sockets: SocketIo) -> Self {
+    pub fn new(sockets: SocketIo, sessions: Arc<Sessions>, metrics: Arc<Metrics>) -> Self {
         Hub {
             sockets,
             plain: PlainConnections::default(),
             tracked: AtomicUsize::new(0),
+            sessions,
+            metrics,
         }
     }
 
@@ -72,7 +81,9 @@ impl Hub {
         let mut delivered = 0;
         for socket in selection.sockets() {
             if let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() {
-                tracker.deliver(&socket, publication, position);
+                if tracker.deliver(&socket, publication, position).is_err() {
+                    self.cut_slow(&socket);
+                }
                 delivered += 1;
             }
         }
@@ -93,22 +104,64 @@ impl Hub {
             Payload::Json(data) => sockets.emit(event, data).await,
             Payload::Emitted { args, .. } => sockets.emit(event, &SpreadArgs(args)).await,
         };
-        // A closed socket is on its way out; a full queue means a client far behind, which
-        // loses this delivery (socketioxide does not say which socket it was).
+        // A closed socket is on its way out; a full queue means a client that stopped reading,
+        // which lost this delivery: it is cut, so that it knows and reconnects. socketioxide does
+        // not say which sockets were full: each of the selection is asked.
         match result {
             Err(socketioxide::BroadcastError::Socket(errors)) => {
-                let full = errors
-                    .iter()
-                    .filter(|e| matches!(e, socketioxide::SocketError::InternalChannelFull))
-                    .count();
+                let full = errors.iter().filter(|e| matches!(e, SocketError::InternalChannelFull)).count();
                 if full > 0 {
-                    tracing::warn!(full, event, "delivery dropped for sockets whose send queue is full");
+                    let selection = self.select(&publication.audience).map(|s| s.except(Room::tracked().name()));
+                    let sockets = selection.map(|s| s.sockets()).unwrap_or_default();
+                    let cut = sockets.iter().filter(|s| queue_full(s)).map(|s| self.cut_slow(s)).count();
+                    if cut < full {
+                        tracing::warn!(full, cut, event, "a delivery was lost by sockets that could not all be found");
+                    }
                 }
             }
             Err(error) => tracing::warn!(%error, "delivery failed"),
             Ok(()) => {}
         }
         delivered
+    }
+
+    /// Cuts a socket whose send queue overflowed (a client that stopped reading): its client
+    /// reconnects, and an opted-in one resumes from its cursor with nothing lost.
+    pub fn cut_slow(&self, socket: &SocketRef) {
+        self.metrics.slow_disconnected(Transport::SocketIo);
+        let cut = self.sessions.cut(socket);
+        tracing::warn!(socket = %digest(socket.id), cut, "slow consumer: send queue full, cutting its connection");
+    }
+
+    /// Closes every local connection at a random instant within `spread` (all at once when it is
+    /// zero), so that the instances that stay see a bounded reconnect rate. Deliveries go on to
+    /// the connections still open.
+    pub async fn drain(&self, spread: Duration) {
+        let sockets = self.main().map(|ns| ns.sockets()).unwrap_or_default();
+        let plain = self.plain.ids();
+        let mut closes: Vec<(Duration, Closing)> = sockets
+            .into_iter()
+            .map(Closing::Socket)
+            .chain(plain.into_iter().map(Closing::Plain))
+            .map(|closing| (spread.mul_f64(fastrand::f64()), closing))
+            .collect();
+        closes.sort_by_key(|(at, _)| *at);
+        let (count, started) = (closes.len(), tokio::time::Instant::now());
+        for (at, closing) in closes {
+            tokio::time::sleep_until(started + at).await;
+            match closing {
+                Closing::Socket(socket) => {
+                    self.sessions.cut(&socket);
+                }
+                Closing::Plain(id) => self.plain.kick(&id, Kick::Draining),
+            }
+        }
+        tracing::info!(connections = count, elapsed = ?started.elapsed(), "drained");
+    }
+
+    /// Forgets the long-polling sessions that ended.
+    pub fn sweep_sessions(&self, grace: Duration) -> usize {
+        self.sessions.sweep(&self.sockets, grace)
     }
 
     /// Applies a room operation to the local connections of its audience.
@@ -181,5 +234,27 @@ impl Hub {
         let main = self.main()?;
         let operators = if audience.everyone { main } else { main.to(audience.room_names()) };
         Some(operators.except(audience.except_names()))
+    }
+}
+
+/// A connection the drain will close.
+enum Closing {
+    Socket(SocketRef),
+    Plain(String),
+}
+
+/// Whether a socket's send queue is full, asked without sending anything: socketioxide takes a
+/// slot of the queue before it encodes an event, and gives the slot back when encoding fails,
+/// which a [`QueueProbe`] always does.
+fn queue_full(socket: &SocketRef) -> bool {
+    matches!(socket.emit("", &QueueProbe), Err(SendError::Socket(SocketError::InternalChannelFull)))
+}
+
+/// An event argument that refuses to be encoded.
+struct QueueProbe;
+
+impl serde::Serialize for QueueProbe {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("a queue probe is never sent"))
     }
 }

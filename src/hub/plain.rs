@@ -31,6 +31,8 @@ pub enum Kick {
     Disconnected,
     /// Its token expired.
     Expired,
+    /// The server is shutting down and closing its connections one by one.
+    Draining,
     /// The directory revoked its user.
     Revoked,
 }
@@ -183,6 +185,11 @@ impl PlainConnections {
 
     pub fn connections(&self) -> usize {
         self.registry.read().unwrap().conns.len()
+    }
+
+    /// Every connection's id.
+    pub fn ids(&self) -> Vec<ConnId> {
+        self.registry.read().unwrap().conns.keys().cloned().collect()
     }
 
     /// Queues a frame for one connection, waiting while its queue is full (a history replay:

@@ -203,6 +203,9 @@ async fn serve(mut upgraded: Box<Upgraded>) {
         outbox: &registration.outbox,
     };
     let reason = connection.run(socket, catching_up).await;
+    if matches!(reason, End::SlowConsumer) {
+        state.metrics.slow_disconnected(crate::metrics::Transport::WebSocket);
+    }
     let identity = user.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
 
     // Stop delivering before closing, so the queue cannot refill.
@@ -353,6 +356,7 @@ fn ended_by(why: Kick) -> End {
         Kick::Expired => End::Expired,
         Kick::Revoked => End::Revoked,
         Kick::SlowConsumer => End::SlowConsumer,
+        Kick::Draining => End::Shutdown,
     }
 }
 

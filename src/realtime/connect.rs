@@ -16,6 +16,7 @@ use crate::recovery::Tracker;
 use crate::notifications;
 use crate::rooms::Room;
 use crate::state::AppState;
+use crate::sessions::digest;
 
 pub fn register(state: &AppState, io: &SocketIo) {
     let auth_state = state.clone();
@@ -30,7 +31,7 @@ pub fn register(state: &AppState, io: &SocketIo) {
             }
             .await
             .inspect_err(|e| {
-                tracing::info!(sid = %socket.id, code = e.code(), "connection refused");
+                tracing::info!(socket = %digest(socket.id), code = e.code(), "connection refused");
             })?;
             prepare(&state, &socket, &identity);
             socket.extensions.insert(identity.clone());
@@ -91,7 +92,7 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
         state.admin.socket_disconnected(&socket, &reason.to_string());
         let session = socket.extensions.get::<Identity>().and_then(|i| recovery::session_of(&socket, &i));
         async move {
-            tracing::info!(sid = %socket.id, %reason, "disconnected");
+            tracing::info!(socket = %digest(socket.id), %reason, "disconnected");
             super::lifetime::forget(&state, &socket);
             recovery::release(&state, session).await;
             if let Some(identity) = socket.extensions.get::<Identity>() {
@@ -108,7 +109,7 @@ async fn on_connect(state: AppState, socket: SocketRef) {
         let _ = socket.disconnect();
         return;
     };
-    tracing::info!(sid = %socket.id, user = %identity.user_id, "connected");
+    tracing::info!(socket = %digest(socket.id), user = %identity.user_id, "connected");
     state.admin.socket_connected(&socket);
     recovery::resume(&state, &socket, &identity).await;
     // The user's notifications that reached none of his connections, to this socket only.

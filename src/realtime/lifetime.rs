@@ -15,6 +15,7 @@ use crate::event::EventName;
 use crate::lifetime::{Conn, Due};
 use crate::rooms::Room;
 use crate::state::AppState;
+use crate::sessions::digest;
 
 /// Binds a new socket to its token's expiry.
 pub fn bind(state: &AppState, socket: &SocketRef, identity: &Identity) {
@@ -35,7 +36,7 @@ pub fn came_due(state: &AppState, due: &Due) {
             let _ = socket.emit(EventName::AUTH_EXPIRING.as_str(), &json!({"expiresAt": when}));
         }
         Due::Expired(..) => {
-            tracing::info!(sid = %socket.id, "token expired: disconnecting");
+            tracing::info!(socket = %digest(socket.id), "token expired: disconnecting");
             let _ = socket.emit(EventName::AUTH_EXPIRED.as_str(), &json!({"expiredAt": when}));
             let _ = socket.disconnect();
         }

@@ -33,6 +33,7 @@ use self::ack::AckError;
 use crate::auth::Identity;
 use crate::limits::Bucket;
 use crate::state::AppState;
+use crate::sessions::digest;
 
 /// Registers the default namespace on the application's Socket.IO server.
 pub fn attach(state: &AppState, io: &SocketIo) {
@@ -59,7 +60,7 @@ async fn answer(state: AppState, socket: SocketRef, event: String, data: Result<
         (Some(handler), Ok(data)) => handler(state, socket.clone(), data).await,
     };
     if let Err(e) = &result {
-        tracing::debug!(sid = %socket.id, event, code = e.code, "client event refused");
+        tracing::debug!(socket = %digest(socket.id), event, code = e.code, "client event refused");
     }
     ack::reply(ack, result);
 }

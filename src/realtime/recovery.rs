@@ -15,6 +15,7 @@ use crate::auth::Identity;
 use crate::event::EventName;
 use crate::recovery::{Cursor, Position, Session, Tracker, addressed_to, new_session_id};
 use crate::rooms::Room;
+use crate::sessions::digest;
 use crate::state::AppState;
 
 /// Where an opted-in socket resumes from: the position of the cursor it came back with, when
@@ -37,11 +38,11 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
                 from = Some(cursor.position);
                 session_id = Some(cursor.session);
             }
-            Some(_) => tracing::warn!(sid = %socket.id, "recovery: a cursor of another user's session; not resumed"),
-            None => tracing::debug!(sid = %socket.id, "recovery: session unknown or expired"),
+            Some(_) => tracing::warn!(socket = %digest(socket.id), "recovery: a cursor of another user's session; not resumed"),
+            None => tracing::debug!(socket = %digest(socket.id), "recovery: session unknown or expired"),
         }
     } else if !offset.is_empty() {
-        tracing::debug!(sid = %socket.id, "recovery: the offset is not a cursor");
+        tracing::debug!(socket = %digest(socket.id), "recovery: the offset is not a cursor");
     }
     let session_id = session_id.unwrap_or_else(|| new_session_id(&state.instance.id));
     socket.extensions.insert(Arc::new(Tracker::replaying(session_id)));
@@ -89,17 +90,22 @@ pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
             let covered = entries.last().map_or(after, |(p, _)| *p).max(after);
             let mut missed = 0;
             for (position, publication) in entries.iter().filter(|(_, p)| addressed_to(p, &rooms)) {
-                tracker.replay(socket, publication, *position);
+                if tracker.replay(socket, publication, *position).is_err() {
+                    // The replay overflowed the socket's queue: no `recovery` (its cursor would
+                    // pass what was lost); the client resumes again from the cursor it holds.
+                    state.publisher.hub().cut_slow(socket);
+                    return;
+                }
                 missed += 1;
             }
             (true, covered, missed)
         }
         other => {
             if let Err(e) = other {
-                tracing::warn!(sid = %socket.id, error = %e, "recovery: the log could not be read");
+                tracing::warn!(socket = %digest(socket.id), error = %e, "recovery: the log could not be read");
             }
             let tail = recovery.tail().await.unwrap_or_else(|e| {
-                tracing::warn!(sid = %socket.id, error = %e, "recovery: the log's tail could not be read");
+                tracing::warn!(socket = %digest(socket.id), error = %e, "recovery: the log's tail could not be read");
                 Position::ZERO
             });
             (false, tail, 0)
@@ -113,8 +119,10 @@ pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
         EventName::RECOVERY.as_str(),
         &json!({"recovered": recovered, "missed": missed, "cursor": cursor.to_string()}),
     );
-    tracker.go_live(socket, covered);
-    tracing::info!(sid = %socket.id, recovered, missed, "recovery");
+    if tracker.go_live(socket, covered).is_err() {
+        state.publisher.hub().cut_slow(socket);
+    }
+    tracing::info!(socket = %digest(socket.id), recovered, missed, "recovery");
     save(state, socket, identity).await;
 }
 

@@ -22,10 +22,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketError};
 
 use crate::cluster::Bus;
 use crate::publication::{SpreadArgs, Payload, Publication};
 use crate::rooms::Room;
+use crate::sessions::digest;
 
 use self::memory::MemoryStore;
 
@@ -247,7 +249,15 @@ pub struct Tracker {
 struct TrackerState {
     last: Position,
     held: Option<Vec<(Option<Position>, Publication)>>,
+    /// A delivery found the socket's send queue full: nothing more is sent to it (a later one
+    /// would move its cursor past the lost one), and it is being cut to resume elsewhere.
+    overflowed: bool,
 }
+
+/// A tracked socket's send queue was full: the delivery was lost and the socket must be cut,
+/// so that its client resumes from the cursor it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
 
 impl Tracker {
     /// A tracker that holds live deliveries back until [`Tracker::go_live`].
@@ -257,6 +267,7 @@ impl Tracker {
             state: Mutex::new(TrackerState {
                 last: Position::ZERO,
                 held: Some(Vec::new()),
+                overflowed: false,
             }),
         }
     }
@@ -270,13 +281,13 @@ impl Tracker {
     }
 
     /// A live delivery: held back during the replay, else sent with its cursor.
-    pub fn deliver(&self, socket: &SocketRef, publication: &Publication, position: Option<Position>) {
+    pub fn deliver(&self, socket: &SocketRef, publication: &Publication, position: Option<Position>) -> Result<(), Overflow> {
         let mut state = self.state.lock().unwrap();
         if let Some(held) = &mut state.held {
             held.push((position, publication.clone()));
-            return;
+            return Ok(());
         }
-        self.send(&mut state, socket, publication, position);
+        self.send(&mut state, socket, publication, position)
     }
 
     /// An event outside the log (an inbox notification at connect), sent with the cursor the
@@ -291,36 +302,47 @@ impl Tracker {
     }
 
     /// A replayed publication.
-    pub fn replay(&self, socket: &SocketRef, publication: &Publication, position: Position) {
+    pub fn replay(&self, socket: &SocketRef, publication: &Publication, position: Position) -> Result<(), Overflow> {
         let mut state = self.state.lock().unwrap();
-        self.send(&mut state, socket, publication, Some(position));
+        self.send(&mut state, socket, publication, Some(position))
     }
 
     /// Ends the replay: `covered` is the position through which the replay gave the socket
     /// everything; held deliveries up to it are dropped (the replay had them), the rest sent.
-    pub fn go_live(&self, socket: &SocketRef, covered: Position) {
+    pub fn go_live(&self, socket: &SocketRef, covered: Position) -> Result<(), Overflow> {
         let mut state = self.state.lock().unwrap();
         state.last = state.last.max(covered);
+        let mut result = Ok(());
         for (position, publication) in state.held.take().unwrap_or_default() {
-            self.send(&mut state, socket, &publication, position);
+            result = result.and(self.send(&mut state, socket, &publication, position));
         }
+        result
     }
 
     /// Sends with the cursor, unless the socket already had this position. Positions reach a
     /// socket in order (the bus delivers in log order; a lone instance positions and delivers
     /// under one lock), so one at or below the last given is one the replay gave (its message
     /// reached this instance after the replay read the log).
-    fn send(&self, state: &mut TrackerState, socket: &SocketRef, publication: &Publication, position: Option<Position>) {
+    fn send(
+        &self,
+        state: &mut TrackerState,
+        socket: &SocketRef,
+        publication: &Publication,
+        position: Option<Position>,
+    ) -> Result<(), Overflow> {
+        if state.overflowed {
+            return Err(Overflow);
+        }
         if let Some(position) = position {
             if position <= state.last {
-                return;
+                return Ok(());
             }
-            state.last = position;
         }
+        let last = position.unwrap_or(state.last);
         let cursor = Value::String(
             Cursor {
                 session: self.session.clone(),
-                position: state.last,
+                position: last,
             }
             .to_string(),
         );
@@ -333,8 +355,19 @@ impl Tracker {
                 socket.emit(event, &SpreadArgs(&args))
             }
         };
-        if let Err(e) = sent {
-            tracing::debug!(sid = %socket.id, error = %e, "delivery to a tracked socket failed");
+        match sent {
+            Ok(()) => {
+                state.last = last;
+                Ok(())
+            }
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                state.overflowed = true;
+                Err(Overflow)
+            }
+            Err(e) => {
+                tracing::debug!(socket = %digest(socket.id), error = %e, "delivery to a tracked socket failed");
+                Ok(())
+            }
         }
     }
 }

@@ -47,6 +47,12 @@ fn wrong_values_stop_the_start_with_the_variable_named() {
         (vec![("HISTORY_MAX_AGE", "forever")], "HISTORY_MAX_AGE"),
         (vec![("WS_PING_INTERVAL", "0s")], "WS_PING_INTERVAL"),
         (vec![("WS_SEND_QUEUE", "-1")], "WS_SEND_QUEUE"),
+        (vec![("PING_INTERVAL", "0s")], "PING_INTERVAL"),
+        (vec![("PING_TIMEOUT", "soon")], "PING_TIMEOUT"),
+        (vec![("CONNECT_TIMEOUT", "-1s")], "CONNECT_TIMEOUT"),
+        (vec![("TRUSTED_PROXIES", "10.0.0.0/33")], "TRUSTED_PROXIES"),
+        (vec![("TRUSTED_PROXIES", "proxy.internal")], "TRUSTED_PROXIES"),
+        (vec![("SHUTDOWN_DRAIN", "a while")], "SHUTDOWN_DRAIN"),
     ] {
         let message = error_for(&vars);
         assert!(message.starts_with(&format!("{var}: ")), "{vars:?}: {message}");
@@ -112,7 +118,8 @@ fn env_example_lists_every_variable_and_its_defaults_load() {
         "REDIS_CHANNEL_PREFIX", "HISTORY_ROOMS", "HISTORY_MAX_PER_ROOM", "HISTORY_MAX_AGE",
         "WS_PING_INTERVAL", "WS_SEND_QUEUE", "WS_ALLOW_USER_QUERY", "MSGPACK",
         "PRESENCE_TTL", "METRICS_TOKEN", "ADMIN_USERNAME", "ADMIN_PASSWORD", "TLS_CERT_FILE",
-        "TLS_KEY_FILE",
+        "TLS_KEY_FILE", "PING_INTERVAL", "PING_TIMEOUT", "CONNECT_TIMEOUT", "TRUSTED_PROXIES",
+        "SHUTDOWN_DRAIN",
     ] {
         assert!(text.contains(&format!("{name}=")), "{name} is not in .env.example");
     }
@@ -126,6 +133,28 @@ fn env_example_lists_every_variable_and_its_defaults_load() {
         .collect();
     let s = Settings::from_vars(vars).unwrap();
     assert_eq!(s.port, 4000);
+}
+
+#[test]
+fn heartbeat_proxies_and_drain_read_as_given() {
+    let s = Settings::from_vars([
+        ("PING_INTERVAL", "300ms"),
+        ("PING_TIMEOUT", "200ms"),
+        ("CONNECT_TIMEOUT", "1s"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.2,fd00::/8"),
+        ("SHUTDOWN_DRAIN", "0"),
+    ])
+    .unwrap();
+    assert_eq!(s.socketio_timing.ping_interval, std::time::Duration::from_millis(300));
+    assert_eq!(s.socketio_timing.ping_timeout, std::time::Duration::from_millis(200));
+    assert_eq!(s.socketio_timing.connect_timeout, std::time::Duration::from_secs(1));
+    let proxies: Vec<String> = s.trusted_proxies.iter().map(|n| n.to_string()).collect();
+    assert_eq!(proxies, ["10.0.0.0/8", "127.0.0.2/32", "fd00::/8"]);
+    assert!(s.shutdown_drain.is_zero());
+    let defaults = Settings::from_vars([("PORT", "0")]).unwrap();
+    assert_eq!(defaults.socketio_timing.ping_interval, std::time::Duration::from_secs(25));
+    assert_eq!(defaults.shutdown_drain, std::time::Duration::from_secs(5));
+    assert!(defaults.trusted_proxies.is_empty());
 }
 
 #[test]

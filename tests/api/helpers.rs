@@ -40,6 +40,8 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         ("RUST_LOG", "warn"),
         // Tests publish probe and barrier events that no contract names.
         ("EVENTS_ALLOW_UNKNOWN", "true"),
+        // Stopping closes every connection at once (the drain is tested on its own).
+        ("SHUTDOWN_DRAIN", "0"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -15,6 +15,7 @@ mod helpers;
 mod postgres;
 mod publish;
 mod rawws;
+mod sessions;
 mod history;
 mod sio;
 mod workspace;
