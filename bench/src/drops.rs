@@ -299,7 +299,10 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
     }
     let published = publisher.await.context("publisher")??;
 
-    // Every client has everything, or none is reconnecting and nothing arrived for 2 s.
+    // Every client has everything, or none is reconnecting and nothing arrived for 2 s. After a
+    // stop, the stopped instance has also exited (a draining one closes its last connections
+    // after the stream may have ended) and every client is connected again: every reconnect is
+    // counted.
     let everything = sizes.clients * published as usize;
     let (mut last, mut quiet_since) = (usize::MAX, Instant::now());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -308,8 +311,13 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
         if received != last {
             (last, quiet_since) = (received, Instant::now());
         }
-        let settled = shared.away.load(Ordering::Relaxed) == 0 && quiet_since.elapsed() > Duration::from_secs(2);
-        if received >= everything || settled || Instant::now() > deadline {
+        let back = shared.away.load(Ordering::Relaxed) == 0;
+        let quiet = quiet_since.elapsed() > Duration::from_secs(2);
+        let done = match disruption {
+            Disruption::Cuts => received >= everything || (back && quiet),
+            Disruption::Restart | Disruption::Crash => servers[0].exited() && back && (received >= everything || quiet),
+        };
+        if done || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -320,11 +328,18 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
         records.push(task.await.context("client task")?);
     }
     drop(servers);
-    if std::env::var("DROPS_DEBUG").is_ok() {
+    if std::env::var_os("DROPS_DEBUG").is_some() {
+        // Each client short of a publication: where it started, what it missed first, where and
+        // when (ms after the stream began) each of its reconnects completed.
         for (i, r) in records.iter().enumerate() {
-            if (r.received.len() as u64) < published {
-                let first_missing = (0..published).find(|n| !r.received.contains(n));
-                eprintln!("DEBUG client {i}: received {} first missing {first_missing:?} reconnects {:?}", r.received.len(), r.reconnects.iter().map(|(s, t)| (s, t.duration_since(started).as_millis())).collect::<Vec<_>>());
+            let got: HashSet<u64> = r.received.iter().copied().collect();
+            if let Some(missing) = (0..published).find(|n| !got.contains(n)) {
+                let reconnects: Vec<_> = r.reconnects.iter().map(|&(s, t)| (s, t.saturating_duration_since(started).as_millis())).collect();
+                eprintln!(
+                    "drops: client {i} (user dropper-{i}, first on server {}): {} of {published}, first missing {missing}, reconnects {reconnects:?}",
+                    i % shared.addrs.len(),
+                    got.len()
+                );
             }
         }
     }

@@ -132,6 +132,11 @@ impl Server {
             libc::kill(self.child.id() as libc::pid_t, signal);
         }
     }
+
+    /// Whether the server process has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().map_or(true, |status| status.is_some())
+    }
 }
 
 impl Drop for Server {

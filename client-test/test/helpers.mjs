@@ -48,6 +48,8 @@ export function spawnServer(dir, env = {}, stdio = ["ignore", "pipe", "inherit"]
       API_KEYS: API_KEY,
       // The tests publish probe and barrier events that no contract names.
       EVENTS_ALLOW_UNKNOWN: "true",
+      // Stopping closes every connection at once (drain.test.mjs tests the drain).
+      SHUTDOWN_DRAIN: "0",
       ...env,
     },
     stdio,

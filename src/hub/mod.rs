@@ -128,6 +128,9 @@ impl Hub {
     /// Cuts a socket whose send queue overflowed (a client that stopped reading): its client
     /// reconnects, and an opted-in one resumes from its cursor with nothing lost.
     pub fn cut_slow(&self, socket: &SocketRef) {
+        if socket.extensions.insert(CutAsSlow).is_some() {
+            return; // Cut already; its connection is on its way out.
+        }
         self.metrics.slow_disconnected(Transport::SocketIo);
         let cut = self.sessions.cut(socket);
         tracing::warn!(socket = %digest(socket.id), cut, "slow consumer: send queue full, cutting its connection");
@@ -236,6 +239,10 @@ impl Hub {
         Some(operators.except(audience.except_names()))
     }
 }
+
+/// Marks a socket cut as a slow consumer (in its extensions), so that it is cut and counted once.
+#[derive(Clone)]
+struct CutAsSlow;
 
 /// A connection the drain will close.
 enum Closing {

@@ -6,6 +6,7 @@
 //! its rooms change and released (resumable for the window) when it disconnects.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use socketioxide::extract::SocketRef;
@@ -13,7 +14,8 @@ use socketioxide::extract::SocketRef;
 use crate::access;
 use crate::auth::Identity;
 use crate::event::EventName;
-use crate::recovery::{Cursor, Position, Session, Tracker, addressed_to, new_session_id};
+use crate::publication::Publication;
+use crate::recovery::{Cursor, Overflow, Position, Session, Tracker, addressed_to, new_session_id};
 use crate::rooms::Room;
 use crate::sessions::digest;
 use crate::state::AppState;
@@ -90,9 +92,9 @@ pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
             let covered = entries.last().map_or(after, |(p, _)| *p).max(after);
             let mut missed = 0;
             for (position, publication) in entries.iter().filter(|(_, p)| addressed_to(p, &rooms)) {
-                if tracker.replay(socket, publication, *position).is_err() {
-                    // The replay overflowed the socket's queue: no `recovery` (its cursor would
-                    // pass what was lost); the client resumes again from the cursor it holds.
+                if replay_waiting(&tracker, socket, publication, *position).await.is_err() {
+                    // The client stopped reading: no `recovery` (its cursor would pass what was
+                    // not sent); it resumes again from the cursor it holds.
                     state.publisher.hub().cut_slow(socket);
                     return;
                 }
@@ -124,6 +126,22 @@ pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
     }
     tracing::info!(socket = %digest(socket.id), recovered, missed, "recovery");
     save(state, socket, identity).await;
+}
+
+/// How long a replay waits for room in the socket's send queue before it counts the client as
+/// one that stopped reading.
+const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Replays one publication, waiting while the socket's queue is full (a long replay fills it
+/// faster than the client reads), up to [`REPLAY_PATIENCE`].
+async fn replay_waiting(tracker: &Tracker, socket: &SocketRef, publication: &Publication, position: Position) -> Result<(), Overflow> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match tracker.replay(socket, publication, position) {
+            Err(Overflow) if started.elapsed() < REPLAY_PATIENCE => tokio::time::sleep(Duration::from_millis(5)).await,
+            result => return result,
+        }
+    }
 }
 
 /// Saves an opted-in socket's session with the rooms it is in now (after a join or a leave).

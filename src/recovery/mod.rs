@@ -14,20 +14,18 @@
 //! without Redis): a client can resume on any instance while its session is within the window.
 
 pub mod memory;
+mod tracker;
+
+pub use self::tracker::{Overflow, Tracker};
 
 use std::fmt;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use socketioxide::extract::SocketRef;
-use socketioxide::{SendError, SocketError};
 
 use crate::cluster::Bus;
-use crate::publication::{SpreadArgs, Payload, Publication};
+use crate::publication::Publication;
 use crate::rooms::Room;
-use crate::sessions::digest;
 
 use self::memory::MemoryStore;
 
@@ -237,139 +235,6 @@ impl Recovery {
 
 fn to_json(session: &Session) -> String {
     serde_json::to_string(session).expect("serializable")
-}
-
-/// One opted-in socket's place: its session, the last position it was given, and, while its
-/// replay runs, the live deliveries held back.
-pub struct Tracker {
-    pub session: String,
-    state: Mutex<TrackerState>,
-}
-
-struct TrackerState {
-    last: Position,
-    held: Option<Vec<(Option<Position>, Publication)>>,
-    /// A delivery found the socket's send queue full: nothing more is sent to it (a later one
-    /// would move its cursor past the lost one), and it is being cut to resume elsewhere.
-    overflowed: bool,
-}
-
-/// A tracked socket's send queue was full: the delivery was lost and the socket must be cut,
-/// so that its client resumes from the cursor it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflow;
-
-impl Tracker {
-    /// A tracker that holds live deliveries back until [`Tracker::go_live`].
-    pub fn replaying(session: String) -> Self {
-        Tracker {
-            session,
-            state: Mutex::new(TrackerState {
-                last: Position::ZERO,
-                held: Some(Vec::new()),
-                overflowed: false,
-            }),
-        }
-    }
-
-    /// The cursor the socket holds now.
-    pub fn cursor(&self) -> Cursor {
-        Cursor {
-            session: self.session.clone(),
-            position: self.state.lock().unwrap().last,
-        }
-    }
-
-    /// A live delivery: held back during the replay, else sent with its cursor.
-    pub fn deliver(&self, socket: &SocketRef, publication: &Publication, position: Option<Position>) -> Result<(), Overflow> {
-        let mut state = self.state.lock().unwrap();
-        if let Some(held) = &mut state.held {
-            held.push((position, publication.clone()));
-            return Ok(());
-        }
-        self.send(&mut state, socket, publication, position)
-    }
-
-    /// An event outside the log (an inbox notification at connect), sent with the cursor the
-    /// socket holds.
-    pub fn emit(&self, socket: &SocketRef, event: &str, data: &Value) {
-        let state = self.state.lock().unwrap();
-        let cursor = Cursor {
-            session: self.session.clone(),
-            position: state.last,
-        };
-        let _ = socket.emit(event, &(data, cursor.to_string()));
-    }
-
-    /// A replayed publication.
-    pub fn replay(&self, socket: &SocketRef, publication: &Publication, position: Position) -> Result<(), Overflow> {
-        let mut state = self.state.lock().unwrap();
-        self.send(&mut state, socket, publication, Some(position))
-    }
-
-    /// Ends the replay: `covered` is the position through which the replay gave the socket
-    /// everything; held deliveries up to it are dropped (the replay had them), the rest sent.
-    pub fn go_live(&self, socket: &SocketRef, covered: Position) -> Result<(), Overflow> {
-        let mut state = self.state.lock().unwrap();
-        state.last = state.last.max(covered);
-        let mut result = Ok(());
-        for (position, publication) in state.held.take().unwrap_or_default() {
-            result = result.and(self.send(&mut state, socket, &publication, position));
-        }
-        result
-    }
-
-    /// Sends with the cursor, unless the socket already had this position. Positions reach a
-    /// socket in order (the bus delivers in log order; a lone instance positions and delivers
-    /// under one lock), so one at or below the last given is one the replay gave (its message
-    /// reached this instance after the replay read the log).
-    fn send(
-        &self,
-        state: &mut TrackerState,
-        socket: &SocketRef,
-        publication: &Publication,
-        position: Option<Position>,
-    ) -> Result<(), Overflow> {
-        if state.overflowed {
-            return Err(Overflow);
-        }
-        if let Some(position) = position {
-            if position <= state.last {
-                return Ok(());
-            }
-        }
-        let last = position.unwrap_or(state.last);
-        let cursor = Value::String(
-            Cursor {
-                session: self.session.clone(),
-                position: last,
-            }
-            .to_string(),
-        );
-        let event = publication.event.as_str();
-        let sent = match &publication.data {
-            Payload::Json(data) => socket.emit(event, &(data, &cursor)),
-            Payload::Emitted { args, .. } => {
-                let mut args: Vec<rmpv::Value> = args.clone();
-                args.push(rmpv::Value::from(cursor.as_str().unwrap_or_default()));
-                socket.emit(event, &SpreadArgs(&args))
-            }
-        };
-        match sent {
-            Ok(()) => {
-                state.last = last;
-                Ok(())
-            }
-            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-                state.overflowed = true;
-                Err(Overflow)
-            }
-            Err(e) => {
-                tracing::debug!(socket = %digest(socket.id), error = %e, "delivery to a tracked socket failed");
-                Ok(())
-            }
-        }
-    }
 }
 
 /// Whether a publication is for a socket in `rooms`.
