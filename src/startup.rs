@@ -230,13 +230,14 @@ impl Application {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, scheme, instance = %state.instance.id, "listening");
         let transports = state.sessions.transports().clone();
-        let accepting = CancellationToken::new();
-        let stop_accepting = accepting.clone();
+        let (accepting, closed) = (CancellationToken::new(), CancellationToken::new());
+        let (stop_accepting, port_closed) = (accepting.clone(), closed.clone());
         let graceful = async move {
             shutdown.await;
             let spread = state.settings.shutdown_drain;
             tracing::info!(drain = ?spread, "shutting down: draining connections");
             stop_accepting.cancel();
+            port_closed.cancelled().await;
             state.instance.start_draining();
             realtime::recovery::release_all(&state).await;
             state.publisher.hub().drain(spread).await;
@@ -251,7 +252,7 @@ impl Application {
                 // Each handshake's connection already has TCP_NODELAY (see below).
                 let listener = tls::TlsListener::new(self.listener, config)?;
                 // tap_io: axum reads a tapped listener's peer address as the ConnectInfo.
-                let listener = Accepting::new(listener, transports, accepting)?.tap_io(|_| {});
+                let listener = Accepting::new(listener, transports, accepting, closed)?.tap_io(|_| {});
                 axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
             }
             None => {
@@ -262,7 +263,7 @@ impl Application {
                         tracing::debug!(error = %e, "could not set TCP_NODELAY");
                     }
                 });
-                let listener = Accepting::new(listener, transports, accepting)?.tap_io(|_| {});
+                let listener = Accepting::new(listener, transports, accepting, closed)?.tap_io(|_| {});
                 axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
             }
         }

@@ -230,6 +230,8 @@ struct Shared {
     received: AtomicUsize,
     /// Clients between a cut and their next connection.
     away: AtomicUsize,
+    /// Open connections to each server.
+    live: Vec<AtomicUsize>,
 }
 
 /// What one client saw.
@@ -251,6 +253,7 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
         recovered: AtomicUsize::new(0),
         received: AtomicUsize::new(0),
         away: AtomicUsize::new(0),
+        live: servers.iter().map(|_| AtomicUsize::new(0)).collect(),
     });
     // A user per client: one user's connections are capped (`PER_USER_CAP` by default).
     let users: Vec<String> = (0..sizes.clients).map(|i| format!("dropper-{i}")).collect();
@@ -301,8 +304,8 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
 
     // Every client has everything, or none is reconnecting and nothing arrived for 2 s. After a
     // stop, the stopped instance has also exited (a draining one closes its last connections
-    // after the stream may have ended) and every client is connected again: every reconnect is
-    // counted.
+    // after the stream may have ended), no client is still on it and every client is connected
+    // again: every reconnect is counted.
     let everything = sizes.clients * published as usize;
     let (mut last, mut quiet_since) = (usize::MAX, Instant::now());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -315,7 +318,10 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
         let quiet = quiet_since.elapsed() > Duration::from_secs(2);
         let done = match disruption {
             Disruption::Cuts => received >= everything || (back && quiet),
-            Disruption::Restart | Disruption::Crash => servers[0].exited() && back && (received >= everything || quiet),
+            Disruption::Restart | Disruption::Crash => {
+                let off = servers[0].exited() && shared.live[0].load(Ordering::Relaxed) == 0;
+                off && back && (received >= everything || quiet)
+            }
         };
         if done || Instant::now() > deadline {
             break;
@@ -342,6 +348,14 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
                 );
             }
         }
+        let mut per_server = vec![0usize; shared.addrs.len()];
+        for r in &records {
+            for &(server, _) in &r.reconnects {
+                per_server[server] += 1;
+            }
+        }
+        let stayed: Vec<usize> = (0..records.len()).step_by(shared.addrs.len()).filter(|&i| records[i].reconnects.is_empty()).collect();
+        eprintln!("drops: reconnects per server {per_server:?}; clients first on server 0 that never reconnected: {stayed:?}");
     }
     let mut outcome = score(scenario, name, &records, published, cut_count, shared.recovered.load(Ordering::Relaxed) as u64);
     if disruption != Disruption::Cuts {
@@ -475,6 +489,7 @@ async fn client(i: usize, jwt: String, shared: Arc<Shared>, cut: Arc<Notify>, mu
             continue;
         };
         // Every connection after the first follows a cut (or a lost server).
+        shared.live[server].fetch_add(1, Ordering::Relaxed);
         if away {
             record.reconnects.push((server, Instant::now()));
             shared.away.fetch_sub(1, Ordering::Relaxed);
@@ -495,7 +510,9 @@ async fn client(i: usize, jwt: String, shared: Arc<Shared>, cut: Arc<Notify>, mu
         // Cut, or the server went away: drop the connection without a goodbye, come back.
         drop(ws);
         away = true;
+        // Away before no longer live: the run never sees a client in neither count.
         shared.away.fetch_add(1, Ordering::Relaxed);
+        shared.live[server].fetch_sub(1, Ordering::Relaxed);
         let jitter = (i as u64 * 7_919 + attempt as u64 * 104_729) % 1_000;
         tokio::select! {
             _ = stop.changed() => return record,

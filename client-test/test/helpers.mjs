@@ -196,14 +196,20 @@ export function token(sub, extra = {}) {
 
 /**
  * A TCP forwarder standing in for a load balancer: clients connect to `url`, it forwards to
- * the target server; `cut()` drops every connection at once (as a network failure would) and
- * `retarget(server)` sends new connections elsewhere.
+ * the target server; `cut()` drops every connection at once (as a network failure would),
+ * `hold()` refuses new ones until `release()`, and `retarget(server)` sends new connections
+ * elsewhere.
  */
 export async function forwarder(server) {
   const { createServer, connect } = await import("node:net");
   let target = new URL(server.url);
+  let holding = false;
   const pipes = new Set();
   const proxy = createServer((client) => {
+    if (holding) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(Number(target.port), target.hostname);
     const pair = { client, upstream };
     pipes.add(pair);
@@ -230,9 +236,49 @@ export async function forwarder(server) {
     retarget(next) {
       target = new URL(next.url);
     },
+    /** Refuses new connections (a client retries) until `release()`. */
+    hold() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+    },
     close() {
       this.cut();
       return new Promise((ok) => proxy.close(ok));
     },
   };
+}
+
+/** A client that opts into recovery and keeps the last cursor it was given, as an app would. */
+export function resumingClient(url, jwt) {
+  const state = { cursor: "", events: [], recoveries: [], timeline: [] };
+  const socket = io(url, {
+    transports: ["websocket"],
+    forceNew: true,
+    reconnectionDelay: 50,
+    reconnectionDelayMax: 200,
+    auth: (cb) => cb({ token: jwt, offset: state.cursor }),
+  });
+  socket.onAny((event, ...args) => {
+    if (event === "recovery") {
+      state.recoveries.push(args[0]);
+      state.timeline.push("recovery");
+      state.cursor = args[0].cursor;
+      return;
+    }
+    state.timeline.push(`${event}:${args[0]?.n}`);
+    state.cursor = args.at(-1);
+    state.events.push({ event, args: args.slice(0, -1), cursor: args.at(-1) });
+  });
+  state.socket = socket;
+  state.until = async (check, what) => {
+    for (let i = 0; i < 1500; i++) {
+      if (check()) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  };
+  state.ns = (event) => state.events.filter((e) => e.event === event).map((e) => e.args[0].n);
+  return state;
 }

@@ -4,40 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { clusterEnv, forwarder, startServer, token } from "./helpers.mjs";
-
-/** A client that opts into recovery and keeps the last cursor it was given, as an app would. */
-function resumingClient(url, jwt) {
-  const state = { cursor: "", events: [], recoveries: [], timeline: [] };
-  const socket = io(url, {
-    transports: ["websocket"],
-    forceNew: true,
-    reconnectionDelay: 50,
-    reconnectionDelayMax: 200,
-    auth: (cb) => cb({ token: jwt, offset: state.cursor }),
-  });
-  socket.onAny((event, ...args) => {
-    if (event === "recovery") {
-      state.recoveries.push(args[0]);
-      state.timeline.push("recovery");
-      state.cursor = args[0].cursor;
-      return;
-    }
-    state.timeline.push(`${event}:${args[0]?.n}`);
-    state.cursor = args.at(-1);
-    state.events.push({ event, args: args.slice(0, -1), cursor: args.at(-1) });
-  });
-  state.socket = socket;
-  state.until = async (check, what) => {
-    for (let i = 0; i < 1500; i++) {
-      if (check()) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  };
-  state.ns = (event) => state.events.filter((e) => e.event === event).map((e) => e.args[0].n);
-  return state;
-}
+import { clusterEnv, forwarder, resumingClient, startServer, token } from "./helpers.mjs";
 
 async function publishN(server, event, to, from, count) {
   for (let n = from; n < from + count; n++) await server.publish({ event, to, data: { n } });
@@ -73,7 +40,9 @@ test("one instance: a dropped client gets what it missed, then recovery, then li
     );
 
     // Cut off; publications meanwhile go to the org and to the joined project.
+    // The client stays away (its reconnection attempts refused) until they are all published.
     const gone = new Promise((ok) => client.socket.once("disconnect", ok));
+    lb.hold();
     lb.cut();
     await gone;
     await publishN(server, "org:tick", { org: "o-r" }, 3, 4);
@@ -81,6 +50,7 @@ test("one instance: a dropped client gets what it missed, then recovery, then li
     // A membership removed while the client is away is not restored with the session.
     assert.equal((await server.api("DELETE", "/api/tenants/t-r/projects/p-gone/members/r1")).status, 204);
     await publishN(server, "gone:tick", { tenant: "t-r", project: "p-gone" }, 0, 1);
+    lb.release();
 
     await client.until(() => client.recoveries.length === 2, "the resumption");
     const recovery = client.recoveries[1];
@@ -149,9 +119,11 @@ test("two instances: the instance is killed, the client resumes on the other wit
 
     a.kill();
     lb.retarget(b);
+    lb.hold();
     lb.cut();
     await publishN(b, "org:tick", { org: "o-r3" }, 2, 3);
     await b.api("POST", "/api/websocket", { action: "broadcast", channel: "venue:r3", data: { n: 0 } });
+    lb.release();
 
     await client.until(() => client.recoveries.length === 2, "the resumption on the other instance");
     assert.equal(client.recoveries[1].recovered, true);

@@ -104,21 +104,29 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Registered<I> {
 }
 
 /// A listener whose connections are registered in [`Transports`], and which stops accepting
-/// (and lets go of its socket, closing the port) once `stop` is cancelled.
+/// (and lets go of its socket, closing the port) once `stop` is cancelled, then cancels
+/// `closed`.
 pub struct Accepting<L> {
     inner: Option<L>,
     local: SocketAddr,
     transports: Arc<Transports>,
     stop: CancellationToken,
+    closed: CancellationToken,
 }
 
 impl<L: axum::serve::Listener<Addr = SocketAddr>> Accepting<L> {
-    pub fn new(inner: L, transports: Arc<Transports>, stop: CancellationToken) -> io::Result<Accepting<L>> {
+    pub fn new(
+        inner: L,
+        transports: Arc<Transports>,
+        stop: CancellationToken,
+        closed: CancellationToken,
+    ) -> io::Result<Accepting<L>> {
         Ok(Accepting {
             local: inner.local_addr()?,
             inner: Some(inner),
             transports,
             stop,
+            closed,
         })
     }
 }
@@ -138,6 +146,7 @@ where
                 _ = self.stop.cancelled() => {}
             }
             self.inner = None;
+            self.closed.cancel();
             tracing::info!("stopped accepting connections");
         }
         std::future::pending().await

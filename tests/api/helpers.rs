@@ -75,6 +75,13 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Tells the server to stop, the way SIGTERM does, without waiting (see [`TestApp::stop`]).
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Stops the server the way SIGTERM does and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

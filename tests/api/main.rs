@@ -6,6 +6,7 @@ mod channels;
 mod cli;
 mod config;
 mod directory;
+mod drain;
 mod fuzz;
 mod garbage;
 mod health;
