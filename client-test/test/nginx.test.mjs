@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { Agent } from "node:http";
+import { Agent, request as httpRequest } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -42,6 +42,8 @@ before(async () => {
     REDIS_URL,
     REDIS_CHANNEL_PREFIX: `test-${randomUUID()}:`,
     DATABASE_URL: `sqlite://${join(dir, "shared.db")}?mode=rwc`,
+    // nginx connects from here; the client is the address it forwards.
+    TRUSTED_PROXIES: "127.0.0.1",
   };
   a = await startServer(env);
   b = await startServer(env);
@@ -112,3 +114,45 @@ test("polling and websocket clients behind nginx each get a publication once", a
     ]);
   }
 });
+
+/** The instance that holds `n`'s connections (nginx hashes the client address). */
+async function instanceOf(n) {
+  const before = await Promise.all([a, b].map(async (s) => (await s.api("GET", "/api/websocket")).body.connections));
+  const probe = await connect(n, ["websocket"]);
+  const after = await Promise.all([a, b].map(async (s) => (await s.api("GET", "/api/websocket")).body.connections));
+  probe.socket.close();
+  return after[0] > before[0] ? a : b;
+}
+
+test("behind nginx, a long-polling session opens nothing for another client, even on its instance", async () => {
+  const victim = await connect(20, ["polling"]);
+  const home = await instanceOf(20);
+  let attacker = 21;
+  while ((await instanceOf(attacker)) !== home) attacker++;
+  await new Promise((r) => setTimeout(r, 100));
+
+  const base = `${proxy}/socket.io/?EIO=4&transport=polling&sid=${victim.socket.id}`;
+  const agent = new Agent({ localAddress: `127.0.0.${attacker + 2}` });
+  const polled = await fetchWith(agent, base);
+  assert.deepEqual(polled, { status: 400, body: '{"code":1,"message":"Session ID unknown"}' });
+  assert.equal((await fetchWith(agent, base, "POST", '42["subscribe",{"channel":"venue:1"}]')).status, 400);
+
+  const got = new Promise((ok) => victim.socket.once("notification:new", ok));
+  await home.publish({ event: "notification:new", to: { user: "proxied-20" }, data: { n: 1 } });
+  assert.deepEqual(await got, { n: 1 });
+  assert.equal(victim.socket.connected, true);
+});
+
+/** A request through `agent` (its local address); resolves with {status, body}. */
+function fetchWith(agent, url, method = "GET", body = undefined) {
+  return new Promise((ok, fail) => {
+    const req = httpRequest(url, { method, agent }, (res) => {
+      let text = "";
+      res.on("data", (chunk) => (text += chunk));
+      res.on("end", () => ok({ status: res.statusCode, body: text }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error("no answer within 10 s")));
+    req.on("error", fail);
+    req.end(body);
+  });
+}
