@@ -70,12 +70,22 @@ pub fn socket(socket: &SocketRef, namespace: &str) -> Value {
             "query": query,
             "issued": issued,
             "time": chrono::DateTime::from_timestamp_millis(issued).map(|t| t.to_rfc2822()).unwrap_or_default(),
-            "url": parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            "url": redacted_url(&parts.uri),
             "secure": parts.uri.scheme_str() == Some("https"),
             "xdomain": parts.headers.contains_key("origin"),
         },
         "rooms": socket.rooms().iter().map(|r| r.to_string()).collect::<Vec<_>>(),
     })
+}
+
+/// The handshake's path and query, a `token` in it redacted (2.x clients send theirs there).
+fn redacted_url(uri: &http::Uri) -> String {
+    let Some(query) = uri.query() else { return uri.path().to_owned() };
+    let mut shown = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        shown.append_pair(&k, if k == "token" { REDACTED } else { &v });
+    }
+    format!("{}?{}", uri.path(), shown.finish())
 }
 
 pub fn transport(socket: &SocketRef) -> &'static str {
@@ -127,4 +137,14 @@ pub fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_token_in_the_handshake_url_is_redacted() {
+        let uri: http::Uri = "/socket.io/?EIO=3&transport=polling&token=eyJ.secret.sig&t=x".parse().unwrap();
+        assert_eq!(super::redacted_url(&uri), "/socket.io/?EIO=3&transport=polling&token=%5Bredacted%5D&t=x");
+        assert_eq!(super::redacted_url(&"/socket.io/".parse().unwrap()), "/socket.io/");
+    }
 }
