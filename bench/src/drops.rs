@@ -354,8 +354,11 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
                 per_server[server] += 1;
             }
         }
-        let stayed: Vec<usize> = (0..records.len()).step_by(shared.addrs.len()).filter(|&i| records[i].reconnects.is_empty()).collect();
-        eprintln!("drops: reconnects per server {per_server:?}; clients first on server 0 that never reconnected: {stayed:?}");
+        eprintln!("drops: reconnects per server {per_server:?}");
+        if disruption != Disruption::Cuts {
+            let stayed: Vec<usize> = (0..records.len()).step_by(shared.addrs.len()).filter(|&i| records[i].reconnects.is_empty()).collect();
+            eprintln!("drops: clients first on the stopped instance that never reconnected: {stayed:?}");
+        }
     }
     let mut outcome = score(scenario, name, &records, published, cut_count, shared.recovered.load(Ordering::Relaxed) as u64);
     if disruption != Disruption::Cuts {

@@ -91,10 +91,11 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
         let state = disconnect_state.clone();
         state.admin.socket_disconnected(&socket, &reason.to_string());
         let session = socket.extensions.get::<Identity>().and_then(|i| recovery::session_of(&socket, &i));
+        let tracker = socket.extensions.get::<std::sync::Arc<Tracker>>();
         async move {
             tracing::info!(socket = %digest(socket.id), %reason, "disconnected");
             super::lifetime::forget(&state, &socket);
-            recovery::release(&state, session).await;
+            recovery::release(&state, tracker, session).await;
             if let Some(identity) = socket.extensions.get::<Identity>() {
                 state.presence.count_out(&identity.user_id);
                 state.sync_presence(&identity).await;

@@ -145,15 +145,24 @@ async fn replay_waiting(tracker: &Tracker, socket: &SocketRef, publication: &Pub
 }
 
 /// Saves an opted-in socket's session with the rooms it is in now (after a join or a leave).
+/// The rooms are read once the session's earlier writes landed, so the last write holds the
+/// latest rooms; a socket already gone is left to its release.
 pub async fn save(state: &AppState, socket: &SocketRef, identity: &Identity) {
+    let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() else { return };
+    let _writing = tracker.writing().await;
+    if !socket.connected() {
+        return;
+    }
     if let Some((id, session)) = session_of(socket, identity) {
         state.publisher.recovery().save(&id, &session).await;
     }
 }
 
-/// At disconnect: the session stays resumable for the window.
-pub async fn release(state: &AppState, session: Option<(String, Session)>) {
-    if let Some((id, session)) = session {
+/// At disconnect: the session stays resumable for the window, with the rooms the socket had
+/// (`session`, read at the disconnect), written after any save still on its way.
+pub async fn release(state: &AppState, tracker: Option<Arc<Tracker>>, session: Option<(String, Session)>) {
+    if let (Some(tracker), Some((id, session))) = (tracker, session) {
+        let _writing = tracker.writing().await;
         state.publisher.hub().untrack();
         state.publisher.recovery().release(&id, &session).await;
     }
@@ -165,8 +174,11 @@ pub async fn release_all(state: &AppState) {
     let sockets = state.publisher.hub().tracked_sockets();
     let count = sockets.len();
     for socket in sockets {
-        let identity = socket.extensions.get::<Identity>();
-        if let Some((id, session)) = identity.and_then(|i| session_of(&socket, &i)) {
+        let (Some(identity), Some(tracker)) = (socket.extensions.get::<Identity>(), socket.extensions.get::<Arc<Tracker>>()) else {
+            continue;
+        };
+        let _writing = tracker.writing().await;
+        if let Some((id, session)) = session_of(&socket, &identity) {
             state.publisher.recovery().release(&id, &session).await;
         }
     }

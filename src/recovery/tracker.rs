@@ -17,6 +17,9 @@ use crate::sessions::digest;
 pub struct Tracker {
     pub session: String,
     state: Mutex<TrackerState>,
+    /// Held while the session is written, its rooms read under it: of two writes racing (the
+    /// resume's and a `subscribe`'s), the one that lands last has the latest rooms.
+    writing: tokio::sync::Mutex<()>,
 }
 
 struct TrackerState {
@@ -42,7 +45,13 @@ impl Tracker {
                 held: Some(Vec::new()),
                 overflowed: false,
             }),
+            writing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Waits for the session's earlier writes; the next is the caller's until the guard drops.
+    pub async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writing.lock().await
     }
 
     /// The cursor the socket holds now.
