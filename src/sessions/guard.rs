@@ -36,7 +36,8 @@ pub async fn guard(State(sessions): State<Arc<Sessions>>, request: Request, next
                     Refusal::OtherAddress => {
                         tracing::warn!(%session, %client, "refused: the session was opened from another address")
                     }
-                    Refusal::Unknown => tracing::warn!(%session, %client, "refused: no such long-polling session"),
+                    // Mostly a client still polling a session that ended (a restart, a timeout).
+                    Refusal::Unknown => tracing::debug!(%session, %client, "refused: no such long-polling session"),
                     Refusal::Cut => tracing::debug!(%session, "refused: the session was cut"),
                 }
                 return unknown_session();
