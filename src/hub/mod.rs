@@ -113,7 +113,11 @@ impl Hub {
                 if full > 0 {
                     let selection = self.select(&publication.audience).map(|s| s.except(Room::tracked().name()));
                     let sockets = selection.map(|s| s.sockets()).unwrap_or_default();
-                    let cut = sockets.iter().filter(|s| queue_full(s)).map(|s| self.cut_slow(s)).count();
+                    let mut cut = 0;
+                    for socket in sockets.iter().filter(|s| queue_full(s)) {
+                        self.cut_slow(socket);
+                        cut += 1;
+                    }
                     if cut < full {
                         tracing::warn!(full, cut, event, "a delivery was lost by sockets that could not all be found");
                     }
@@ -153,9 +157,10 @@ impl Hub {
         for (at, closing) in closes {
             tokio::time::sleep_until(started + at).await;
             match closing {
-                Closing::Socket(socket) => {
+                Closing::Socket(socket) if socket.connected() => {
                     self.sessions.cut(&socket);
                 }
+                Closing::Socket(_) => {}
                 Closing::Plain(id) => self.plain.kick(&id, Kick::Draining),
             }
         }

@@ -119,10 +119,8 @@ impl Tracker {
         if state.overflowed {
             return Err(Overflow);
         }
-        if let Some(position) = position {
-            if position <= state.last {
-                return Ok(());
-            }
+        if position.is_some_and(|p| p <= state.last) {
+            return Ok(());
         }
         let last = position.unwrap_or(state.last);
         let cursor = Value::String(
