@@ -11,18 +11,23 @@
 //!   Node socket.io 4.8 with `connectionStateRecovery` on one node; Node, two nodes with the
 //!   official Redis adapter (recovery unsupported); Node, two nodes with the Redis streams
 //!   adapter (recovery supported across nodes).
-//! - rolling restart: SIGTERM to one of two instances halfway, no other cut. Switchyard with
-//!   `SHUTDOWN_DRAIN=0` and with `SHUTDOWN_DRAIN=5s`; Node with either adapter (the reference
-//!   closes its sockets with `io.close()` at SIGTERM, which persists recoverable sessions).
+//! - rolling restart: three instances, each in turn taken out of rotation, sent SIGTERM, waited
+//!   for until it has exited and replaced by a new one (same environment, same Redis prefix)
+//!   that is listening before the next goes; no other cut. Switchyard with `SHUTDOWN_DRAIN=0`
+//!   and with `SHUTDOWN_DRAIN=5s`; Node with either adapter (the reference closes its sockets
+//!   with `io.close()` at SIGTERM, which persists recoverable sessions).
 //! - crash: SIGKILL to one of two instances halfway, no other cut; the same three two-instance
 //!   setups as the cuts.
 //!
-//! For the restart and the crash, every client knows which server each of its connections
-//! reached and when it completed: the peak of reconnects per second the surviving instance saw.
+//! Clients go where a load balancer would send them: first spread over the instances, after a
+//! lost connection to one of the instances in rotation other than the one they left (spread
+//! over them). For the restart and the crash, every client knows which instance each of its
+//! connections reached and when it completed: the peak of reconnects per second any one
+//! surviving instance saw.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -81,7 +86,7 @@ impl DropSizes {
 pub struct Outcome {
     /// `cuts`, `rolling restart` or `crash`.
     pub scenario: &'static str,
-    pub setup: &'static str,
+    pub setup: String,
     pub clients: usize,
     pub published: u64,
     /// Mean over clients of (publications received once, in order) / published, in percent.
@@ -94,13 +99,16 @@ pub struct Outcome {
     pub cuts: u64,
     /// Reconnections the server reported as recovered.
     pub recovered: u64,
-    /// Rolling restart and crash: connections completed at the surviving instances after the
-    /// first (none for the cuts).
+    /// Rolling restart and crash: connections completed after each client's first, all at
+    /// instances in rotation, survivors of the stops (none for the cuts).
     pub reconnects: Option<u64>,
-    /// The most of those any one survivor completed within one second (a sliding window).
+    /// The most of those any one instance completed within one second (a sliding window), over
+    /// every instance and every step of the restart.
     pub reconnect_peak_per_s: Option<u64>,
     /// Seconds from the first of those reconnects to the last.
     pub reconnect_span_s: Option<f64>,
+    /// Rolling restart: seconds from the first SIGTERM to the last replacement listening.
+    pub restart_s: Option<f64>,
 }
 
 /// The servers of a row.
@@ -117,15 +125,14 @@ enum Setup {
 }
 
 impl Setup {
-    fn name(self) -> &'static str {
+    /// The row's name, with its number of instances.
+    fn name(self, instances: usize) -> String {
         match self {
-            Setup::Switchyard { drain: None } => "Switchyard, 2 instances + Redis",
-            Setup::Switchyard { drain: Some("0") } => "Switchyard, 2 instances + Redis, SHUTDOWN_DRAIN=0",
-            Setup::Switchyard { drain: Some("5s") } => "Switchyard, 2 instances + Redis, SHUTDOWN_DRAIN=5s",
-            Setup::Switchyard { drain: Some(_) } => "Switchyard, 2 instances + Redis, SHUTDOWN_DRAIN set",
-            Setup::NodeOne => "Node 4.8, 1 node, connectionStateRecovery",
-            Setup::NodeRedis => "Node 4.8, 2 nodes + redis-adapter",
-            Setup::NodeStreams => "Node 4.8, 2 nodes + redis-streams-adapter",
+            Setup::Switchyard { drain: None } => format!("Switchyard, {instances} instances + Redis"),
+            Setup::Switchyard { drain: Some(drain) } => format!("Switchyard, {instances} instances + Redis, SHUTDOWN_DRAIN={drain}"),
+            Setup::NodeOne => "Node 4.8, 1 node, connectionStateRecovery".to_owned(),
+            Setup::NodeRedis => format!("Node 4.8, {instances} nodes + redis-adapter"),
+            Setup::NodeStreams => format!("Node 4.8, {instances} nodes + redis-streams-adapter"),
         }
     }
 
@@ -136,40 +143,40 @@ impl Setup {
         }
     }
 
-    /// Starts the row's servers; `prefix` keeps this row's Redis channels and keys apart from
-    /// every other run's (tests and benchmarks share one Redis).
-    fn start(self, redis: Option<&str>, prefix: String) -> anyhow::Result<Vec<Server>> {
-        let redis = || redis.map(str::to_owned).context("a two-instance setup without Redis");
-        let (count, env): (usize, Vec<(&str, String)>) = match self {
+    /// Every instance's environment; `prefix` keeps this row's Redis channels and keys apart
+    /// from every other run's (tests and benchmarks share one Redis). A replacement gets the
+    /// same.
+    fn env(self, redis: Option<&str>, prefix: String) -> anyhow::Result<Vec<(&'static str, String)>> {
+        let redis = || redis.map(str::to_owned).context("a multi-instance setup without Redis");
+        Ok(match self {
             Setup::Switchyard { drain } => {
                 let mut env = vec![("REDIS_URL", redis()?), ("REDIS_CHANNEL_PREFIX", prefix)];
                 env.extend(drain.map(|d| ("SHUTDOWN_DRAIN", d.to_owned())));
-                (2, env)
+                env
             }
-            Setup::NodeOne => (1, vec![("RECOVERY", "1".into())]),
+            Setup::NodeOne => vec![("RECOVERY", "1".into())],
             Setup::NodeRedis | Setup::NodeStreams => {
                 let adapter = if self == Setup::NodeStreams { "streams" } else { "redis" };
-                let env = vec![
+                vec![
                     ("REDIS_URL", redis()?),
                     ("REDIS_CHANNEL_PREFIX", prefix),
                     ("RECOVERY", "1".into()),
                     ("ADAPTER", adapter.into()),
-                ];
-                (2, env)
+                ]
             }
-        };
-        (0..count).map(|_| Server::start_with(self.kind(), &env)).collect()
+        })
     }
 }
 
 /// Runs every row (those `sizes.only` picks); without `redis` only the one-node row runs, and
 /// `smoke` leaves out the rows whose code path another row already takes (the Node crash rows
-/// and the streams adapter: the same client, the same stop as the Node rolling restart).
+/// and the streams adapter: the same client, the same stop as the Node rolling restart) and
+/// drains for 1 s instead of 5 (three drains in a row).
 pub async fn run_all(sizes: &DropSizes, redis: Option<&str>, smoke: bool) -> anyhow::Result<Vec<Outcome>> {
     let switchyard = Setup::Switchyard { drain: None };
     let mut plan = vec![(Disruption::Cuts, switchyard), (Disruption::Cuts, Setup::NodeOne)];
     plan.extend([(Disruption::Cuts, Setup::NodeRedis), (Disruption::Cuts, Setup::NodeStreams)]);
-    for drain in ["0", "5s"] {
+    for drain in ["0", if smoke { "1s" } else { "5s" }] {
         plan.push((Disruption::Restart, Setup::Switchyard { drain: Some(drain) }));
     }
     plan.extend([(Disruption::Restart, Setup::NodeRedis), (Disruption::Restart, Setup::NodeStreams)]);
@@ -186,15 +193,16 @@ pub async fn run_all(sizes: &DropSizes, redis: Option<&str>, smoke: bool) -> any
         if smoke && setup.kind() == Kind::Node && (setup == Setup::NodeStreams || disruption == Disruption::Crash) {
             continue;
         }
+        let count = disruption.instances(setup);
         if let Some(only) = &sizes.only
             && !disruption.name().contains(only.as_str())
-            && !setup.name().contains(only.as_str())
+            && !setup.name(count).contains(only.as_str())
         {
             continue;
         }
-        let prefix = format!("bench-drops-{}-{n}-", std::process::id());
-        let servers = setup.start(redis, prefix)?;
-        outcomes.push(run(setup, servers, sizes, disruption).await?);
+        let env = setup.env(redis, format!("bench-drops-{}-{n}-", std::process::id()))?;
+        let servers = (0..count).map(|_| Server::start_with(setup.kind(), &env)).collect::<anyhow::Result<Vec<_>>>()?;
+        outcomes.push(run(setup, servers, env, sizes, disruption).await?);
     }
     Ok(outcomes)
 }
@@ -203,7 +211,8 @@ pub async fn run_all(sizes: &DropSizes, redis: Option<&str>, smoke: bool) -> any
 enum Disruption {
     /// `cut_share` of the clients cut off every second.
     Cuts,
-    /// The first server stopped with SIGTERM halfway (a deploy); no other cut.
+    /// Three instances restarted in turn (a deploy): each stopped with SIGTERM and replaced;
+    /// no other cut.
     Restart,
     /// The first server killed with SIGKILL halfway (a crash); no other cut.
     Crash,
@@ -217,11 +226,29 @@ impl Disruption {
             Disruption::Crash => "crash",
         }
     }
+
+    /// How many instances the row starts with.
+    fn instances(self, setup: Setup) -> usize {
+        match (self, setup) {
+            (_, Setup::NodeOne) => 1,
+            (Disruption::Restart, _) => 3,
+            _ => 2,
+        }
+    }
+}
+
+/// An instance as the load balancer sees it.
+struct Instance {
+    addr: String,
+    /// In rotation: new connections may go to it.
+    up: bool,
 }
 
 /// What every client task shares with the run.
 struct Shared {
-    addrs: Vec<String>,
+    /// Every instance of the row, in the order started (a replacement after the first ones);
+    /// an index here names an instance (a process) for good.
+    instances: RwLock<Vec<Instance>>,
     kind: Kind,
     /// Clients subscribed (at least once).
     ready: AtomicUsize,
@@ -230,30 +257,61 @@ struct Shared {
     received: AtomicUsize,
     /// Clients between a cut and their next connection.
     away: AtomicUsize,
-    /// Open connections to each server.
+    /// Open connections to each instance (as many as the row may start).
     live: Vec<AtomicUsize>,
+}
+
+impl Shared {
+    /// Where a load balancer sends a client's `nth` connection: to an instance in rotation other
+    /// than `from` (the one it left, or failed to reach) if there is one, spread by `nth`.
+    fn pick(&self, nth: usize, from: Option<usize>) -> Option<(usize, String)> {
+        let instances = self.instances.read().expect("instances lock");
+        let up: Vec<usize> = (0..instances.len()).filter(|&s| instances[s].up).collect();
+        let others: Vec<usize> = up.iter().copied().filter(|&s| Some(s) != from).collect();
+        let choice = if others.is_empty() { up } else { others };
+        let server = *choice.get(nth % choice.len().max(1))?;
+        Some((server, instances[server].addr.clone()))
+    }
+
+    fn addr(&self, server: usize) -> String {
+        self.instances.read().expect("instances lock")[server].addr.clone()
+    }
+
+    /// Takes an instance out of rotation (before it is stopped).
+    fn take_out(&self, server: usize) {
+        self.instances.write().expect("instances lock")[server].up = false;
+    }
 }
 
 /// What one client saw.
 struct Record {
     /// Every `n` received, in arrival order.
     received: Vec<u64>,
-    /// Each connection after the first: the server it reached (an index of `addrs`) and when
-    /// its namespace connect was answered.
+    /// Each connection after the first: the instance it reached (an index of `instances`) and
+    /// when its namespace connect was answered.
     reconnects: Vec<(usize, Instant)>,
 }
 
-async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disruption: Disruption) -> anyhow::Result<Outcome> {
-    let (scenario, name) = (disruption.name(), setup.name());
+async fn run(
+    setup: Setup,
+    mut servers: Vec<Server>,
+    env: Vec<(&'static str, String)>,
+    sizes: &DropSizes,
+    disruption: Disruption,
+) -> anyhow::Result<Outcome> {
+    let count = servers.len();
+    let (scenario, name) = (disruption.name(), setup.name(count));
     eprintln!("drops: {scenario}, {name}: {} clients, {} publications/s for {} s", sizes.clients, sizes.rate, sizes.seconds);
+    // A restart starts a replacement for each instance.
+    let most = if disruption == Disruption::Restart { 2 * count } else { count };
     let shared = Arc::new(Shared {
-        addrs: servers.iter().map(|s| s.addr.clone()).collect(),
+        instances: RwLock::new(servers.iter().map(|s| Instance { addr: s.addr.clone(), up: true }).collect()),
         kind: setup.kind(),
         ready: AtomicUsize::new(0),
         recovered: AtomicUsize::new(0),
         received: AtomicUsize::new(0),
         away: AtomicUsize::new(0),
-        live: servers.iter().map(|_| AtomicUsize::new(0)).collect(),
+        live: (0..most).map(|_| AtomicUsize::new(0)).collect(),
     });
     // A user per client: one user's connections are capped (`PER_USER_CAP` by default).
     let users: Vec<String> = (0..sizes.clients).map(|i| format!("dropper-{i}")).collect();
@@ -271,16 +329,21 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // The stream, through the last server (the first may be stopped).
-    let publisher = tokio::spawn(publish(shared.addrs.last().cloned().expect("a server"), sizes.rate, sizes.seconds));
+    // The stream, through the last instance (the crash stops the first); a restart moves it to
+    // an instance in rotation before stopping the one it goes through, and keeps it going until
+    // 2 s after the last replacement listens, should the restart outlast `seconds`.
+    let target = Arc::new(tokio::sync::Mutex::new(shared.addr(count - 1)));
+    let restarting = Arc::new(AtomicBool::new(disruption == Disruption::Restart));
+    let publisher = tokio::spawn(publish(target.clone(), restarting.clone(), sizes.rate, sizes.seconds));
     let mut cut_count = 0u64;
     let started = Instant::now();
-    let mut second = 0u64;
-    while second < sizes.seconds {
-        second += 1;
-        tokio::time::sleep_until(started + Duration::from_secs(second)).await;
-        match disruption {
-            Disruption::Cuts => {
+    // The instances stopped, and the restart's length.
+    let mut stops = Vec::new();
+    let mut restart_s = None;
+    match disruption {
+        Disruption::Cuts => {
+            for second in 1..=sizes.seconds {
+                tokio::time::sleep_until(started + Duration::from_secs(second)).await;
                 let n = ((sizes.clients as f64) * sizes.cut_share).round() as usize;
                 for k in 0..n {
                     // A different slice of the clients each second.
@@ -288,23 +351,58 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
                 }
                 cut_count += n as u64;
             }
-            Disruption::Restart | Disruption::Crash if second == sizes.seconds / 2 => {
-                let (signal, what) = match disruption {
-                    Disruption::Crash => (libc::SIGKILL, "SIGKILL"),
-                    _ => (libc::SIGTERM, "SIGTERM"),
-                };
-                eprintln!("drops: {scenario}, {name}: {what} to the first instance");
-                // Not waited for: a draining instance takes its time to exit.
-                servers[0].signal(signal);
+        }
+        Disruption::Crash => {
+            tokio::time::sleep_until(started + Duration::from_secs(sizes.seconds / 2)).await;
+            eprintln!("drops: {scenario}, {name}: SIGKILL to the first instance");
+            // Its health check fails: the load balancer sends no one there any more.
+            shared.take_out(0);
+            servers[0].signal(libc::SIGKILL);
+            stops.push(0);
+        }
+        Disruption::Restart => {
+            tokio::time::sleep_until(started + Duration::from_secs_f64(sizes.seconds as f64 / 5.0)).await;
+            let first = Instant::now();
+            for slot in 0..count {
+                // The slot's instance is its first one: a replacement is started after them all.
+                let step = Instant::now();
+                shared.take_out(slot);
+                {
+                    // Waits for a publication in flight to it.
+                    let mut to = target.lock().await;
+                    if *to == shared.addr(slot) {
+                        let (_, addr) = shared.pick(0, Some(slot)).context("no instance left in rotation")?;
+                        *to = addr;
+                    }
+                }
+                servers[slot].signal(libc::SIGTERM);
+                stops.push(slot);
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !servers[slot].exited() {
+                    anyhow::ensure!(Instant::now() < deadline, "{scenario}, {name}: instance {slot} still running 60 s after SIGTERM");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let exited = step.elapsed();
+                let (kind, env) = (setup.kind(), env.clone());
+                let server = tokio::task::spawn_blocking(move || Server::start_with(kind, &env)).await??;
+                shared.instances.write().expect("instances lock").push(Instance { addr: server.addr.clone(), up: true });
+                servers.push(server);
+                eprintln!(
+                    "drops: {scenario}, {name}: instance {slot} exited {:.2} s after SIGTERM, its replacement listening after {:.2} s",
+                    exited.as_secs_f64(),
+                    step.elapsed().as_secs_f64()
+                );
             }
-            Disruption::Restart | Disruption::Crash => {}
+            restart_s = Some(first.elapsed().as_secs_f64());
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            restarting.store(false, Ordering::Relaxed);
         }
     }
     let published = publisher.await.context("publisher")??;
 
     // Every client has everything, or none is reconnecting and nothing arrived for 2 s. After a
-    // stop, the stopped instance has also exited (a draining one closes its last connections
-    // after the stream may have ended), no client is still on it and every client is connected
+    // stop, the stopped instances have also exited (a draining one closes its last connections
+    // after the stream may have ended), no client is still on one and every client is connected
     // again: every reconnect is counted.
     let everything = sizes.clients * published as usize;
     let (mut last, mut quiet_since) = (usize::MAX, Instant::now());
@@ -316,12 +414,10 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
         }
         let back = shared.away.load(Ordering::Relaxed) == 0;
         let quiet = quiet_since.elapsed() > Duration::from_secs(2);
+        let off = stops.iter().all(|&s| servers[s].exited() && shared.live[s].load(Ordering::Relaxed) == 0);
         let done = match disruption {
             Disruption::Cuts => received >= everything || (back && quiet),
-            Disruption::Restart | Disruption::Crash => {
-                let off = servers[0].exited() && shared.live[0].load(Ordering::Relaxed) == 0;
-                off && back && (received >= everything || quiet)
-            }
+            Disruption::Restart | Disruption::Crash => off && back && (received >= everything || quiet),
         };
         if done || Instant::now() > deadline {
             break;
@@ -334,50 +430,50 @@ async fn run(setup: Setup, mut servers: Vec<Server>, sizes: &DropSizes, disrupti
         records.push(task.await.context("client task")?);
     }
     drop(servers);
+    let started_on = |i: usize| i % count;
     if std::env::var_os("DROPS_DEBUG").is_some() {
         // Each client short of a publication: where it started, what it missed first, where and
         // when (ms after the stream began) each of its reconnects completed.
         for (i, r) in records.iter().enumerate() {
             let got: HashSet<u64> = r.received.iter().copied().collect();
             if let Some(missing) = (0..published).find(|n| !got.contains(n)) {
-                let reconnects: Vec<_> = r.reconnects.iter().map(|&(s, t)| (s, t.saturating_duration_since(started).as_millis())).collect();
+                let reconnects: Vec<(usize, u128)> = r.reconnects.iter().map(|&(s, t)| (s, t.saturating_duration_since(started).as_millis())).collect();
                 eprintln!(
-                    "drops: client {i} (user dropper-{i}, first on server {}): {} of {published}, first missing {missing}, reconnects {reconnects:?}",
-                    i % shared.addrs.len(),
+                    "drops: client {i} (user dropper-{i}, first on instance {}): {} of {published}, first missing {missing}, reconnects {reconnects:?}",
+                    started_on(i),
                     got.len()
                 );
             }
         }
-        let mut per_server = vec![0usize; shared.addrs.len()];
+        let mut per_instance = vec![0usize; most];
         for r in &records {
             for &(server, _) in &r.reconnects {
-                per_server[server] += 1;
+                per_instance[server] += 1;
             }
         }
-        eprintln!("drops: reconnects per server {per_server:?}");
-        if disruption != Disruption::Cuts {
-            let stayed: Vec<usize> = (0..records.len()).step_by(shared.addrs.len()).filter(|&i| records[i].reconnects.is_empty()).collect();
-            eprintln!("drops: clients first on the stopped instance that never reconnected: {stayed:?}");
-        }
+        eprintln!("drops: reconnects per instance {per_instance:?}");
+        let stayed: Vec<usize> = (0..records.len()).filter(|&i| stops.contains(&started_on(i)) && records[i].reconnects.is_empty()).collect();
+        eprintln!("drops: clients first on a stopped instance that never reconnected: {stayed:?}");
     }
     let mut outcome = score(scenario, name, &records, published, cut_count, shared.recovered.load(Ordering::Relaxed) as u64);
     if disruption != Disruption::Cuts {
-        // The survivors: every instance but the first.
-        let survivors: Vec<usize> = (1..shared.addrs.len()).collect();
-        let (count, peak, span) = reconnect_peak(&records, &survivors);
+        // Every reconnect follows a stop and reaches an instance in rotation: a survivor.
+        let (count, peak, span) = reconnect_peak(&records, most);
         outcome.reconnects = Some(count);
         outcome.reconnect_peak_per_s = Some(peak);
         outcome.reconnect_span_s = Some(span);
+        outcome.restart_s = restart_s;
     }
     Ok(outcome)
 }
 
-/// The reconnects the `survivors` completed: how many, the most any one of them completed within
-/// one second (a window sliding from each reconnect), and seconds from the first to the last.
-fn reconnect_peak(records: &[Record], survivors: &[usize]) -> (u64, u64, f64) {
+/// The reconnects the instances (`0..instances`) completed: how many, the most any one of them
+/// completed within one second (a window sliding from each reconnect), and seconds from the
+/// first to the last.
+fn reconnect_peak(records: &[Record], instances: usize) -> (u64, u64, f64) {
     let (mut count, mut peak) = (0u64, 0u64);
     let (mut first, mut last) = (None::<Instant>, None::<Instant>);
-    for &server in survivors {
+    for server in 0..instances {
         let mut times: Vec<Instant> = records
             .iter()
             .flat_map(|r| r.reconnects.iter().filter(|(s, _)| *s == server).map(|&(_, t)| t))
@@ -401,7 +497,7 @@ fn reconnect_peak(records: &[Record], survivors: &[usize]) -> (u64, u64, f64) {
     (count, peak, span)
 }
 
-fn score(scenario: &'static str, setup: &'static str, records: &[Record], published: u64, cuts: u64, recovered: u64) -> Outcome {
+fn score(scenario: &'static str, setup: String, records: &[Record], published: u64, cuts: u64, recovered: u64) -> Outcome {
     let mut shares = Vec::with_capacity(records.len());
     let (mut duplicates, mut out_of_order, mut complete) = (0, 0, 0);
     for record in records {
@@ -444,23 +540,27 @@ fn score(scenario: &'static str, setup: &'static str, records: &[Record], publis
         reconnects: None,
         reconnect_peak_per_s: None,
         reconnect_span_s: None,
+        restart_s: None,
     }
 }
 
-/// Publishes `{n}` to the channel `rate` times a second for `seconds`; returns how many were
-/// accepted (each accepted one is numbered, so `n` runs from 0 without a hole).
-async fn publish(addr: String, rate: u64, seconds: u64) -> anyhow::Result<u64> {
+/// Publishes `{n}` to the channel through `target` `rate` times a second for `seconds`, and on
+/// while `more` holds; returns how many were accepted (each accepted one is numbered, so `n`
+/// runs from 0 without a hole). `target` is held while a publication is in flight.
+async fn publish(target: Arc<tokio::sync::Mutex<String>>, more: Arc<AtomicBool>, rate: u64, seconds: u64) -> anyhow::Result<u64> {
     let http = reqwest::Client::new();
-    let url = format!("http://{addr}/api/events");
     let start = Instant::now();
-    let total = rate * seconds;
-    for n in 0..total {
+    let mut n = 0;
+    while n < rate * seconds || more.load(Ordering::Relaxed) {
         tokio::time::sleep_until(start + Duration::from_secs_f64(n as f64 / rate as f64)).await;
         let body = json!({"event": "tick", "to": {"channel": CHANNEL}, "data": {"n": n}});
-        let response = http.post(&url).header("x-api-key", API_KEY).json(&body).send().await?;
+        let addr = target.lock().await;
+        let response = http.post(format!("http://{}/api/events", *addr)).header("x-api-key", API_KEY).json(&body).send().await?;
         anyhow::ensure!(response.status().as_u16() == 202, "publish {n} refused: {}", response.status());
+        drop(addr);
+        n += 1;
     }
-    Ok(total)
+    Ok(n)
 }
 
 /// How a client comes back: Switchyard's cursor, or Node's session id and offset.
@@ -471,8 +571,9 @@ struct Resume {
     offset: Option<String>,
 }
 
-/// One client: connects (to its server, else the next that answers), subscribes unless its
-/// session was recovered, records every `n` it receives and where and when each reconnect
+/// One client: connects where the load balancer sends it (`Shared::pick`: the instance `i`
+/// falls on, then one other than the instance it left or failed to reach), subscribes unless
+/// its session was recovered, records every `n` it receives and where and when each reconnect
 /// completed, and reconnects when cut after the stock client's delay (`reconnectionDelay` 1 s,
 /// randomized by ±50%).
 async fn client(i: usize, jwt: String, shared: Arc<Shared>, cut: Arc<Notify>, mut stop: watch::Receiver<bool>) -> Record {
@@ -480,14 +581,19 @@ async fn client(i: usize, jwt: String, shared: Arc<Shared>, cut: Arc<Notify>, mu
     let mut resume = Resume::default();
     let mut subscribed_once = false;
     let mut away = false;
-    let mut attempt = i;
+    let (mut attempt, mut left) = (0, None);
     loop {
         if *stop.borrow() {
             return record;
         }
-        let server = attempt % shared.addrs.len();
+        let picked = shared.pick(i + attempt, left);
         attempt += 1;
-        let Ok((mut ws, early)) = connect(&shared.addrs[server], &jwt, &shared, &mut resume).await else {
+        let Some((server, addr)) = picked else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        left = Some(server);
+        let Ok((mut ws, early)) = connect(&addr, &jwt, &shared, &mut resume).await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
@@ -634,11 +740,14 @@ async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
 pub fn markdown(outcomes: &[Outcome], sizes: &DropSizes) -> String {
     let mut out = format!(
         "{} clients (a user each), {} publications/s for {} s. Cuts: {}% of the clients cut off every second. \
-         Rolling restart: SIGTERM to one of two instances halfway; crash: SIGKILL to one of two halfway (no \
-         other cut in either). Reconnects: connections completed at the surviving instance after each \
-         client's first; peak: the most of them within one second (a sliding window).\n\n\
-         | scenario | setup | publications received once, in order (mean) | worst client | clients with all | duplicates | out of order | cuts | recovered | reconnects at the survivor | peak reconnects/s | reconnects spread over |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         Rolling restart: three instances, from a fifth of the stream on each in turn taken out of rotation, \
+         sent SIGTERM, waited for and replaced, the next once the replacement listens (the stream runs on to \
+         2 s after the last replacement listens); crash: SIGKILL to one of two instances halfway (no other \
+         cut in either). A client that loses its instance reconnects to one of the others in rotation. \
+         Reconnects: connections completed after each client's first, all at survivors; peak: the most \
+         any one instance completed within one second (a sliding window), over every step.\n\n\
+         | scenario | setup | publications | received once, in order (mean) | worst client | clients with all | duplicates | out of order | cuts | recovered | reconnects at survivors | peak reconnects/s at a survivor | reconnects spread over | restart took |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         sizes.clients,
         sizes.rate,
         sizes.seconds,
@@ -647,9 +756,10 @@ pub fn markdown(outcomes: &[Outcome], sizes: &DropSizes) -> String {
     let or_dash = |v: Option<u64>| v.map_or("–".to_owned(), |v| v.to_string());
     for o in outcomes {
         out += &format!(
-            "| {} | {} | {:.3}% | {:.3}% | {} / {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {:.3}% | {:.3}% | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             o.scenario,
             o.setup,
+            o.published,
             o.mean_share,
             o.min_share,
             o.complete,
@@ -661,6 +771,7 @@ pub fn markdown(outcomes: &[Outcome], sizes: &DropSizes) -> String {
             or_dash(o.reconnects),
             or_dash(o.reconnect_peak_per_s),
             o.reconnect_span_s.map_or("–".to_owned(), |s| format!("{s:.1} s")),
+            o.restart_s.map_or("–".to_owned(), |s| format!("{s:.1} s")),
         );
     }
     out
