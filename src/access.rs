@@ -36,12 +36,12 @@ pub async fn may_read(
         Room::Channel { tenant, channel } if same(&identity.tenant_id, tenant) => {
             member(db, identity, tenant, ResourceKind::Channel, channel, room).await
         }
-        Room::Invitation(id) => invitations::may_watch(db, identity.organization_id.as_deref(), id)
-            .await
-            .map_err(|refusal| match refusal {
+        Room::Invitation(id) => {
+            invitations::may_watch(db, identity.organization_id.as_deref(), id).await.map_err(|refusal| match refusal {
                 invitations::WatchRefusal::Unavailable => AccessError::Unavailable,
                 invitations::WatchRefusal::OtherOrganization(_) => AccessError::Forbidden(room.name()),
-            }),
+            })
+        }
         Room::Named(name) if is_public(patterns, name) => Ok(()),
         _ => forbidden(),
     }

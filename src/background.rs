@@ -97,4 +97,3 @@ async fn publish_announcement(state: &AppState, announcement: Publication) {
         tracing::warn!(error = %e, "presence announcement failed");
     }
 }
-

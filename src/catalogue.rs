@@ -75,10 +75,7 @@ impl Catalogue {
             }
             for name in family.events {
                 EventName::parse(&name).expect("catalogue names are valid event names");
-                let spec = EventSpec {
-                    contract: family.contract.clone(),
-                    shape: shape.clone(),
-                };
+                let spec = EventSpec { contract: family.contract.clone(), shape: shape.clone() };
                 assert!(events.insert(name.clone(), spec).is_none(), "{name} listed twice");
             }
         }
@@ -95,25 +92,16 @@ impl Catalogue {
             return Ok(());
         };
         let Some(object) = data.as_object() else {
-            return Err(PayloadError {
-                field: "data".into(),
-                message: format!("`{event}` carries an object"),
-            });
+            return Err(PayloadError { field: "data".into(), message: format!("`{event}` carries an object") });
         };
         for (name, field) in fields {
             let path = format!("data.{name}");
             match object.get(name) {
                 None | Some(Value::Null) if field.required => {
-                    return Err(PayloadError {
-                        field: path,
-                        message: "is required".into(),
-                    });
+                    return Err(PayloadError { field: path, message: "is required".into() });
                 }
                 None | Some(Value::Null) => {}
-                Some(value) => check(&field.kind, value).map_err(|message| PayloadError {
-                    field: path,
-                    message,
-                })?,
+                Some(value) => check(&field.kind, value).map_err(|message| PayloadError { field: path, message })?,
             }
         }
         Ok(())
@@ -127,9 +115,7 @@ fn check(kind: &FieldType, value: &Value) -> Result<(), String> {
         FieldType::Number => value.is_number(),
         FieldType::Boolean => value.is_boolean(),
         FieldType::Object => value.is_object(),
-        FieldType::Datetime => value
-            .as_str()
-            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+        FieldType::Datetime => value.as_str().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
         FieldType::Enum { values } => value.as_str().is_some_and(|s| values.iter().any(|v| v == s)),
     };
     if ok {

@@ -3,9 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{invitation, membership, user};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
 
 /// What a `PUT` created or replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,21 +26,13 @@ pub async fn find_user(db: &DatabaseConnection, id: &str) -> Result<Option<user:
     user::Entity::find_by_id(id.to_owned()).one(db).await
 }
 
-pub async fn put_user(
-    db: &DatabaseConnection,
-    id: &str,
-    record: UserRecord,
-) -> Result<(user::Model, Upsert), DbErr> {
+pub async fn put_user(db: &DatabaseConnection, id: &str, record: UserRecord) -> Result<(user::Model, Upsert), DbErr> {
     let now = Utc::now();
     let existing = find_user(db, id).await?;
     let kind = if existing.is_some() { Upsert::Updated } else { Upsert::Created };
     let mut model: user::ActiveModel = match existing {
         Some(m) => m.into(),
-        None => user::ActiveModel {
-            id: Set(id.to_owned()),
-            created_at: Set(now),
-            ..Default::default()
-        },
+        None => user::ActiveModel { id: Set(id.to_owned()), created_at: Set(now), ..Default::default() },
     };
     model.email = Set(record.email);
     model.email_verified = Set(record.email_verified);
@@ -59,10 +49,7 @@ pub async fn put_user(
 
 pub async fn delete_user(db: &DatabaseConnection, id: &str) -> Result<bool, DbErr> {
     let removed = user::Entity::delete_by_id(id.to_owned()).exec(db).await?;
-    membership::Entity::delete_many()
-        .filter(membership::Column::UserId.eq(id))
-        .exec(db)
-        .await?;
+    membership::Entity::delete_many().filter(membership::Column::UserId.eq(id)).exec(db).await?;
     Ok(removed.rows_affected > 0)
 }
 
@@ -93,19 +80,11 @@ pub struct MembershipKey {
 
 impl MembershipKey {
     fn primary_key(&self) -> (String, String, String, String) {
-        (
-            self.tenant_id.clone(),
-            self.kind.as_str().to_owned(),
-            self.resource_id.clone(),
-            self.user_id.clone(),
-        )
+        (self.tenant_id.clone(), self.kind.as_str().to_owned(), self.resource_id.clone(), self.user_id.clone())
     }
 }
 
-pub async fn find_membership(
-    db: &DatabaseConnection,
-    key: &MembershipKey,
-) -> Result<Option<membership::Model>, DbErr> {
+pub async fn find_membership(db: &DatabaseConnection, key: &MembershipKey) -> Result<Option<membership::Model>, DbErr> {
     membership::Entity::find_by_id(key.primary_key()).one(db).await
 }
 
@@ -181,10 +160,7 @@ pub struct InvitationRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-pub async fn find_invitation(
-    db: &DatabaseConnection,
-    id: &str,
-) -> Result<Option<invitation::Model>, DbErr> {
+pub async fn find_invitation(db: &DatabaseConnection, id: &str) -> Result<Option<invitation::Model>, DbErr> {
     invitation::Entity::find_by_id(id.to_owned()).one(db).await
 }
 
@@ -198,11 +174,7 @@ pub async fn put_invitation(
     let kind = if existing.is_some() { Upsert::Updated } else { Upsert::Created };
     let mut model: invitation::ActiveModel = match existing {
         Some(m) => m.into(),
-        None => invitation::ActiveModel {
-            id: Set(id.to_owned()),
-            created_at: Set(now),
-            ..Default::default()
-        },
+        None => invitation::ActiveModel { id: Set(id.to_owned()), created_at: Set(now), ..Default::default() },
     };
     model.organization_id = Set(record.organization_id);
     model.email = Set(record.email);

@@ -63,12 +63,14 @@ pub async fn apply(
 }
 
 /// Publishes an update that is already recorded.
-pub async fn publish(publisher: &Publisher, update: &InvitationUpdate, source: Source) -> Result<Receipt, PublishError> {
+pub async fn publish(
+    publisher: &Publisher,
+    update: &InvitationUpdate,
+    source: Source,
+) -> Result<Receipt, PublishError> {
     let room = Room::Invitation(update.invitation_id.clone());
     let data = serde_json::to_value(update).expect("serializable");
-    publisher
-        .publish(Publication::new(EventName::INVITATION_UPDATE, Audience::rooms(vec![room]), data, source))
-        .await
+    publisher.publish(Publication::new(EventName::INVITATION_UPDATE, Audience::rooms(vec![room]), data, source)).await
 }
 
 /// Why a socket may not watch an invitation.
@@ -86,12 +88,10 @@ pub async fn may_watch(
     organization_id: Option<&str>,
     invitation_id: &str,
 ) -> Result<(), WatchRefusal> {
-    let invitation = directory::find_invitation(db, invitation_id)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "invitation lookup failed");
-            WatchRefusal::Unavailable
-        })?;
+    let invitation = directory::find_invitation(db, invitation_id).await.map_err(|e| {
+        tracing::error!(error = %e, "invitation lookup failed");
+        WatchRefusal::Unavailable
+    })?;
     match invitation.and_then(|i| i.organization_id) {
         Some(owner) if Some(owner.as_str()) != organization_id => {
             Err(WatchRefusal::OtherOrganization(invitation_id.to_owned()))

@@ -48,11 +48,7 @@ struct State {
 
 impl Lifetimes {
     pub fn new(notice: Option<Duration>) -> Self {
-        Lifetimes {
-            notice,
-            state: Mutex::default(),
-            wake: Notify::new(),
-        }
+        Lifetimes { notice, state: Mutex::default(), wake: Notify::new() }
     }
 
     /// Binds `conn` to a token that expires at `expires_at` (Unix seconds), replacing any
@@ -142,7 +138,10 @@ mod tests {
         assert_eq!(lifetimes.take_due(40), (vec![Due::Expiring(b.clone(), 50)], Some(50)));
         lifetimes.bind(b.clone(), 200); // refreshed
         assert_eq!(lifetimes.take_due(60), (vec![], Some(90)));
-        assert_eq!(lifetimes.take_due(100), (vec![Due::Expiring(a.clone(), 100), Due::Expired(a.clone(), 100)], Some(190)));
+        assert_eq!(
+            lifetimes.take_due(100),
+            (vec![Due::Expiring(a.clone(), 100), Due::Expired(a.clone(), 100)], Some(190))
+        );
         lifetimes.forget(&b);
         assert_eq!(lifetimes.take_due(500), (vec![], None));
     }

@@ -14,10 +14,7 @@ pub struct Bucket {
 impl Bucket {
     pub fn new(rate: u32) -> Self {
         let rate = f64::from(rate.max(1));
-        Bucket {
-            rate,
-            state: Mutex::new((rate * 2.0, Instant::now())),
-        }
+        Bucket { rate, state: Mutex::new((rate * 2.0, Instant::now())) }
     }
 
     /// Takes one token; false when the bucket is empty (the event is over the limit).
@@ -50,6 +47,10 @@ mod tests {
         assert_eq!((0..12).filter(|_| bucket.take_at(start)).count(), 10, "burst of 2 × rate");
         assert!(!bucket.take_at(start + Duration::from_millis(100)), "half a token after 100 ms");
         assert!(bucket.take_at(start + Duration::from_millis(200)), "one token after 200 ms");
-        assert_eq!((0..20).filter(|_| bucket.take_at(start + Duration::from_secs(60))).count(), 10, "never more than the burst");
+        assert_eq!(
+            (0..20).filter(|_| bucket.take_at(start + Duration::from_secs(60))).count(),
+            10,
+            "never more than the burst"
+        );
     }
 }

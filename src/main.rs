@@ -54,9 +54,9 @@ fn token(settings: &Settings, args: TokenArgs) -> anyhow::Result<()> {
         role: args.role,
         ..Claims::issued_now(&args.sub, args.ttl, &settings.jwt)
     };
-    let token = TokenVerifier::new(&settings.jwt)
-        .sign(&claims)
-        .ok_or_else(|| anyhow::anyhow!("JWT_SECRET: minting needs the HS256 secret (only a public key is configured)"))?;
+    let token = TokenVerifier::new(&settings.jwt).sign(&claims).ok_or_else(|| {
+        anyhow::anyhow!("JWT_SECRET: minting needs the HS256 secret (only a public key is configured)")
+    })?;
     println!("{token}");
     Ok(())
 }

@@ -5,7 +5,9 @@
 //! Connection gauges are read from the hub when scraped, so opening and closing a connection
 //! costs nothing here.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::auth::AuthError;
 use crate::publication::Source;
@@ -69,17 +71,16 @@ impl Metrics {
             &["source"],
         )
         .expect("valid metric");
-        let deliveries = IntCounter::new("switchyard_deliveries_total", "Deliveries to local connections").expect("valid metric");
+        let deliveries =
+            IntCounter::new("switchyard_deliveries_total", "Deliveries to local connections").expect("valid metric");
         let auth_failures = IntCounterVec::new(
             Opts::new("switchyard_auth_failures_total", "Connections and token refreshes refused, by code"),
             &["code"],
         )
         .expect("valid metric");
-        let rate_limited = IntCounter::new(
-            "switchyard_rate_limited_total",
-            "Client events refused for going over CLIENT_EVENT_RATE",
-        )
-        .expect("valid metric");
+        let rate_limited =
+            IntCounter::new("switchyard_rate_limited_total", "Client events refused for going over CLIENT_EVENT_RATE")
+                .expect("valid metric");
         let redis_errors = IntCounterVec::new(
             Opts::new("switchyard_redis_errors_total", "Redis failures: connection, command, or an unusable message"),
             &["kind"],
@@ -90,7 +91,8 @@ impl Metrics {
             &["job", "outcome"],
         )
         .expect("valid metric");
-        let history_writes = IntCounter::new("switchyard_history_writes_total", "History entries written").expect("valid metric");
+        let history_writes =
+            IntCounter::new("switchyard_history_writes_total", "History entries written").expect("valid metric");
         let slow_disconnects = IntCounterVec::new(
             Opts::new(
                 "switchyard_slow_disconnects_total",
@@ -131,7 +133,15 @@ impl Metrics {
         let source = |name: &str| publications.with_label_values(&[name]);
         let kind = |name: &str| redis_errors.with_label_values(&[name]);
         Metrics {
-            publications: [source("http"), source("redis"), source("emitter"), source("client"), source("presence"), source("job"), source("admin")],
+            publications: [
+                source("http"),
+                source("redis"),
+                source("emitter"),
+                source("client"),
+                source("presence"),
+                source("job"),
+                source("admin"),
+            ],
             redis_errors: [kind("connection"), kind("command"), kind("message")],
             slow_disconnects: ["socketio", "websocket"].map(|t| slow_disconnects.with_label_values(&[t])),
             registry,
@@ -202,9 +212,7 @@ impl Metrics {
         gauge("socketio", "4", connections.socketio_v4);
         gauge("ws", "1", connections.plain);
         let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding into memory cannot fail");
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding into memory cannot fail");
         String::from_utf8(out).expect("the text format is UTF-8")
     }
 }

@@ -29,14 +29,17 @@ impl Recipient {
     /// The recipient a notification object names: `userId`, else `organizationId`.
     pub fn of(notification: &Value) -> Option<Recipient> {
         let id = |key: &str| notification.get(key).and_then(LooseId::non_empty);
-        id("userId")
-            .map(Recipient::User)
-            .or_else(|| id("organizationId").map(Recipient::Organization))
+        id("userId").map(Recipient::User).or_else(|| id("organizationId").map(Recipient::Organization))
     }
 }
 
 /// Publishes `notification:new` with `data` to the recipient's room.
-pub async fn notify(publisher: &Publisher, recipient: &Recipient, data: Value, source: Source) -> Result<Receipt, PublishError> {
+pub async fn notify(
+    publisher: &Publisher,
+    recipient: &Recipient,
+    data: Value,
+    source: Source,
+) -> Result<Receipt, PublishError> {
     let room = recipient.room()?;
     let publication = Publication::new(EventName::NOTIFICATION_NEW, Audience::rooms(vec![room]), data, source);
     publisher.publish(publication).await

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::metrics::RedisFailure;
 use crate::cluster::Bus;
 use crate::cluster::presence::Orphan;
 use crate::event::EventName;
+use crate::metrics::RedisFailure;
 use crate::publication::{Audience, Publication, Source};
 use crate::rooms::Room;
 
@@ -67,10 +67,7 @@ pub struct Presence {
 impl Presence {
     /// Presence across the instances sharing `bus`.
     pub fn clustered(bus: Bus) -> Self {
-        Presence {
-            cluster: Some(bus),
-            ..Presence::default()
-        }
+        Presence { cluster: Some(bus), ..Presence::default() }
     }
 
     pub fn count_in(&self, user: &str) {
@@ -220,10 +217,7 @@ impl Presence {
 }
 
 fn offline(orphans: Vec<Orphan>) -> Vec<Publication> {
-    orphans
-        .into_iter()
-        .filter_map(|o| announcement(&o.user, o.rooms, Transition::Offline))
-        .collect()
+    orphans.into_iter().filter_map(|o| announcement(&o.user, o.rooms, Transition::Offline)).collect()
 }
 
 #[cfg(test)]

@@ -92,10 +92,7 @@ impl Publication {
 
     /// A publication that skips history and the inbox.
     pub fn ephemeral(event: EventName, audience: Audience, data: Value, source: Source) -> Self {
-        Publication {
-            ephemeral: true,
-            ..Publication::new(event, audience, data, source)
-        }
+        Publication { ephemeral: true, ..Publication::new(event, audience, data, source) }
     }
 
     /// The JSON data (`null` for emitter arguments that have no JSON form).
@@ -116,36 +113,21 @@ pub struct Audience {
 
 impl Audience {
     pub fn rooms(rooms: Vec<Room>) -> Self {
-        Audience {
-            everyone: false,
-            rooms,
-            except: Vec::new(),
-        }
+        Audience { everyone: false, rooms, except: Vec::new() }
     }
 
     /// The members of `rooms` but those in `except`.
     pub fn except(rooms: Vec<Room>, except: Vec<Room>) -> Self {
-        Audience {
-            everyone: false,
-            rooms,
-            except,
-        }
+        Audience { everyone: false, rooms, except }
     }
 
     /// Raw room names as a backend gives them (the Node emitter): no rooms means everyone. A
     /// name that is not a valid [`Room`] is still addressed by its bare name, as Node would.
     pub fn from_names(rooms: &[String], except: &[String]) -> Self {
         let parse = |names: &[String]| {
-            names
-                .iter()
-                .map(|n| Room::parse(n).unwrap_or_else(|_| Room::Named(n.clone())))
-                .collect()
+            names.iter().map(|n| Room::parse(n).unwrap_or_else(|_| Room::Named(n.clone()))).collect()
         };
-        Audience {
-            everyone: rooms.is_empty(),
-            rooms: parse(rooms),
-            except: parse(except),
-        }
+        Audience { everyone: rooms.is_empty(), rooms: parse(rooms), except: parse(except) }
     }
 
     pub fn room_names(&self) -> Vec<String> {

@@ -21,8 +21,14 @@ pub enum Room {
     User(String),
     Org(String),
     Tenant(String),
-    Project { tenant: String, project: String },
-    Channel { tenant: String, channel: String },
+    Project {
+        tenant: String,
+        project: String,
+    },
+    Channel {
+        tenant: String,
+        channel: String,
+    },
     Invitation(String),
     /// A public channel name or a socket id: addressed by its bare name.
     Named(String),
@@ -51,16 +57,10 @@ pub fn id(what: &'static str, value: &str) -> Result<String, RoomError> {
         return Err(RoomError::Empty { what });
     }
     if value.len() > MAX_ID_LEN {
-        return Err(RoomError::TooLong {
-            what,
-            value: value.chars().take(32).collect::<String>() + "…",
-        });
+        return Err(RoomError::TooLong { what, value: value.chars().take(32).collect::<String>() + "…" });
     }
     if value.chars().any(|c| c == ':' || c.is_whitespace() || c.is_control()) {
-        return Err(RoomError::BadCharacter {
-            what,
-            value: value.to_owned(),
-        });
+        return Err(RoomError::BadCharacter { what, value: value.to_owned() });
     }
     Ok(value.to_owned())
 }
@@ -76,16 +76,10 @@ impl Room {
         Ok(Room::Tenant(id("tenant id", tenant_id)?))
     }
     pub fn project(tenant_id: &str, project_id: &str) -> Result<Room, RoomError> {
-        Ok(Room::Project {
-            tenant: id("tenant id", tenant_id)?,
-            project: id("project id", project_id)?,
-        })
+        Ok(Room::Project { tenant: id("tenant id", tenant_id)?, project: id("project id", project_id)? })
     }
     pub fn channel(tenant_id: &str, channel_id: &str) -> Result<Room, RoomError> {
-        Ok(Room::Channel {
-            tenant: id("tenant id", tenant_id)?,
-            channel: id("channel id", channel_id)?,
-        })
+        Ok(Room::Channel { tenant: id("tenant id", tenant_id)?, channel: id("channel id", channel_id)? })
     }
     pub fn invitation(invitation_id: &str) -> Result<Room, RoomError> {
         Ok(Room::Invitation(id("invitation id", invitation_id)?))
@@ -145,10 +139,7 @@ impl Room {
                     });
                 }
                 if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(RoomError::BadCharacter {
-                        what: "room",
-                        value: name.to_owned(),
-                    });
+                    return Err(RoomError::BadCharacter { what: "room", value: name.to_owned() });
                 }
                 Ok(Room::Named(name.to_owned()))
             }
@@ -234,28 +225,20 @@ impl ChannelPattern {
             return Err(format!("`{text}` is not a channel pattern like `venue:{{id}}=venue_update`"));
         }
         match Room::parse(&probe) {
-            Ok(Room::Named(_)) => Ok(ChannelPattern {
-                prefix: prefix.to_owned(),
-                with_id,
-                event,
-            }),
+            Ok(Room::Named(_)) => Ok(ChannelPattern { prefix: prefix.to_owned(), with_id, event }),
             _ => Err(format!("`{text}` would name a private room")),
         }
     }
 
     pub fn defaults() -> Vec<ChannelPattern> {
-        DEFAULT_CHANNELS
-            .iter()
-            .map(|p| ChannelPattern::parse(p).expect("default patterns are valid"))
-            .collect()
+        DEFAULT_CHANNELS.iter().map(|p| ChannelPattern::parse(p).expect("default patterns are valid")).collect()
     }
 
     pub fn matches(&self, name: &str) -> bool {
         if !self.with_id {
             return name == self.prefix;
         }
-        name.strip_prefix(self.prefix.as_str())
-            .is_some_and(|rest| id("channel id", rest).is_ok())
+        name.strip_prefix(self.prefix.as_str()).is_some_and(|rest| id("channel id", rest).is_ok())
     }
 }
 
@@ -319,16 +302,10 @@ mod tests {
 
     #[test]
     fn ids_cannot_smuggle_another_room() {
-        assert!(matches!(
-            Room::user("7:org:1"),
-            Err(RoomError::BadCharacter { .. })
-        ));
+        assert!(matches!(Room::user("7:org:1"), Err(RoomError::BadCharacter { .. })));
         assert!(Room::project("t", "").is_err());
         assert!(Room::parse("user:").is_err());
-        assert_eq!(
-            Room::parse("user:1:extra"),
-            Err(RoomError::Reserved("user:1:extra".into()))
-        );
+        assert_eq!(Room::parse("user:1:extra"), Err(RoomError::Reserved("user:1:extra".into())));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
+use crate::admin::{self, Admin};
 use crate::auth::TokenVerifier;
 use crate::bridge::Bridge;
 use crate::catalogue::Catalogue;
@@ -30,9 +31,8 @@ use crate::presence::Presence;
 use crate::publish::history::{self, History};
 use crate::publish::{Parts, Publisher};
 use crate::recovery::Recovery;
-use crate::state::{AppState, Instance};
-use crate::admin::{self, Admin};
 use crate::sessions::{self, Accepting, SOCKET_IO_PATH, Sessions, TrustedProxies};
+use crate::state::{AppState, Instance};
 use crate::{background, demo, http as api, rawws, realtime, tls};
 
 /// Packets a socket may have waiting to be written. socketioxide drops a packet for a socket
@@ -55,10 +55,7 @@ pub enum StartupError {
     #[error("TLS_CERT_FILE/TLS_KEY_FILE: {0}")]
     Tls(String),
     #[error("cannot listen on {addr} (HOST/PORT): {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 pub struct Application {
@@ -75,15 +72,11 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         warn_about_development_defaults(&settings);
         let db = connect_database(&settings.database_url).await?;
-        migration::Migrator::up(&db, None)
-            .await
-            .map_err(StartupError::Migration)?;
+        migration::Migrator::up(&db, None).await.map_err(StartupError::Migration)?;
 
         let tls = settings.operations.tls.as_ref().map(tls::server_config).transpose().map_err(StartupError::Tls)?;
         let addr = SocketAddr::new(settings.host, settings.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
 
         let timing = settings.socketio_timing;
         let builder = SocketIo::builder()
@@ -94,11 +87,8 @@ impl Application {
             .max_payload(settings.max_payload as u64)
             .max_buffer_size(SOCKET_SEND_QUEUE)
             .ws_read_buffer_size(WS_READ_BUFFER);
-        let builder = if settings.msgpack {
-            builder.with_parser(socketioxide::ParserConfig::msgpack())
-        } else {
-            builder
-        };
+        let builder =
+            if settings.msgpack { builder.with_parser(socketioxide::ParserConfig::msgpack()) } else { builder };
         let (socket_layer, io) = builder.build_layer();
         let settings = Arc::new(settings);
         let instance = Arc::new(Instance::new());
@@ -114,8 +104,8 @@ impl Application {
                     settings.recovery_window,
                     metrics.clone(),
                 )
-                    .await
-                    .map_err(StartupError::Redis)?,
+                .await
+                .map_err(StartupError::Redis)?,
             ),
             None => None,
         };
@@ -123,11 +113,7 @@ impl Application {
             Some(bus) => Presence::clustered(bus.clone()),
             None => Presence::default(),
         });
-        let history = Arc::new(History::start(
-            db.clone(),
-            settings.history.clone(),
-            settings.channel_patterns.clone(),
-        ));
+        let history = Arc::new(History::start(db.clone(), settings.history.clone(), settings.channel_patterns.clone()));
         let recovery = Arc::new(match &bus {
             Some(bus) => Recovery::clustered(bus.clone(), settings.recovery_window),
             None => Recovery::local(settings.recovery_window),
@@ -175,19 +161,11 @@ impl Application {
             .layer(axum::extract::DefaultBodyLimit::max(settings.max_payload))
             .layer(axum::middleware::map_request(detach_request_head))
             .layer(api::cors(&settings))
-            .layer(
-                TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
-                    // The path only: a query string may carry a token.
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-                }),
-            );
-        Ok(Application {
-            listener,
-            tls,
-            router,
-            state,
-            bus,
-        })
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &http::Request<_>| {
+                // The path only: a query string may carry a token.
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }));
+        Ok(Application { listener, tls, router, state, bus })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -17,9 +17,7 @@ pub fn init(settings: &Settings) {
         .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match settings.log_format {
-        LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true).with_current_span(false))
-            .try_init(),
+        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_current_span(false)).try_init(),
         LogFormat::Text => registry.with(fmt::layer()).try_init(),
     };
 }

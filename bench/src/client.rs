@@ -6,11 +6,11 @@
 //! core reading 2,000 sockets in turn reads the last frame of a fan-out milliseconds after it
 //! arrived; a real client, alone on its socket, reads it on arrival.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{self, Poll, ready};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -96,9 +96,8 @@ impl Connection {
             let stream = connect_from(source, addr).await?;
             handshake(url, Stamped::new(stream)?).await
         };
-        let mut ws = tokio::time::timeout(Duration::from_secs(30), connect)
-            .await
-            .context("websocket connect timed out")??;
+        let mut ws =
+            tokio::time::timeout(Duration::from_secs(30), connect).await.context("websocket connect timed out")??;
         let open = next_text(&mut ws).await?;
         if !open.starts_with('0') {
             bail!("expected an Engine.IO open packet, got {open}");
@@ -130,9 +129,7 @@ impl Connection {
 
     /// Joins a public channel and waits (30 s at most) for the acknowledgement.
     pub async fn subscribe(&mut self, channel: &str) -> anyhow::Result<()> {
-        self.ws
-            .send(Message::text(format!("421[\"subscribe\",{{\"channel\":\"{channel}\"}}]")))
-            .await?;
+        self.ws.send(Message::text(format!("421[\"subscribe\",{{\"channel\":\"{channel}\"}}]"))).await?;
         let acked = async {
             loop {
                 let frame = next_text(&mut self.ws).await?;
@@ -151,13 +148,7 @@ impl Connection {
     /// Counts deliveries (also into `total`, shared by all connections) until `stop` turns
     /// true; answers pings meanwhile.
     pub async fn receive(mut self, mut stop: watch::Receiver<bool>, total: Arc<AtomicU64>) -> Tally {
-        let mut tally = Tally {
-            received: 0,
-            latency: Vec::new(),
-            read_latency: Vec::new(),
-            pings: 0,
-            closed: false,
-        };
+        let mut tally = Tally { received: 0, latency: Vec::new(), read_latency: Vec::new(), pings: 0, closed: false };
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
@@ -190,7 +181,6 @@ impl Connection {
         let _ = self.ws.close(None).await;
         tally
     }
-
 }
 
 /// A TCP stream that remembers when the kernel received the data of its latest read.
@@ -222,10 +212,7 @@ impl Stamped {
 
 /// `recvmsg` into `buf`, with the receive timestamp from the control message.
 fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u64>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     let mut control = [0u64; 16];
     // SAFETY: msghdr is plain data; every pointer set below outlives the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };

@@ -71,13 +71,7 @@ pub struct DropSizes {
 
 impl DropSizes {
     pub fn smoke() -> DropSizes {
-        DropSizes {
-            clients: PER_USER_CAP + 10,
-            seconds: 3,
-            rate: 10,
-            cut_share: 0.10,
-            only: None,
-        }
+        DropSizes { clients: PER_USER_CAP + 10, seconds: 3, rate: 10, cut_share: 0.10, only: None }
     }
 }
 
@@ -129,7 +123,9 @@ impl Setup {
     fn name(self, instances: usize) -> String {
         match self {
             Setup::Switchyard { drain: None } => format!("Switchyard, {instances} instances + Redis"),
-            Setup::Switchyard { drain: Some(drain) } => format!("Switchyard, {instances} instances + Redis, SHUTDOWN_DRAIN={drain}"),
+            Setup::Switchyard { drain: Some(drain) } => {
+                format!("Switchyard, {instances} instances + Redis, SHUTDOWN_DRAIN={drain}")
+            }
             Setup::NodeOne => "Node 4.8, 1 node, connectionStateRecovery".to_owned(),
             Setup::NodeRedis => format!("Node 4.8, {instances} nodes + redis-adapter"),
             Setup::NodeStreams => format!("Node 4.8, {instances} nodes + redis-streams-adapter"),
@@ -180,7 +176,11 @@ pub async fn run_all(sizes: &DropSizes, redis: Option<&str>, smoke: bool) -> any
         plan.push((Disruption::Restart, Setup::Switchyard { drain: Some(drain) }));
     }
     plan.extend([(Disruption::Restart, Setup::NodeRedis), (Disruption::Restart, Setup::NodeStreams)]);
-    plan.extend([(Disruption::Crash, switchyard), (Disruption::Crash, Setup::NodeRedis), (Disruption::Crash, Setup::NodeStreams)]);
+    plan.extend([
+        (Disruption::Crash, switchyard),
+        (Disruption::Crash, Setup::NodeRedis),
+        (Disruption::Crash, Setup::NodeStreams),
+    ]);
 
     if redis.is_none() {
         eprintln!("drops: no Redis, only the one-node row runs");
@@ -301,7 +301,10 @@ async fn run(
 ) -> anyhow::Result<Outcome> {
     let count = servers.len();
     let (scenario, name) = (disruption.name(), setup.name(count));
-    eprintln!("drops: {scenario}, {name}: {} clients, {} publications/s for {} s", sizes.clients, sizes.rate, sizes.seconds);
+    eprintln!(
+        "drops: {scenario}, {name}: {} clients, {} publications/s for {} s",
+        sizes.clients, sizes.rate, sizes.seconds
+    );
     // A restart starts a replacement for each instance.
     let most = if disruption == Disruption::Restart { 2 * count } else { count };
     let shared = Arc::new(Shared {
@@ -379,13 +382,20 @@ async fn run(
                 stops.push(slot);
                 let deadline = Instant::now() + Duration::from_secs(60);
                 while !servers[slot].exited() {
-                    anyhow::ensure!(Instant::now() < deadline, "{scenario}, {name}: instance {slot} still running 60 s after SIGTERM");
+                    anyhow::ensure!(
+                        Instant::now() < deadline,
+                        "{scenario}, {name}: instance {slot} still running 60 s after SIGTERM"
+                    );
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 let exited = step.elapsed();
                 let (kind, env) = (setup.kind(), env.clone());
                 let server = tokio::task::spawn_blocking(move || Server::start_with(kind, &env)).await??;
-                shared.instances.write().expect("instances lock").push(Instance { addr: server.addr.clone(), up: true });
+                shared
+                    .instances
+                    .write()
+                    .expect("instances lock")
+                    .push(Instance { addr: server.addr.clone(), up: true });
                 servers.push(server);
                 eprintln!(
                     "drops: {scenario}, {name}: instance {slot} exited {:.2} s after SIGTERM, its replacement listening after {:.2} s",
@@ -437,7 +447,8 @@ async fn run(
         for (i, r) in records.iter().enumerate() {
             let got: HashSet<u64> = r.received.iter().copied().collect();
             if let Some(missing) = (0..published).find(|n| !got.contains(n)) {
-                let reconnects: Vec<(usize, u128)> = r.reconnects.iter().map(|&(s, t)| (s, t.saturating_duration_since(started).as_millis())).collect();
+                let reconnects: Vec<(usize, u128)> =
+                    r.reconnects.iter().map(|&(s, t)| (s, t.saturating_duration_since(started).as_millis())).collect();
                 eprintln!(
                     "drops: client {i} (user dropper-{i}, first on instance {}): {} of {published}, first missing {missing}, reconnects {reconnects:?}",
                     started_on(i),
@@ -452,10 +463,13 @@ async fn run(
             }
         }
         eprintln!("drops: reconnects per instance {per_instance:?}");
-        let stayed: Vec<usize> = (0..records.len()).filter(|&i| stops.contains(&started_on(i)) && records[i].reconnects.is_empty()).collect();
+        let stayed: Vec<usize> = (0..records.len())
+            .filter(|&i| stops.contains(&started_on(i)) && records[i].reconnects.is_empty())
+            .collect();
         eprintln!("drops: clients first on a stopped instance that never reconnected: {stayed:?}");
     }
-    let mut outcome = score(scenario, name, &records, published, cut_count, shared.recovered.load(Ordering::Relaxed) as u64);
+    let mut outcome =
+        score(scenario, name, &records, published, cut_count, shared.recovered.load(Ordering::Relaxed) as u64);
     if disruption != Disruption::Cuts {
         // Every reconnect follows a stop and reaches an instance in rotation: a survivor.
         let (count, peak, span) = reconnect_peak(&records, most);
@@ -474,10 +488,8 @@ fn reconnect_peak(records: &[Record], instances: usize) -> (u64, u64, f64) {
     let (mut count, mut peak) = (0u64, 0u64);
     let (mut first, mut last) = (None::<Instant>, None::<Instant>);
     for server in 0..instances {
-        let mut times: Vec<Instant> = records
-            .iter()
-            .flat_map(|r| r.reconnects.iter().filter(|(s, _)| *s == server).map(|&(_, t)| t))
-            .collect();
+        let mut times: Vec<Instant> =
+            records.iter().flat_map(|r| r.reconnects.iter().filter(|(s, _)| *s == server).map(|&(_, t)| t)).collect();
         times.sort_unstable();
         count += times.len() as u64;
         let mut start = 0;
@@ -497,7 +509,14 @@ fn reconnect_peak(records: &[Record], instances: usize) -> (u64, u64, f64) {
     (count, peak, span)
 }
 
-fn score(scenario: &'static str, setup: String, records: &[Record], published: u64, cuts: u64, recovered: u64) -> Outcome {
+fn score(
+    scenario: &'static str,
+    setup: String,
+    records: &[Record],
+    published: u64,
+    cuts: u64,
+    recovered: u64,
+) -> Outcome {
     let mut shares = Vec::with_capacity(records.len());
     let (mut duplicates, mut out_of_order, mut complete) = (0, 0, 0);
     for record in records {
@@ -547,7 +566,12 @@ fn score(scenario: &'static str, setup: String, records: &[Record], published: u
 /// Publishes `{n}` to the channel through `target` `rate` times a second for `seconds`, and on
 /// while `more` holds; returns how many were accepted (each accepted one is numbered, so `n`
 /// runs from 0 without a hole). `target` is held while a publication is in flight.
-async fn publish(target: Arc<tokio::sync::Mutex<String>>, more: Arc<AtomicBool>, rate: u64, seconds: u64) -> anyhow::Result<u64> {
+async fn publish(
+    target: Arc<tokio::sync::Mutex<String>>,
+    more: Arc<AtomicBool>,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<u64> {
     let http = reqwest::Client::new();
     let start = Instant::now();
     let mut n = 0;
@@ -555,7 +579,8 @@ async fn publish(target: Arc<tokio::sync::Mutex<String>>, more: Arc<AtomicBool>,
         tokio::time::sleep_until(start + Duration::from_secs_f64(n as f64 / rate as f64)).await;
         let body = json!({"event": "tick", "to": {"channel": CHANNEL}, "data": {"n": n}});
         let addr = target.lock().await;
-        let response = http.post(format!("http://{}/api/events", *addr)).header("x-api-key", API_KEY).json(&body).send().await?;
+        let response =
+            http.post(format!("http://{}/api/events", *addr)).header("x-api-key", API_KEY).json(&body).send().await?;
         anyhow::ensure!(response.status().as_u16() == 202, "publish {n} refused: {}", response.status());
         drop(addr);
         n += 1;
@@ -576,7 +601,13 @@ struct Resume {
 /// its session was recovered, records every `n` it receives and where and when each reconnect
 /// completed, and reconnects when cut after the stock client's delay (`reconnectionDelay` 1 s,
 /// randomized by ±50%).
-async fn client(i: usize, jwt: String, shared: Arc<Shared>, cut: Arc<Notify>, mut stop: watch::Receiver<bool>) -> Record {
+async fn client(
+    i: usize,
+    jwt: String,
+    shared: Arc<Shared>,
+    cut: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> Record {
     let mut record = Record { received: Vec::new(), reconnects: Vec::new() };
     let mut resume = Resume::default();
     let mut subscribed_once = false;
@@ -634,7 +665,14 @@ type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 /// One frame: a ping answered, a subscription acknowledged, a tick recorded (its last argument,
 /// the server's cursor or offset, kept), Switchyard's `recovery` report read.
-async fn handle(text: &str, ws: &mut Ws, shared: &Shared, resume: &mut Resume, received: &mut Vec<u64>, subscribed_once: &mut bool) {
+async fn handle(
+    text: &str,
+    ws: &mut Ws,
+    shared: &Shared,
+    resume: &mut Resume,
+    received: &mut Vec<u64>,
+    subscribed_once: &mut bool,
+) {
     if text == "2" {
         let _ = ws.send(Message::text("3")).await;
         return;

@@ -60,7 +60,8 @@ async fn main() -> anyhow::Result<()> {
     };
     // bench/results holds whole side-by-side runs only: a one-server or one-scenario run
     // (profiling, measuring a change) just prints.
-    let both = !sizes.cross_only && [servers::Kind::Switchyard, servers::Kind::Node].iter().all(|k| sizes.servers.contains(k));
+    let both =
+        !sizes.cross_only && [servers::Kind::Switchyard, servers::Kind::Node].iter().all(|k| sizes.servers.contains(k));
     // Each connection is a file descriptor in the server and one in the generator; keep 1,000
     // for everything else (database, Redis, HTTP publishers).
     let reachable = (open_files as usize).saturating_sub(1_000);
@@ -113,7 +114,10 @@ async fn run_drops(sizes: &drops::DropSizes, smoke: bool) -> anyhow::Result<()> 
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("drops.md"), &table)?;
     std::fs::write(dir.join("drops.svg"), drops::svg(&outcomes))?;
-    std::fs::write(dir.join("drops.json"), serde_json::to_string_pretty(&serde_json::json!({"sizes": sizes, "outcomes": outcomes}))?)?;
+    std::fs::write(
+        dir.join("drops.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"sizes": sizes, "outcomes": outcomes}))?,
+    )?;
     eprintln!("written to {}", dir.display());
     Ok(())
 }

@@ -61,7 +61,15 @@ pub fn curve(results: &Results) -> String {
     for (s, n) in results.switchyard_curve.iter().zip(&results.node_curve) {
         out.push_str(&format!(
             "| {:.0} | {:.0} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {} / {} |\n",
-            s.offered_per_s, s.delivered_per_s, s.p50_ms, s.p99_ms, n.delivered_per_s, n.p50_ms, n.p99_ms, s.lost, n.lost
+            s.offered_per_s,
+            s.delivered_per_s,
+            s.p50_ms,
+            s.p99_ms,
+            n.delivered_per_s,
+            n.p50_ms,
+            n.p99_ms,
+            s.lost,
+            n.lost
         ));
     }
     out
@@ -85,11 +93,18 @@ pub fn svg(results: &Results) -> String {
     let (y_min, y_max) = ((y_min / 1.5).log10(), (y_max * 1.5).log10());
     let x = |v: f64| L + (v.max(1.0).log10() - x_min) / (x_max - x_min) * (W - L - 20.0);
     let y = |v: f64| H - B - (v.max(0.01).log10() - y_min) / (y_max - y_min) * (H - B - 20.0);
-    let line = |curve: &[crate::scenarios::Point], pick: fn(&crate::scenarios::Point) -> f64, color: &str, dash: &str| {
-        let pts: Vec<String> = curve.iter().map(|p| format!("{:.1},{:.1}", x(p.delivered_per_s), y(pick(p)))).collect();
-        format!(r#"<polyline fill="none" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#, pts.join(" "))
-    };
-    let mut out = format!(r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">"#);
+    let line =
+        |curve: &[crate::scenarios::Point], pick: fn(&crate::scenarios::Point) -> f64, color: &str, dash: &str| {
+            let pts: Vec<String> =
+                curve.iter().map(|p| format!("{:.1},{:.1}", x(p.delivered_per_s), y(pick(p)))).collect();
+            format!(
+                r#"<polyline fill="none" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#,
+                pts.join(" ")
+            )
+        };
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">"#
+    );
     out.push_str(&format!(r#"<rect width="{W}" height="{H}" fill="white"/>"#));
     out.push_str(&format!(r#"<line x1="{L}" y1="{}" x2="{}" y2="{}" stroke="black"/>"#, H - B, W - 20.0, H - B));
     out.push_str(&format!(r#"<line x1="{L}" y1="20" x2="{L}" y2="{}" stroke="black"/>"#, H - B));
@@ -101,13 +116,26 @@ pub fn svg(results: &Results) -> String {
         let v = 10f64.powi(exp);
         out.push_str(&format!(r#"<text x="{}" y="{:.1}" text-anchor="end">{v}</text>"#, L - 6.0, y(v) + 4.0));
     }
-    out.push_str(&format!(r#"<text x="{}" y="{}" text-anchor="middle">deliveries/s (log)</text>"#, (W + L) / 2.0, H - 10.0));
-    out.push_str(&format!(r#"<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">publish→receive ms (log)</text>"#, H / 2.0, H / 2.0));
-    for (curve, color, name) in [(&results.switchyard_curve, "#1f77b4", "Switchyard"), (&results.node_curve, "#d62728", "Node 4.8")] {
+    out.push_str(&format!(
+        r#"<text x="{}" y="{}" text-anchor="middle">deliveries/s (log)</text>"#,
+        (W + L) / 2.0,
+        H - 10.0
+    ));
+    out.push_str(&format!(
+        r#"<text x="16" y="{}" transform="rotate(-90 16 {})" text-anchor="middle">publish→receive ms (log)</text>"#,
+        H / 2.0,
+        H / 2.0
+    ));
+    for (curve, color, name) in
+        [(&results.switchyard_curve, "#1f77b4", "Switchyard"), (&results.node_curve, "#d62728", "Node 4.8")]
+    {
         out.push_str(&line(curve, |p| p.p99_ms, color, "none"));
         out.push_str(&line(curve, |p| p.p50_ms, color, "5,4"));
         let legend_y = if name == "Switchyard" { 36.0 } else { 54.0 };
-        out.push_str(&format!(r#"<text x="{}" y="{legend_y}" fill="{color}">{name}: p99 solid, p50 dashed</text>"#, L + 12.0));
+        out.push_str(&format!(
+            r#"<text x="{}" y="{legend_y}" fill="{color}">{name}: p99 solid, p50 dashed</text>"#,
+            L + 12.0
+        ));
     }
     out.push_str("</svg>\n");
     out

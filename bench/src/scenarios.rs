@@ -119,12 +119,8 @@ pub struct Results {
 }
 
 pub async fn run_all(sizes: &Sizes) -> anyhow::Result<Results> {
-    let mut results = Results {
-        switchyard: Vec::new(),
-        node: Vec::new(),
-        switchyard_curve: Vec::new(),
-        node_curve: Vec::new(),
-    };
+    let mut results =
+        Results { switchyard: Vec::new(), node: Vec::new(), switchyard_curve: Vec::new(), node_curve: Vec::new() };
     let redis = redis_url();
     PER_SOURCE.store(sizes.per_source.max(1), Ordering::Relaxed);
     for &kind in &sizes.servers {
@@ -242,11 +238,7 @@ struct Seen {
 impl Receivers {
     fn start(connections: Vec<Connection>) -> Receivers {
         let (stop, _) = watch::channel(false);
-        let mut receivers = Receivers {
-            stop,
-            total: Arc::new(AtomicU64::new(0)),
-            tasks: Vec::new(),
-        };
+        let mut receivers = Receivers { stop, total: Arc::new(AtomicU64::new(0)), tasks: Vec::new() };
         for connection in connections {
             receivers.add(connection);
         }
@@ -276,13 +268,7 @@ impl Receivers {
 
     async fn finish(self) -> Seen {
         let _ = self.stop.send(true);
-        let mut seen = Seen {
-            received: 0,
-            latency: histogram(),
-            read_latency: histogram(),
-            answering: 0,
-            open: 0,
-        };
+        let mut seen = Seen { received: 0, latency: histogram(), read_latency: histogram(), answering: 0, open: 0 };
         for task in self.tasks {
             if let Ok(tally) = task.await {
                 seen.received += tally.received;
@@ -308,7 +294,13 @@ const BATCH: usize = 100;
 /// Publishes `body(i)` through `addr`'s HTTP API for `seconds`, at `rate` requests per second
 /// (None: as fast as 8 concurrent publishers go), `batch` publications per request (1: one
 /// `POST /api/events` each). Returns the acknowledged count.
-async fn publish(addr: &str, seconds: u64, rate: Option<u64>, batch: usize, body: impl Fn(u64) -> serde_json::Value + Sync) -> u64 {
+async fn publish(
+    addr: &str,
+    seconds: u64,
+    rate: Option<u64>,
+    batch: usize,
+    body: impl Fn(u64) -> serde_json::Value + Sync,
+) -> u64 {
     let http = reqwest::Client::new();
     let url = if batch > 1 { format!("http://{addr}/api/events/batch") } else { format!("http://{addr}/api/events") };
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -327,10 +319,16 @@ async fn publish(addr: &str, seconds: u64, rate: Option<u64>, batch: usize, body
             if batch > 1 {
                 let first = i * batch as u64;
                 let events: Vec<serde_json::Value> = (first..first + batch as u64).map(&body).collect();
-                let sent = http.post(&url).header("x-api-key", API_KEY).json(&serde_json::json!({"events": events})).send().await;
+                let sent = http
+                    .post(&url)
+                    .header("x-api-key", API_KEY)
+                    .json(&serde_json::json!({"events": events}))
+                    .send()
+                    .await;
                 let Ok(response) = sent else { continue };
                 let answer: serde_json::Value = response.json().await.unwrap_or_default();
-                let accepted = answer["results"].as_array().map_or(0, |r| r.iter().filter(|r| r["status"] == 202).count());
+                let accepted =
+                    answer["results"].as_array().map_or(0, |r| r.iter().filter(|r| r["status"] == 202).count());
                 acked.fetch_add(accepted as u64, Ordering::Relaxed);
                 continue;
             }
@@ -344,15 +342,15 @@ async fn publish(addr: &str, seconds: u64, rate: Option<u64>, batch: usize, body
     acked.load(Ordering::Relaxed)
 }
 
-pub fn measure(scenario: &'static str, metric: &'static str, unit: &'static str, higher_is_better: bool, value: f64, lost: i64) -> Measure {
-    Measure {
-        scenario,
-        metric,
-        unit,
-        higher_is_better,
-        value,
-        lost,
-    }
+pub fn measure(
+    scenario: &'static str,
+    metric: &'static str,
+    unit: &'static str,
+    higher_is_better: bool,
+    value: f64,
+    lost: i64,
+) -> Measure {
+    Measure { scenario, metric, unit, higher_is_better, value, lost }
 }
 
 /// (1) Idle connections: memory per connection at `idle`, then at the largest count reached up
@@ -367,9 +365,7 @@ async fn idle(server: &Server, sizes: &Sizes) -> anyhow::Result<Vec<Measure>> {
     let mut opened = 0usize;
     let mut at_first = None;
     let target = sizes.idle.max(sizes.idle_max);
-    let mut pending = stream::iter(0..target)
-        .map(|i| open_one(&server.addr, format!("idle-{i}"), None))
-        .buffered(256);
+    let mut pending = stream::iter(0..target).map(|i| open_one(&server.addr, format!("idle-{i}"), None)).buffered(256);
     while let Some(connection) = pending.next().await {
         match connection {
             Ok(connection) => {
@@ -402,7 +398,8 @@ async fn idle(server: &Server, sizes: &Sizes) -> anyhow::Result<Vec<Measure>> {
     // still be open.
     let held = if sizes.hold > PING_INTERVAL_S { seen.answering } else { seen.open };
     let lost = (target - held) as i64;
-    let mut out = vec![measure("idle connections", IDLE_AT_FIRST, "bytes", false, per_connection(first_rss, first_n), 0)];
+    let mut out =
+        vec![measure("idle connections", IDLE_AT_FIRST, "bytes", false, per_connection(first_rss, first_n), 0)];
     if sizes.idle_max > sizes.idle {
         out.push(measure("idle connections", IDLE_AT_MAX, "bytes", false, per_connection(at_max, opened), 0));
         out.push(measure("idle connections", "connections held, answering pings", "count", true, held as f64, lost));
@@ -472,14 +469,7 @@ async fn load(
         _ => f64::NAN,
     };
     let seen = receivers.finish().await;
-    Run {
-        expected,
-        received: seen.received,
-        elapsed,
-        cpu,
-        latency: seen.latency,
-        read_latency: seen.read_latency,
-    }
+    Run { expected, received: seen.received, elapsed, cpu, latency: seen.latency, read_latency: seen.read_latency }
 }
 
 /// One room of `room` sockets, publishes at `rate` (None: as fast as possible).
@@ -499,12 +489,26 @@ async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) 
         None => vec![
             measure("fan-out, one room", "deliveries/s at saturation", "1/s", true, run.deliveries_per_s(), lost),
             measure("fan-out, one room", "p50 at saturation", "ms", false, run.p50_ms(), lost),
-            measure("fan-out, one room", "server CPU per delivery at saturation", "µs", false, run.cpu_us_per_delivery(), lost),
+            measure(
+                "fan-out, one room",
+                "server CPU per delivery at saturation",
+                "µs",
+                false,
+                run.cpu_us_per_delivery(),
+                lost,
+            ),
         ],
         Some(_) => vec![
             measure("paced fan-out", "p50 publish→receive", "ms", false, run.p50_ms(), lost),
             measure("paced fan-out", "p99 publish→receive", "ms", false, run.p99_ms(), lost),
-            measure("paced fan-out", "p99 publish→read by the generator", "ms", false, ms(&run.read_latency, 0.99), lost),
+            measure(
+                "paced fan-out",
+                "p99 publish→read by the generator",
+                "ms",
+                false,
+                ms(&run.read_latency, 0.99),
+                lost,
+            ),
             measure("paced fan-out", "server CPU per delivery", "µs", false, run.cpu_us_per_delivery(), lost),
         ],
     })
@@ -519,7 +523,14 @@ async fn notify(server: &Server, users: usize, seconds: u64) -> anyhow::Result<V
     })
     .await;
     Ok(vec![
-        measure("1:1 notify", "deliveries/s at saturation (batches of 100)", "1/s", true, run.deliveries_per_s(), run.lost()),
+        measure(
+            "1:1 notify",
+            "deliveries/s at saturation (batches of 100)",
+            "1/s",
+            true,
+            run.deliveries_per_s(),
+            run.lost(),
+        ),
         measure("1:1 notify", "server CPU per delivery", "µs", false, run.cpu_us_per_delivery(), run.lost()),
     ])
 }
@@ -547,7 +558,14 @@ async fn many_rooms(server: &Server, rooms: usize, per_room: usize, seconds: u64
     })
     .await;
     Ok(vec![
-        measure("many rooms", "deliveries/s at saturation (batches of 100)", "1/s", true, run.deliveries_per_s(), run.lost()),
+        measure(
+            "many rooms",
+            "deliveries/s at saturation (batches of 100)",
+            "1/s",
+            true,
+            run.deliveries_per_s(),
+            run.lost(),
+        ),
         measure("many rooms", "server CPU per delivery", "µs", false, run.cpu_us_per_delivery(), run.lost()),
     ])
 }
@@ -556,7 +574,12 @@ async fn many_rooms(server: &Server, rooms: usize, per_room: usize, seconds: u64
 /// official redis-adapter): subscribers on the second instance, 50 publishes/s through the
 /// first. The added latency is against the same load on one instance without Redis, the two
 /// alternated [`CROSS_ROUNDS`] times.
-async fn cross_instance(kind: Kind, redis: Option<&str>, subscribers: usize, seconds: u64) -> anyhow::Result<Vec<Measure>> {
+async fn cross_instance(
+    kind: Kind,
+    redis: Option<&str>,
+    subscribers: usize,
+    seconds: u64,
+) -> anyhow::Result<Vec<Measure>> {
     const SCENARIO: &str = "two instances via Redis";
     let Some(redis) = redis else {
         return Ok(vec![
@@ -573,8 +596,10 @@ async fn cross_instance(kind: Kind, redis: Option<&str>, subscribers: usize, sec
     eprintln!("{kind:?} alone on {}; two instances on {} and {} via {redis}", alone.addr, first.addr, second.addr);
     let (mut through, mut added, mut lost) = (Vec::new(), Vec::new(), 0);
     for round in 0..CROSS_ROUNDS {
-        let here = gentle(&alone.addr, &alone.addr, subscribers, &format!("alone{round}-"), CROSS_RATE, seconds).await?;
-        let cross = gentle(&first.addr, &second.addr, subscribers, &format!("cross{round}-"), CROSS_RATE, seconds).await?;
+        let here =
+            gentle(&alone.addr, &alone.addr, subscribers, &format!("alone{round}-"), CROSS_RATE, seconds).await?;
+        let cross =
+            gentle(&first.addr, &second.addr, subscribers, &format!("cross{round}-"), CROSS_RATE, seconds).await?;
         lost += here.lost() + cross.lost();
         through.push(cross.p50_ms());
         added.push(cross.p50_ms() - here.p50_ms());
@@ -602,12 +627,26 @@ const CROSS_RATE: u64 = 50;
 
 /// `subscribers` users connected to `receive_on`, `rate` publishes/s to all of them through
 /// `publish_on`, one at a time.
-async fn gentle(publish_on: &str, receive_on: &str, subscribers: usize, prefix: &str, rate: u64, seconds: u64) -> anyhow::Result<Run> {
+async fn gentle(
+    publish_on: &str,
+    receive_on: &str,
+    subscribers: usize,
+    prefix: &str,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Run> {
     let users: Vec<String> = (0..subscribers).map(|i| format!("{prefix}{i}")).collect();
     let receivers = Receivers::start(open_many(receive_on, subscribers, prefix, |_| None).await?);
-    Ok(load(publish_on, None, receivers, subscribers, Some(rate), 1, seconds, |_| {
-        serde_json::json!({"event": "message:new", "to": {"user": users}, "data": {"t": now_us()}})
-    })
+    Ok(load(
+        publish_on,
+        None,
+        receivers,
+        subscribers,
+        Some(rate),
+        1,
+        seconds,
+        |_| serde_json::json!({"event": "message:new", "to": {"user": users}, "data": {"t": now_us()}}),
+    )
     .await)
 }
 

@@ -87,9 +87,8 @@ impl Server {
                 }
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .with_context(|| format!("{kind:?} did not log `listening`"))?;
+        let addr =
+            rx.recv_timeout(Duration::from_secs(30)).with_context(|| format!("{kind:?} did not log `listening`"))?;
         Ok(Server { addr, child, _dir: dir })
     }
 

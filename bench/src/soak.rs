@@ -37,12 +37,7 @@ pub struct SoakSizes {
 
 impl SoakSizes {
     pub fn smoke() -> SoakSizes {
-        SoakSizes {
-            seconds: 4,
-            steady: 20,
-            churn: 20,
-            rate: 10,
-        }
+        SoakSizes { seconds: 4, steady: 20, churn: 20, rate: 10 }
     }
 }
 
@@ -66,11 +61,20 @@ impl SoakReport {
              | | start | peak | end |\n|---|---:|---:|---:|\n\
              | RSS (KiB) | {} | {} | {} ({:+.1}%) |\n| open descriptors | {} | {} | {} |\n\n\
              {} connections churned, {} publications, {} deliveries lost by the steady subscribers.\n",
-            sizes.seconds, sizes.steady, sizes.churn, sizes.rate,
-            self.rss_start_kib, self.rss_peak_kib, self.rss_end_kib,
+            sizes.seconds,
+            sizes.steady,
+            sizes.churn,
+            sizes.rate,
+            self.rss_start_kib,
+            self.rss_peak_kib,
+            self.rss_end_kib,
             100.0 * (self.rss_end_kib as f64 - self.rss_start_kib as f64) / self.rss_start_kib.max(1) as f64,
-            self.fds_start, self.fds_peak, self.fds_end,
-            self.connections_churned, self.published, self.lost
+            self.fds_start,
+            self.fds_peak,
+            self.fds_end,
+            self.connections_churned,
+            self.published,
+            self.lost
         )
     }
 }
@@ -101,7 +105,10 @@ pub async fn run(sizes: &SoakSizes) -> anyhow::Result<SoakReport> {
     while second < sizes.seconds {
         let round = tokio::spawn(churn_round_owned(addr.clone(), sizes.churn, second + 1));
         for k in 0..sizes.rate {
-            tokio::time::sleep_until(start + Duration::from_secs(second) + Duration::from_secs_f64(k as f64 / sizes.rate as f64)).await;
+            tokio::time::sleep_until(
+                start + Duration::from_secs(second) + Duration::from_secs_f64(k as f64 / sizes.rate as f64),
+            )
+            .await;
             let body = serde_json::json!({"event": "soak", "to": {"channel": CHANNEL}, "data": {"n": published, "t": now_us()}});
             let response = http.post(&url).header("x-api-key", API_KEY).json(&body).send().await?;
             anyhow::ensure!(response.status().as_u16() == 202, "publish refused: {}", response.status());

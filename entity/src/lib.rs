@@ -12,7 +12,7 @@ pub mod user;
 pub mod prelude {
     pub use super::history::Entity as History;
     pub use super::invitation::Entity as Invitation;
-    pub use super::notification::Entity as Notification;
     pub use super::membership::Entity as Membership;
+    pub use super::notification::Entity as Notification;
     pub use super::user::Entity as User;
 }

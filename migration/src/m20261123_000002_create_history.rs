@@ -39,13 +39,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Notifications::Table)
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Notifications::Seq)
-                            .big_integer()
-                            .not_null()
-                            .auto_increment()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(Notifications::Seq).big_integer().not_null().auto_increment().primary_key())
                     .col(ColumnDef::new(Notifications::UserId).string().not_null())
                     .col(ColumnDef::new(Notifications::NotificationId).string().not_null())
                     .col(ColumnDef::new(Notifications::Data).text().not_null())

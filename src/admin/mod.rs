@@ -38,7 +38,8 @@ pub const NAMESPACE: &str = "/admin";
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 /// Every feature of the admin UI's protocol, development mode included (the Sockets, Rooms,
 /// Clients and Events pages).
-const FEATURES: [&str; 9] = ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT", "AGGREGATED_EVENTS", "ALL_EVENTS"];
+const FEATURES: [&str; 9] =
+    ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT", "AGGREGATED_EVENTS", "ALL_EVENTS"];
 
 /// The events the admin UI listens for (besides `config` and `all_sockets`, sent on connect).
 const SERVER_STATS: &str = "server_stats";
@@ -83,7 +84,14 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new(login: Option<AdminLogin>, io: SocketIo, bus: Option<Bus>, publisher: Publisher, instance: &str, started: Instant) -> Admin {
+    pub fn new(
+        login: Option<AdminLogin>,
+        io: SocketIo,
+        bus: Option<Bus>,
+        publisher: Publisher,
+        instance: &str,
+        started: Instant,
+    ) -> Admin {
         Admin {
             login,
             io,
@@ -219,9 +227,10 @@ impl Admin {
             return Err(AdminRefusal::InvalidCredentials);
         };
         // bcrypt takes tens of milliseconds by design: off the async workers.
-        let matches = tokio::task::spawn_blocking(move || username == login.username && login.password.matches(&password))
-            .await
-            .unwrap_or(false);
+        let matches =
+            tokio::task::spawn_blocking(move || username == login.username && login.password.matches(&password))
+                .await
+                .unwrap_or(false);
         matches.then_some(()).ok_or(AdminRefusal::InvalidCredentials)
     }
 
@@ -245,10 +254,7 @@ impl Admin {
             });
         }
         if let Some(bus) = &self.bus {
-            let call = Message::RollCall {
-                reply_to: socket.id.to_string(),
-                from: self.instance.clone(),
-            };
+            let call = Message::RollCall { reply_to: socket.id.to_string(), from: self.instance.clone() };
             let payload = serde_json::to_string(&call).expect("JSON values serialize");
             if let Err(e) = bus.tell_admins(payload).await {
                 tracing::debug!(error = %e, "admin: roll call not sent; this instance's sockets only");
@@ -328,9 +334,7 @@ pub fn attach(admin: &Arc<Admin>, io: &SocketIo) {
     let checking = admin.clone();
     let check = move |TryData(auth): TryData<Value>| {
         let admin = checking.clone();
-        async move {
-            admin.admit(auth.ok()).await.inspect_err(|e| tracing::info!(reason = %e, "admin UI refused"))
-        }
+        async move { admin.admit(auth.ok()).await.inspect_err(|e| tracing::info!(reason = %e, "admin UI refused")) }
     };
     let welcoming = admin.clone();
     let welcome = move |socket: SocketRef| welcoming.clone().welcome(socket);

@@ -114,10 +114,7 @@ pub struct TokenVerifier {
 impl TokenVerifier {
     pub fn new(settings: &JwtSettings) -> Self {
         let hmac = settings.secret.as_ref().map(|s| {
-            (
-                DecodingKey::from_secret(s.expose().as_bytes()),
-                EncodingKey::from_secret(s.expose().as_bytes()),
-            )
+            (DecodingKey::from_secret(s.expose().as_bytes()), EncodingKey::from_secret(s.expose().as_bytes()))
         });
         let public = settings.public_key.as_ref().map(|key| match key.kind {
             // The PEM was parsed when the settings were loaded.
@@ -130,12 +127,7 @@ impl TokenVerifier {
                 vec![Algorithm::ES256, Algorithm::ES384],
             ),
         });
-        TokenVerifier {
-            hmac,
-            public,
-            issuer: settings.issuer.clone(),
-            audience: settings.audience.clone(),
-        }
+        TokenVerifier { hmac, public, issuer: settings.issuer.clone(), audience: settings.audience.clone() }
     }
 
     /// Checks signature, algorithm, `exp`, and issuer/audience when configured.
@@ -143,12 +135,10 @@ impl TokenVerifier {
         let alg = header_algorithm(token)?;
         let (key, algorithm) = match (alg.as_str(), &self.hmac, &self.public) {
             ("HS256", Some((key, _)), _) => (key, Algorithm::HS256),
-            (name, _, Some((key, allowed))) => {
-                match allowed.iter().find(|a| format!("{a:?}") == name) {
-                    Some(a) => (key, *a),
-                    None => return Err(AuthError::AlgorithmRefused(alg)),
-                }
-            }
+            (name, _, Some((key, allowed))) => match allowed.iter().find(|a| format!("{a:?}") == name) {
+                Some(a) => (key, *a),
+                None => return Err(AuthError::AlgorithmRefused(alg)),
+            },
             _ => return Err(AuthError::AlgorithmRefused(alg)),
         };
 
@@ -165,27 +155,19 @@ impl TokenVerifier {
             validation.required_spec_claims.insert("iss".to_owned());
         }
 
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| {
-            match e.kind() {
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidIssuer => AuthError::InvalidClaims("issuer not accepted".into()),
-                ErrorKind::InvalidAudience => {
-                    AuthError::InvalidClaims("audience not accepted".into())
-                }
-                ErrorKind::MissingRequiredClaim(c) => {
-                    AuthError::InvalidClaims(format!("required claim `{c}` is missing"))
-                }
-                ErrorKind::InvalidClaimFormat(c) => {
-                    AuthError::InvalidClaims(format!("claim `{c}` has the wrong type"))
-                }
-                ErrorKind::Json(_) => AuthError::InvalidClaims(
-                    "claims are not valid (sub must be a string, exp a number)".into(),
-                ),
-                ErrorKind::InvalidAlgorithm => AuthError::AlgorithmRefused(alg.clone()),
-                _ => AuthError::Malformed("undecodable"),
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidIssuer => AuthError::InvalidClaims("issuer not accepted".into()),
+            ErrorKind::InvalidAudience => AuthError::InvalidClaims("audience not accepted".into()),
+            ErrorKind::MissingRequiredClaim(c) => AuthError::InvalidClaims(format!("required claim `{c}` is missing")),
+            ErrorKind::InvalidClaimFormat(c) => AuthError::InvalidClaims(format!("claim `{c}` has the wrong type")),
+            ErrorKind::Json(_) => {
+                AuthError::InvalidClaims("claims are not valid (sub must be a string, exp a number)".into())
             }
+            ErrorKind::InvalidAlgorithm => AuthError::AlgorithmRefused(alg.clone()),
+            _ => AuthError::Malformed("undecodable"),
         })?;
         if data.claims.sub.is_empty() {
             return Err(AuthError::InvalidClaims("`sub` is empty".into()));
@@ -204,8 +186,7 @@ impl TokenVerifier {
 /// Reads `alg` from the header without trusting anything else in the token.
 fn header_algorithm(token: &str) -> Result<String, AuthError> {
     let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(AuthError::Malformed("expected three dot-separated parts"));
     };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -215,8 +196,7 @@ fn header_algorithm(token: &str) -> Result<String, AuthError> {
     struct RawHeader {
         alg: String,
     }
-    let header: RawHeader =
-        serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed("header is not JSON"))?;
+    let header: RawHeader = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed("header is not JSON"))?;
     Ok(header.alg)
 }
 
@@ -227,10 +207,7 @@ pub fn find_token<'a>(
     headers: &'a http::HeaderMap,
     query: Option<&'a str>,
 ) -> Option<String> {
-    let from_auth = auth
-        .and_then(|a| a.get("token"))
-        .and_then(|t| t.as_str())
-        .map(strip_bearer);
+    let from_auth = auth.and_then(|a| a.get("token")).and_then(|t| t.as_str()).map(strip_bearer);
     let from_header = || bearer(headers);
     let from_query = || query.and_then(|q| query_param(q, "token"));
     from_auth
@@ -244,22 +221,14 @@ pub fn find_token<'a>(
 /// metrics token).
 pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
     let header = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
+    header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim)
 }
 
 fn strip_bearer(token: &str) -> &str {
-    token
-        .strip_prefix("Bearer ")
-        .unwrap_or(token)
-        .trim()
+    token.strip_prefix("Bearer ").unwrap_or(token).trim()
 }
 
 /// The decoded value of one query parameter.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }

@@ -59,10 +59,7 @@ pub fn decode_broadcast(payload: &[u8]) -> Result<Option<Broadcast>, String> {
 }
 
 fn field<'a>(map: &'a Mp, key: &str) -> Option<&'a Mp> {
-    map.as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
+    map.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
 }
 
 fn strings(value: Option<&Mp>) -> Vec<String> {
@@ -90,10 +87,7 @@ fn timestamp(bytes: &[u8]) -> Option<String> {
             let raw = u64::from_be_bytes(bytes.try_into().ok()?);
             ((raw & 0x3_ffff_ffff) as i64, (raw >> 34) as u32)
         }
-        12 => (
-            i64::from_be_bytes(bytes[4..12].try_into().ok()?),
-            u32::from_be_bytes(bytes[0..4].try_into().ok()?),
-        ),
+        12 => (i64::from_be_bytes(bytes[4..12].try_into().ok()?), u32::from_be_bytes(bytes[0..4].try_into().ok()?)),
         _ => return None,
     };
     let time = chrono::DateTime::from_timestamp(seconds, nanos)?;
@@ -130,12 +124,9 @@ fn json(value: &Mp) -> Option<Value> {
         Mp::F64(f) => serde_json::Number::from_f64(*f).map(Value::Number)?,
         Mp::String(s) => Value::String(s.as_str()?.to_owned()),
         Mp::Array(items) => Value::Array(items.iter().map(json).collect::<Option<_>>()?),
-        Mp::Map(entries) => Value::Object(
-            entries
-                .iter()
-                .map(|(k, v)| Some((k.as_str()?.to_owned(), json(v)?)))
-                .collect::<Option<_>>()?,
-        ),
+        Mp::Map(entries) => {
+            Value::Object(entries.iter().map(|(k, v)| Some((k.as_str()?.to_owned(), json(v)?))).collect::<Option<_>>()?)
+        }
         Mp::Binary(_) | Mp::Ext(..) => return None,
     })
 }
@@ -151,7 +142,8 @@ pub fn request(payload: &[u8]) -> Result<Option<RoomOp>, String> {
             .unwrap_or_default()
     };
     let opts = request.get("opts");
-    let target = Audience::from_names(&list(opts.and_then(|o| o.get("rooms"))), &list(opts.and_then(|o| o.get("except"))));
+    let target =
+        Audience::from_names(&list(opts.and_then(|o| o.get("rooms"))), &list(opts.and_then(|o| o.get("except"))));
     let action = match request.get("type").and_then(Value::as_i64) {
         Some(2) => RoomAction::Join(list(request.get("rooms"))),
         Some(3) => RoomAction::Leave(list(request.get("rooms"))),
@@ -194,15 +186,19 @@ mod tests {
         assert_eq!((b.rooms, b.except), (vec!["org:1".to_owned()], vec!["user:2".to_owned()]));
 
         let p = broadcast(&buf).unwrap().unwrap();
-        assert_eq!((p.audience.room_names(), p.audience.except_names()), (vec!["org:1".to_owned()], vec!["user:2".to_owned()]));
+        assert_eq!(
+            (p.audience.room_names(), p.audience.except_names()),
+            (vec!["org:1".to_owned()], vec!["user:2".to_owned()])
+        );
         assert_eq!(p.data.json(), None, "two arguments have no single JSON form");
     }
 
     #[test]
     fn requests_become_room_operations() {
-        let op = request(br#"{"type": 2, "opts": {"rooms": ["user:a"], "except": []}, "rooms": ["tenant:t:project:p"]}"#)
-            .unwrap()
-            .unwrap();
+        let op =
+            request(br#"{"type": 2, "opts": {"rooms": ["user:a"], "except": []}, "rooms": ["tenant:t:project:p"]}"#)
+                .unwrap()
+                .unwrap();
         assert_eq!(op.target.room_names(), ["user:a"]);
         assert_eq!(op.action, RoomAction::Join(vec!["tenant:t:project:p".into()]));
         let all = request(br#"{"type": 4, "opts": {"rooms": [], "except": ["org:1"]}}"#).unwrap().unwrap();

@@ -73,11 +73,7 @@ const IN_HAND_MAX: usize = 4_096;
 
 impl Default for Numbering {
     fn default() -> Self {
-        Numbering {
-            script: redis::Script::new(SCRIPT),
-            numbered_alone: Mutex::default(),
-            in_hand: Mutex::default(),
-        }
+        Numbering { script: redis::Script::new(SCRIPT), numbered_alone: Mutex::default(), in_hand: Mutex::default() }
     }
 }
 
@@ -115,7 +111,12 @@ impl Bus {
     ///
     /// The publication is kept in hand until the channel brings it back, so this instance
     /// delivers it without decoding its own message.
-    pub async fn send(&self, publication: &Arc<Publication>, history_rooms: &[String], floors: &[i64]) -> Result<Numbered, SendError> {
+    pub async fn send(
+        &self,
+        publication: &Arc<Publication>,
+        history_rooms: &[String],
+        floors: &[i64],
+    ) -> Result<Numbered, SendError> {
         let payload = encode(publication, history_rooms);
         let numbering = &self.inner.numbering;
         {
@@ -124,10 +125,7 @@ impl Bus {
             if in_hand.len() >= IN_HAND_MAX {
                 in_hand.pop_first();
             }
-            let kept = InHand {
-                publication: Arc::clone(publication),
-                history_rooms: history_rooms.to_vec(),
-            };
+            let kept = InHand { publication: Arc::clone(publication), history_rooms: history_rooms.to_vec() };
             in_hand.insert(publication.id, kept);
         }
         let mut invocation = numbering.script.prepare_invoke();
@@ -141,14 +139,11 @@ impl Bus {
             invocation.key(self.inner.keys.offset(room));
             invocation.arg(*floor);
         }
-        let (position, offsets): (String, Vec<i64>) = invocation.invoke_async(&mut self.connection()).await.map_err(|e| {
-            self.take(publication.id);
-            if e.to_string().contains("UNSEEDED") {
-                SendError::Unseeded
-            } else {
-                SendError::Redis(e)
-            }
-        })?;
+        let (position, offsets): (String, Vec<i64>) =
+            invocation.invoke_async(&mut self.connection()).await.map_err(|e| {
+                self.take(publication.id);
+                if e.to_string().contains("UNSEEDED") { SendError::Unseeded } else { SendError::Redis(e) }
+            })?;
         let mut alone = numbering.numbered_alone.lock().unwrap();
         for (room, floor) in history_rooms.iter().zip(floors) {
             if *floor >= 0 {
@@ -163,7 +158,8 @@ impl Bus {
 
     /// The last history offset the cluster handed out in `room` (0 when none).
     pub async fn room_offset(&self, room: &str) -> redis::RedisResult<i64> {
-        let last: Option<i64> = redis::cmd("GET").arg(self.inner.keys.offset(room)).query_async(&mut self.connection()).await?;
+        let last: Option<i64> =
+            redis::cmd("GET").arg(self.inner.keys.offset(room)).query_async(&mut self.connection()).await?;
         Ok(last.unwrap_or(0))
     }
 
@@ -198,10 +194,7 @@ impl Bus {
         let offsets: Vec<i64> = if header.is_empty() {
             Vec::new()
         } else {
-            header
-                .split(',')
-                .map(|o| o.parse::<i64>().map_err(|e| e.to_string()))
-                .collect::<Result<_, _>>()?
+            header.split(',').map(|o| o.parse::<i64>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?
         };
         let (publication, history_rooms) = match sent_id(body).and_then(|id| self.take(id)) {
             Some(kept) => (kept.publication, kept.history_rooms),
@@ -252,11 +245,7 @@ fn publication(wire: Wire) -> Result<Publication, String> {
     Ok(Publication {
         id: wire.id,
         event: EventName::parse(&wire.event).map_err(|e| e.to_string())?,
-        audience: Audience {
-            everyone: wire.everyone,
-            rooms: parse(wire.rooms)?,
-            except: parse(wire.except)?,
-        },
+        audience: Audience { everyone: wire.everyone, rooms: parse(wire.rooms)?, except: parse(wire.except)? },
         data: Payload::Json(wire.data.into_owned()),
         source: Source::Cluster,
         published_at: chrono::Utc::now(),

@@ -72,10 +72,7 @@ pub struct Keyspace {
 
 impl Keyspace {
     pub fn new(prefix: &str, instance: &str) -> Self {
-        Keyspace {
-            prefix: prefix.to_owned(),
-            instance: instance.to_owned(),
-        }
+        Keyspace { prefix: prefix.to_owned(), instance: instance.to_owned() }
     }
 
     pub fn deliver_channel(&self) -> String {

@@ -141,11 +141,7 @@ impl Bus {
     /// Tells every instance's admin UIs (the subscribers hand it to their [`Operator`]).
     pub async fn tell_admins(&self, payload: String) -> redis::RedisResult<()> {
         let mut redis = self.inner.redis.clone();
-        redis::cmd("PUBLISH")
-            .arg(self.inner.keys.admin_channel())
-            .arg(payload)
-            .query_async::<()>(&mut redis)
-            .await
+        redis::cmd("PUBLISH").arg(self.inner.keys.admin_channel()).arg(payload).query_async::<()>(&mut redis).await
     }
 
     /// Counts a Redis failure (the callers that fall back on this instance alone say which).
@@ -170,7 +166,13 @@ impl Bus {
 
     /// Runs the subscriber until `shutdown`: reconnects with backoff, subscribes every channel
     /// again, and handles each message in the order Redis delivers them.
-    pub async fn run<H: Handler, I: Inlet, O: Operator>(self, handler: H, inlet: I, operator: O, shutdown: CancellationToken) {
+    pub async fn run<H: Handler, I: Inlet, O: Operator>(
+        self,
+        handler: H,
+        inlet: I,
+        operator: O,
+        shutdown: CancellationToken,
+    ) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let result = tokio::select! {
@@ -192,12 +194,16 @@ impl Bus {
     }
 
     /// One subscriber connection's life.
-    async fn session<H: Handler, I: Inlet, O: Operator>(&self, handler: &H, inlet: &I, operator: &O) -> redis::RedisResult<()> {
+    async fn session<H: Handler, I: Inlet, O: Operator>(
+        &self,
+        handler: &H,
+        inlet: &I,
+        operator: &O,
+    ) -> redis::RedisResult<()> {
         let keys = &self.inner.keys;
         let connecting = tokio::time::timeout(REDIS_TIMEOUT, self.inner.client.get_async_pubsub());
-        let mut pubsub = connecting
-            .await
-            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connecting timed out")))??;
+        let mut pubsub =
+            connecting.await.map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connecting timed out")))??;
         let (channels, pattern) = keys.subscriptions();
         pubsub.subscribe(&channels).await?;
         pubsub.psubscribe(&pattern).await?;

@@ -44,9 +44,7 @@ pub(super) struct Scripts {
 
 impl Default for Scripts {
     fn default() -> Self {
-        Scripts {
-            sync: redis::Script::new(SYNC),
-        }
+        Scripts { sync: redis::Script::new(SYNC) }
     }
 }
 
@@ -64,7 +62,13 @@ impl Bus {
         self.sync_for(&self.inner.instance, user, count, rooms).await
     }
 
-    async fn sync_for(&self, instance: &str, user: &str, count: usize, rooms: &[Room]) -> redis::RedisResult<(usize, usize)> {
+    async fn sync_for(
+        &self,
+        instance: &str,
+        user: &str,
+        count: usize,
+        rooms: &[Room],
+    ) -> redis::RedisResult<(usize, usize)> {
         let keys = &self.inner.keys;
         let names: Vec<String> = rooms.iter().map(Room::name).collect();
         self.inner
@@ -83,19 +87,15 @@ impl Bus {
 
     /// `user`'s connections on the other instances not yet reaped.
     pub async fn connections_elsewhere(&self, user: &str) -> redis::RedisResult<usize> {
-        let counts: HashMap<String, usize> = redis::cmd("HGETALL")
-            .arg(self.inner.keys.presence(user))
-            .query_async(&mut self.connection())
-            .await?;
+        let counts: HashMap<String, usize> =
+            redis::cmd("HGETALL").arg(self.inner.keys.presence(user)).query_async(&mut self.connection()).await?;
         Ok(counts.iter().filter(|(i, _)| **i != self.inner.instance).map(|(_, c)| c).sum())
     }
 
     /// Whether `user` has a connection on any instance not yet reaped.
     pub async fn is_online(&self, user: &str) -> redis::RedisResult<bool> {
-        let counts: HashMap<String, usize> = redis::cmd("HGETALL")
-            .arg(self.inner.keys.presence(user))
-            .query_async(&mut self.connection())
-            .await?;
+        let counts: HashMap<String, usize> =
+            redis::cmd("HGETALL").arg(self.inner.keys.presence(user)).query_async(&mut self.connection()).await?;
         Ok(counts.values().any(|c| *c > 0))
     }
 
@@ -175,14 +175,16 @@ impl Bus {
     async fn reap(&self, instance: &str) -> redis::RedisResult<Vec<Orphan>> {
         let keys = &self.inner.keys;
         let mut connection = self.connection();
-        let users: Vec<String> = redis::cmd("SMEMBERS").arg(keys.instance_users(instance)).query_async(&mut connection).await?;
+        let users: Vec<String> =
+            redis::cmd("SMEMBERS").arg(keys.instance_users(instance)).query_async(&mut connection).await?;
         let mut orphans = Vec::new();
         for user in users {
             let (_, after) = self.sync_for(instance, &user, 0, &[]).await?;
             if after > 0 {
                 continue;
             }
-            let rooms: Option<String> = redis::cmd("GET").arg(keys.presence_rooms(&user)).query_async(&mut connection).await?;
+            let rooms: Option<String> =
+                redis::cmd("GET").arg(keys.presence_rooms(&user)).query_async(&mut connection).await?;
             let names: Vec<String> = rooms.and_then(|r| serde_json::from_str(&r).ok()).unwrap_or_default();
             let rooms = names.iter().filter_map(|r| Room::parse(r).ok()).collect();
             orphans.push(Orphan { user, rooms });

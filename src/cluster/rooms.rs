@@ -19,12 +19,7 @@ const COUNT_DEADLINE: Duration = Duration::from_millis(500);
 enum Message {
     /// Apply `action` to the connections of the audience.
     #[serde(rename_all = "camelCase")]
-    Apply {
-        everyone: bool,
-        rooms: Vec<String>,
-        except: Vec<String>,
-        action: RoomAction,
-    },
+    Apply { everyone: bool, rooms: Vec<String>, except: Vec<String>, action: RoomAction },
     /// Answer `{id, count}` on `reply_to` with the connections this instance has in `room`.
     #[serde(rename_all = "camelCase")]
     Count { id: Uuid, room: String, reply_to: String, origin: String },
@@ -83,12 +78,7 @@ impl Bus {
     /// A message of the rooms channel: an operation to apply here, or a count to answer.
     pub(super) async fn room_message<H: Handler>(&self, handler: &H, payload: &[u8]) -> Result<(), String> {
         match serde_json::from_slice(payload).map_err(|e| e.to_string())? {
-            Message::Apply {
-                everyone,
-                rooms,
-                except,
-                action,
-            } => {
+            Message::Apply { everyone, rooms, except, action } => {
                 let mut target = Audience::from_names(&rooms, &except);
                 target.everyone = everyone;
                 handler.apply(RoomOp { target, action }).await;
@@ -96,10 +86,7 @@ impl Bus {
             }
             Message::Count { origin, .. } if origin == self.inner.instance => Ok(()),
             Message::Count { id, room, reply_to, .. } => {
-                let reply = CountReply {
-                    id,
-                    count: handler.count(&room),
-                };
+                let reply = CountReply { id, count: handler.count(&room) };
                 self.publish(&reply_to, &reply).await.map_err(|e| e.to_string())
             }
         }
@@ -129,7 +116,11 @@ mod tests {
 
     #[test]
     fn every_room_operation_reads_back_as_sent() {
-        for action in [RoomAction::Join(vec!["a".into()]), RoomAction::Leave(vec!["b".into(), "c".into()]), RoomAction::Disconnect] {
+        for action in [
+            RoomAction::Join(vec!["a".into()]),
+            RoomAction::Leave(vec!["b".into(), "c".into()]),
+            RoomAction::Disconnect,
+        ] {
             let sent = Message::Apply {
                 everyone: false,
                 rooms: vec!["user:u".into()],
@@ -138,7 +129,9 @@ mod tests {
             };
             let text = serde_json::to_string(&sent).unwrap();
             match serde_json::from_str::<Message>(&text) {
-                Ok(Message::Apply { action: read, rooms, .. }) => assert_eq!((read, rooms), (action, vec!["user:u".to_owned()])),
+                Ok(Message::Apply { action: read, rooms, .. }) => {
+                    assert_eq!((read, rooms), (action, vec!["user:u".to_owned()]))
+                }
                 other => panic!("{text} read back as {other:?}"),
             }
         }

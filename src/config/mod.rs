@@ -202,19 +202,13 @@ pub enum ConfigError {
     #[error("{var}: {reason}")]
     Invalid { var: &'static str, reason: String },
     #[error("configuration file {path}: {source}")]
-    File {
-        path: PathBuf,
-        source: config::ConfigError,
-    },
+    File { path: PathBuf, source: config::ConfigError },
     #[error("configuration: {0}")]
     Source(#[from] config::ConfigError),
 }
 
 fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        var,
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { var, reason: reason.into() }
 }
 
 /// The raw values as the sources give them; every field is parsed in [`Settings::from_raw`].
@@ -292,10 +286,7 @@ impl Settings {
     }
 
     /// Loads from an optional file and an explicit set of variables (the file is weaker).
-    pub fn from_sources(
-        config_file: Option<&Path>,
-        vars: HashMap<String, String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_sources(config_file: Option<&Path>, vars: HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
         match config_file {
             Some(path) => {
@@ -308,14 +299,9 @@ impl Settings {
         // Empty values count as unset, as they do in most deployment tools.
         let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
         builder = builder.add_source(config::Environment::default().source(Some(vars)));
-        let raw: RawSettings = builder
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .map_err(|source| match config_file {
-                Some(path) => ConfigError::File {
-                    path: path.to_owned(),
-                    source,
-                },
+        let raw: RawSettings =
+            builder.build().and_then(|c| c.try_deserialize()).map_err(|source| match config_file {
+                Some(path) => ConfigError::File { path: path.to_owned(), source },
                 None => ConfigError::Source(source),
             })?;
         Self::from_raw(raw)

@@ -55,10 +55,7 @@ pub struct Tls {
 
 impl Clone for Tls {
     fn clone(&self) -> Self {
-        Tls {
-            chain: self.chain.clone(),
-            key: self.key.clone_key(),
-        }
+        Tls { chain: self.chain.clone(), key: self.key.clone_key() }
     }
 }
 
@@ -75,10 +72,9 @@ pub(super) fn operations(raw: RawOperations<'_>) -> Result<Operations, ConfigErr
         (None, None) => None,
         (Some(_), None) => return Err(invalid("ADMIN_PASSWORD", "is required when ADMIN_USERNAME is set")),
         (None, Some(_)) => return Err(invalid("ADMIN_USERNAME", "is required when ADMIN_PASSWORD is set")),
-        (Some(username), Some(password)) => Some(AdminLogin {
-            username: username.to_owned(),
-            password: admin_password(password)?,
-        }),
+        (Some(username), Some(password)) => {
+            Some(AdminLogin { username: username.to_owned(), password: admin_password(password)? })
+        }
     };
     let tls = match (raw.tls_cert_file, raw.tls_key_file) {
         (None, None) => None,
@@ -86,25 +82,24 @@ pub(super) fn operations(raw: RawOperations<'_>) -> Result<Operations, ConfigErr
         (None, Some(_)) => return Err(invalid("TLS_CERT_FILE", "is required when TLS_KEY_FILE is set")),
         (Some(cert), Some(key)) => Some(read_tls(cert, key)?),
     };
-    Ok(Operations {
-        metrics_token: raw.metrics_token.map(Secret::new),
-        admin,
-        tls,
-    })
+    Ok(Operations { metrics_token: raw.metrics_token.map(Secret::new), admin, tls })
 }
 
 fn admin_password(value: &str) -> Result<AdminPassword, ConfigError> {
     if ["$2a$", "$2b$", "$2y$"].iter().any(|p| value.starts_with(p)) {
         // A hash that cannot verify anything would lock the operator out without a word.
-        bcrypt::verify("", value).map_err(|e| invalid("ADMIN_PASSWORD", format!("looks like a bcrypt hash but is not one: {e}")))?;
+        bcrypt::verify("", value)
+            .map_err(|e| invalid("ADMIN_PASSWORD", format!("looks like a bcrypt hash but is not one: {e}")))?;
         return Ok(AdminPassword::Bcrypt(value.to_owned()));
     }
     Ok(AdminPassword::Plain(Secret::new(value)))
 }
 
 fn read_tls(cert_path: &str, key_path: &str) -> Result<Tls, ConfigError> {
-    let cert_pem = std::fs::read(cert_path).map_err(|e| invalid("TLS_CERT_FILE", format!("cannot read `{cert_path}`: {e}")))?;
-    let key_pem = std::fs::read(key_path).map_err(|e| invalid("TLS_KEY_FILE", format!("cannot read `{key_path}`: {e}")))?;
+    let cert_pem =
+        std::fs::read(cert_path).map_err(|e| invalid("TLS_CERT_FILE", format!("cannot read `{cert_path}`: {e}")))?;
+    let key_pem =
+        std::fs::read(key_path).map_err(|e| invalid("TLS_KEY_FILE", format!("cannot read `{key_path}`: {e}")))?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| invalid("TLS_CERT_FILE", format!("`{cert_path}` is not PEM: {e}")))?;

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use super::values::{parse_duration, parse_port, percent_encode, positive, split_list, validate_origin};
 use super::{
-    AppEnv, ConfigError, DEVELOPMENT_API_KEY, DEVELOPMENT_JWT_SECRET, HistoryKind, HistorySettings, JwtSettings, LogFormat,
-    PublicKey, PublicKeyKind, RawSettings, Secret, SocketIoTiming, invalid,
+    AppEnv, ConfigError, DEVELOPMENT_API_KEY, DEVELOPMENT_JWT_SECRET, HistoryKind, HistorySettings, JwtSettings,
+    LogFormat, PublicKey, PublicKeyKind, RawSettings, Secret, SocketIoTiming, invalid,
 };
 use crate::rooms::ChannelPattern;
 
@@ -110,15 +110,9 @@ pub(super) fn log_format(value: Option<&str>) -> Result<LogFormat, ConfigError> 
 
 pub(super) fn invitation_expiry_cron(value: Option<&str>) -> Result<croner::Cron, ConfigError> {
     let text = value.unwrap_or("0 * * * *");
-    text.parse::<croner::Cron>()
-        .ok()
-        .filter(|_| text.split_whitespace().count() == 5)
-        .ok_or_else(|| {
-            invalid(
-                "INVITATION_EXPIRY_CRON",
-                format!("`{text}` is not a 5-field cron expression like `0 * * * *`"),
-            )
-        })
+    text.parse::<croner::Cron>().ok().filter(|_| text.split_whitespace().count() == 5).ok_or_else(|| {
+        invalid("INVITATION_EXPIRY_CRON", format!("`{text}` is not a 5-field cron expression like `0 * * * *`"))
+    })
 }
 
 pub(super) fn channel_patterns(value: Option<&str>) -> Result<Vec<ChannelPattern>, ConfigError> {
@@ -156,7 +150,9 @@ pub(super) fn parse_history_kinds(value: Option<&str>) -> Result<Vec<HistoryKind
             "invitation" => Ok(HistoryKind::Invitation),
             other => Err(invalid(
                 "HISTORY_ROOMS",
-                format!("`{other}` is not one of channel, user, org, tenant, project, workspace-channel, invitation, none"),
+                format!(
+                    "`{other}` is not one of channel, user, org, tenant, project, workspace-channel, invitation, none"
+                ),
             )),
         })
         .collect()
@@ -171,10 +167,7 @@ pub(super) fn redis_url(raw: &RawSettings) -> Result<Option<Secret>, ConfigError
     }
     let Some(host) = &raw.redis_host else {
         if raw.redis_port.is_some() || raw.redis_password.is_some() {
-            return Err(invalid(
-                "REDIS_HOST",
-                "is required when REDIS_PORT or REDIS_PASSWORD is set",
-            ));
+            return Err(invalid("REDIS_HOST", "is required when REDIS_PORT or REDIS_PASSWORD is set"));
         }
         return Ok(None);
     };
@@ -203,10 +196,9 @@ pub(super) fn trusted_proxies(value: Option<&str>) -> Result<Vec<ipnet::IpNet>, 
     split_list(value)
         .iter()
         .map(|entry| {
-            entry
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| invalid("TRUSTED_PROXIES", format!("`{entry}` is not an address or a network like 10.0.0.0/8")))
+            entry.parse::<ipnet::IpNet>().or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from)).map_err(|_| {
+                invalid("TRUSTED_PROXIES", format!("`{entry}` is not an address or a network like 10.0.0.0/8"))
+            })
         })
         .collect()
 }
@@ -215,20 +207,10 @@ pub(super) fn read_public_key(path: &str) -> Result<PublicKey, ConfigError> {
     const VAR: &str = "JWT_PUBLIC_KEY_FILE";
     let pem = std::fs::read(path).map_err(|e| invalid(VAR, format!("cannot read `{path}`: {e}")))?;
     if jsonwebtoken::DecodingKey::from_rsa_pem(&pem).is_ok() {
-        return Ok(PublicKey {
-            kind: PublicKeyKind::Rsa,
-            pem,
-        });
+        return Ok(PublicKey { kind: PublicKeyKind::Rsa, pem });
     }
     if jsonwebtoken::DecodingKey::from_ec_pem(&pem).is_ok() {
-        return Ok(PublicKey {
-            kind: PublicKeyKind::Ec,
-            pem,
-        });
+        return Ok(PublicKey { kind: PublicKeyKind::Ec, pem });
     }
-    Err(invalid(
-        VAR,
-        format!("`{path}` holds no PEM RSA or EC public key"),
-    ))
+    Err(invalid(VAR, format!("`{path}` holds no PEM RSA or EC public key")))
 }
-

@@ -14,7 +14,11 @@ pub(super) fn parse_duration(var: &'static str, value: Option<&str>, default: &s
 }
 
 /// A duration where zero means "none" (`0`, `0s`).
-pub(super) fn parse_duration_or_zero(var: &'static str, value: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+pub(super) fn parse_duration_or_zero(
+    var: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
     let text = value.unwrap_or(default).trim();
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -23,10 +27,7 @@ pub(super) fn parse_duration_or_zero(var: &'static str, value: Option<&str>, def
 }
 
 pub(super) fn parse_port(var: &'static str, value: &str) -> Result<u16, ConfigError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(var, format!("`{value}` is not a port number (0-65535)")))
+    value.trim().parse().map_err(|_| invalid(var, format!("`{value}` is not a port number (0-65535)")))
 }
 
 pub(super) fn parse_bool(var: &'static str, value: Option<&str>) -> Result<bool, ConfigError> {
@@ -38,25 +39,14 @@ pub(super) fn parse_bool(var: &'static str, value: Option<&str>) -> Result<bool,
 }
 
 pub(super) fn split_list(value: Option<&str>) -> Vec<String> {
-    value
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 pub(super) fn validate_origin(var: &'static str, origin: &str) -> Result<(), ConfigError> {
-    let rest = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
+    let rest = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
     match rest {
         Some(host) if !host.is_empty() && !host.contains('/') => Ok(()),
-        _ => Err(invalid(
-            var,
-            format!("`{origin}` is not an origin like https://app.example.com"),
-        )),
+        _ => Err(invalid(var, format!("`{origin}` is not an origin like https://app.example.com"))),
     }
 }
 
@@ -64,9 +54,7 @@ pub(super) fn percent_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -24,15 +24,18 @@ pub fn router() -> Router<AppState> {
 
 async fn page(State(state): State<AppState>) -> Html<String> {
     let (token, hint) = match development_token(&state) {
-        Some(token) => (token, "A development token for demo-user of demo-org, valid for an hour (this server uses the development JWT secret)."),
-        None => (String::new(), "Paste a token signed with this server's JWT secret (`switchyard token --sub <user>` mints one)."),
+        Some(token) => (
+            token,
+            "A development token for demo-user of demo-org, valid for an hour (this server uses the development JWT secret).",
+        ),
+        None => (
+            String::new(),
+            "Paste a token signed with this server's JWT secret (`switchyard token --sub <user>` mints one).",
+        ),
     };
-    let key_hint = if state.settings.using_development_api_key { "switchyard-dev-key (development)" } else { "one of API_KEYS" };
-    Html(
-        PAGE.replace("{{TOKEN}}", &token)
-            .replace("{{TOKEN_HINT}}", hint)
-            .replace("{{API_KEY_HINT}}", key_hint),
-    )
+    let key_hint =
+        if state.settings.using_development_api_key { "switchyard-dev-key (development)" } else { "one of API_KEYS" };
+    Html(PAGE.replace("{{TOKEN}}", &token).replace("{{TOKEN_HINT}}", hint).replace("{{API_KEY_HINT}}", key_hint))
 }
 
 fn development_token(state: &AppState) -> Option<String> {

@@ -26,15 +26,10 @@ impl FromRequestParts<AppState> for ApiKey {
         let Some(presented) = presented.filter(|k| !k.is_empty()) else {
             return Err(ApiError::Unauthorized {
                 code: "api_key_missing",
-                message: "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`"
-                    .into(),
+                message: "send an API key as `Authorization: Bearer <key>` or `X-Api-Key: <key>`".into(),
             });
         };
-        let known = state
-            .settings
-            .api_keys
-            .iter()
-            .any(|key| key.matches(presented));
+        let known = state.settings.api_keys.iter().any(|key| key.matches(presented));
         if known {
             return Ok(ApiKey);
         }
@@ -44,9 +39,6 @@ impl FromRequestParts<AppState> for ApiKey {
                 message: "a user token cannot call the server API; use an API key".into(),
             });
         }
-        Err(ApiError::Unauthorized {
-            code: "api_key_invalid",
-            message: "the API key is not valid".into(),
-        })
+        Err(ApiError::Unauthorized { code: "api_key_invalid", message: "the API key is not valid".into() })
     }
 }

@@ -47,15 +47,12 @@ async fn control(
             state.publisher.publish(publication).await?
         }
         "notify" => {
-            let user = rooms::id("userId", &text("userId")?)
-                .map_err(|e| ApiError::invalid_field("userId", e.to_string()))?;
+            let user =
+                rooms::id("userId", &text("userId")?).map_err(|e| ApiError::invalid_field("userId", e.to_string()))?;
             notifications::notify(&state.publisher, &Recipient::User(user), data, Source::Http).await?
         }
         other => {
-            return Err(ApiError::invalid_field(
-                "action",
-                format!("`{other}` is not one of broadcast, notify"),
-            ));
+            return Err(ApiError::invalid_field("action", format!("`{other}` is not one of broadcast, notify")));
         }
     };
     Ok((StatusCode::ACCEPTED, Json(receipt)))

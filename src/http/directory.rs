@@ -25,18 +25,9 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/users/{id}", put(put_user).get(get_user).delete(delete_user))
-        .route(
-            "/api/tenants/{tenant}/{kind}/{resource}/members",
-            get(list_members),
-        )
-        .route(
-            "/api/tenants/{tenant}/{kind}/{resource}/members/{user}",
-            put(put_member).delete(delete_member),
-        )
-        .route(
-            "/api/invitations/{id}",
-            put(put_invitation).get(get_invitation).delete(delete_invitation),
-        )
+        .route("/api/tenants/{tenant}/{kind}/{resource}/members", get(list_members))
+        .route("/api/tenants/{tenant}/{kind}/{resource}/members/{user}", put(put_member).delete(delete_member))
+        .route("/api/invitations/{id}", put(put_invitation).get(get_invitation).delete(delete_invitation))
 }
 
 fn status_of(upsert: Upsert) -> StatusCode {
@@ -97,17 +88,10 @@ async fn get_user(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<entity::user::Model>, ApiError> {
-    directory::find_user(&state.db, &id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("user", &id))
+    directory::find_user(&state.db, &id).await?.map(Json).ok_or_else(|| ApiError::not_found("user", &id))
 }
 
-async fn delete_user(
-    _: ApiKey,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_user(_: ApiKey, State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     if directory::delete_user(&state.db, &id).await? {
         revoke(&state, &id).await;
         Ok(StatusCode::NO_CONTENT)
@@ -124,10 +108,7 @@ async fn revoke(state: &AppState, user: &str) {
     }
     let Ok(room) = Room::user(user) else { return };
     tracing::info!(user, "user revoked: disconnecting his connections");
-    let op = RoomOp {
-        target: Audience::rooms(vec![room]),
-        action: RoomAction::Revoke,
-    };
+    let op = RoomOp { target: Audience::rooms(vec![room]), action: RoomAction::Revoke };
     state.publisher.apply(op).await;
 }
 
@@ -178,10 +159,7 @@ async fn put_member(
         None
     } else {
         serde_json::from_slice::<MemberBody>(&body)
-            .map_err(|e| ApiError::BadRequest {
-                code: "invalid_body",
-                message: e.to_string(),
-            })?
+            .map_err(|e| ApiError::BadRequest { code: "invalid_body", message: e.to_string() })?
             .role
     };
     let (membership, upsert) = directory::put_membership(&state.db, &key, role).await?;
@@ -268,10 +246,7 @@ async fn get_invitation(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<entity::invitation::Model>, ApiError> {
-    directory::find_invitation(&state.db, &id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("invitation", &id))
+    directory::find_invitation(&state.db, &id).await?.map(Json).ok_or_else(|| ApiError::not_found("invitation", &id))
 }
 
 async fn delete_invitation(

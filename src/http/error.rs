@@ -31,17 +31,11 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::InvalidField {
-            field: field.into(),
-            message: message.into(),
-        }
+        ApiError::InvalidField { field: field.into(), message: message.into() }
     }
 
     pub fn not_found(what: &str, id: &str) -> Self {
-        ApiError::NotFound {
-            code: "not_found",
-            message: format!("{what} `{id}` does not exist"),
-        }
+        ApiError::NotFound { code: "not_found", message: format!("{what} `{id}` does not exist") }
     }
 }
 
@@ -86,19 +80,14 @@ impl ApiError {
             ApiError::Unauthorized { code, message } => {
                 (StatusCode::UNAUTHORIZED, json!({"code": code, "message": message}))
             }
-            ApiError::Forbidden { code, message } => {
-                (StatusCode::FORBIDDEN, json!({"code": code, "message": message}))
-            }
-            ApiError::NotFound { code, message } => {
-                (StatusCode::NOT_FOUND, json!({"code": code, "message": message}))
-            }
+            ApiError::Forbidden { code, message } => (StatusCode::FORBIDDEN, json!({"code": code, "message": message})),
+            ApiError::NotFound { code, message } => (StatusCode::NOT_FOUND, json!({"code": code, "message": message})),
             ApiError::Unavailable { code, message } => {
                 (StatusCode::SERVICE_UNAVAILABLE, json!({"code": code, "message": message}))
             }
-            ApiError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"code": "payload_too_large", "message": self.to_string()}),
-            ),
+            ApiError::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, json!({"code": "payload_too_large", "message": self.to_string()}))
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
                 (

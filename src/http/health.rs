@@ -9,9 +9,7 @@ use super::ApiError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(alive))
-        .route("/readyz", get(ready))
+    Router::new().route("/healthz", get(alive)).route("/readyz", get(ready))
 }
 
 /// The process answers: nothing else is checked.

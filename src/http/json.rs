@@ -18,7 +18,9 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
+            Err(rejection) if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge)
+            }
             Err(rejection) => {
                 let code = match &rejection {
                     JsonRejection::JsonSyntaxError(_) => "invalid_json",
@@ -26,10 +28,7 @@ where
                     JsonRejection::MissingJsonContentType(_) => "content_type",
                     _ => "invalid_body",
                 };
-                Err(ApiError::BadRequest {
-                    code,
-                    message: rejection.body_text(),
-                })
+                Err(ApiError::BadRequest { code, message: rejection.body_text() })
             }
         }
     }

@@ -1,11 +1,11 @@
 //! `GET /metrics`: the Prometheus exposition. With `METRICS_TOKEN` set, a scraper must present
 //! it as a Bearer token.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 use super::ApiError;
 use crate::auth::token::bearer;

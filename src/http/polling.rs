@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use crate::access::{self, AccessError};
 use super::UserAuth;
+use crate::access::{self, AccessError};
 use crate::publish::history::Since;
 use crate::publish::inbox;
 use crate::rooms::{self, Room};
@@ -135,14 +135,8 @@ async fn read_room(
     let since = window.since()?;
     let limit = window.limit()?;
     access::may_read(&state.db, &state.settings.channel_patterns, identity, &room).await.map_err(|e| match e {
-        AccessError::Forbidden(_) => ApiError::Forbidden {
-            code: "forbidden",
-            message: e.to_string(),
-        },
-        AccessError::Unavailable => ApiError::Unavailable {
-            code: "directory_unavailable",
-            message: e.to_string(),
-        },
+        AccessError::Forbidden(_) => ApiError::Forbidden { code: "forbidden", message: e.to_string() },
+        AccessError::Unavailable => ApiError::Unavailable { code: "directory_unavailable", message: e.to_string() },
     })?;
     let name = room.name();
     let history = state.publisher.history();

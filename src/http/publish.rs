@@ -19,9 +19,7 @@ use crate::state::AppState;
 pub const MAX_BATCH: usize = 1000;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events", post(publish_event))
-        .route("/api/events/batch", post(publish_batch))
+    Router::new().route("/api/events", post(publish_event)).route("/api/events/batch", post(publish_batch))
 }
 
 async fn publish_event(
@@ -66,10 +64,7 @@ async fn publish_batch(
         // Read as `/api/events` reads its body: the refusal names the failing field's path.
         let outcome = match serde_path_to_error::deserialize::<_, PublishRequest>(item) {
             Ok(request) => publish_one(&state, request).await,
-            Err(e) => Err(ApiError::BadRequest {
-                code: "invalid_body",
-                message: format!("events[{i}]: {e}"),
-            }),
+            Err(e) => Err(ApiError::BadRequest { code: "invalid_body", message: format!("events[{i}]: {e}") }),
         };
         results.push(match outcome {
             Ok(receipt) => json!({"status": StatusCode::ACCEPTED.as_u16(), "receipt": receipt}),

@@ -21,9 +21,6 @@ impl FromRequestParts<AppState> for UserAuth {
             .authenticate(token)
             .await
             .map(UserAuth)
-            .map_err(|e| ApiError::Unauthorized {
-                code: e.code(),
-                message: e.to_string(),
-            })
+            .map_err(|e| ApiError::Unauthorized { code: e.code(), message: e.to_string() })
     }
 }

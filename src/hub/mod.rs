@@ -20,7 +20,7 @@ use socketioxide::{SendError, SocketError, SocketIo};
 
 use self::plain::{Kick, Offsets, PlainConnections};
 use crate::metrics::{ConnectionCounts, Metrics, Transport};
-use crate::publication::{Audience, SpreadArgs, Payload, Publication, RoomAction, RoomOp};
+use crate::publication::{Audience, Payload, Publication, RoomAction, RoomOp, SpreadArgs};
 use crate::recovery::{Position, Tracker};
 use crate::rooms::Room;
 use crate::sessions::{Sessions, digest};
@@ -40,13 +40,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(sockets: SocketIo, sessions: Arc<Sessions>, metrics: Arc<Metrics>) -> Self {
-        Hub {
-            sockets,
-            plain: PlainConnections::default(),
-            tracked: AtomicUsize::new(0),
-            sessions,
-            metrics,
-        }
+        Hub { sockets, plain: PlainConnections::default(), tracked: AtomicUsize::new(0), sessions, metrics }
     }
 
     /// The plain WebSocket registry, for the connections' own bookkeeping (register, join).
@@ -199,15 +193,8 @@ impl Hub {
     /// Local connections by protocol (walks the sockets: for a scrape, not a hot path).
     pub fn connection_counts(&self) -> ConnectionCounts {
         let sockets = self.main().map(|ns| ns.sockets()).unwrap_or_default();
-        let v4 = sockets
-            .iter()
-            .filter(|s| s.protocol() == socketioxide::ProtocolVersion::V4)
-            .count();
-        ConnectionCounts {
-            socketio_v5: sockets.len() - v4,
-            socketio_v4: v4,
-            plain: self.plain.connections(),
-        }
+        let v4 = sockets.iter().filter(|s| s.protocol() == socketioxide::ProtocolVersion::V4).count();
+        ConnectionCounts { socketio_v5: sockets.len() - v4, socketio_v4: v4, plain: self.plain.connections() }
     }
 
     /// Socket.IO rooms that have a member here.

@@ -29,12 +29,7 @@ struct Queue {
 
 impl Outbox {
     pub fn new(capacity: usize) -> Outbox {
-        Outbox {
-            queue: Mutex::default(),
-            capacity,
-            queued: Notify::new(),
-            drained: Notify::new(),
-        }
+        Outbox { queue: Mutex::default(), capacity, queued: Notify::new(), drained: Notify::new() }
     }
 
     /// Queues a frame. A full queue means the connection is not keeping up: it is ended as a

@@ -226,10 +226,7 @@ impl PlainConnections {
                 let frame = frames.get(conn.dialect);
                 let mut held = conn.held.lock().unwrap();
                 match held.as_mut() {
-                    Some(held) => held.push(Held {
-                        offsets: offsets.to_vec(),
-                        frame,
-                    }),
+                    Some(held) => held.push(Held { offsets: offsets.to_vec(), frame }),
                     None => {
                         conn.outbox.push(frame);
                     }
@@ -252,11 +249,8 @@ impl Registry {
     /// The connections an audience names, once each.
     fn audience(&self, audience: &Audience) -> HashSet<&str> {
         let members = |rooms: &[Room]| -> HashSet<&str> { rooms.iter().flat_map(|r| self.room(&r.name())).collect() };
-        let mut targets = if audience.everyone {
-            self.conns.keys().map(String::as_str).collect()
-        } else {
-            members(&audience.rooms)
-        };
+        let mut targets =
+            if audience.everyone { self.conns.keys().map(String::as_str).collect() } else { members(&audience.rooms) };
         if !audience.except.is_empty() {
             let excluded = members(&audience.except);
             targets.retain(|id| !excluded.contains(id));
@@ -268,9 +262,7 @@ impl Registry {
 /// Whether a delivery with these offsets is one the history already gave (offsets reach a
 /// connection in order per room, so one at or below the caught-up offset was given).
 fn already_given(caught_up: &[(String, i64)], offsets: &[(String, i64)]) -> bool {
-    offsets
-        .iter()
-        .any(|(room, offset)| caught_up.iter().any(|(r, through)| r == room && offset <= through))
+    offsets.iter().any(|(room, offset)| caught_up.iter().any(|(r, through)| r == room && offset <= through))
 }
 
 fn remove_member(rooms: &mut HashMap<String, HashSet<ConnId>>, room: &str, id: &str) {
@@ -283,7 +275,14 @@ fn remove_member(rooms: &mut HashMap<String, HashSet<ConnId>>, room: &str, id: &
 }
 
 /// One delivery as `dialect` frames it. `id` and `offset` appear in `/ws` frames only.
-pub fn frame(dialect: Dialect, event: &str, data: &Value, id: &str, channel: Option<&str>, offset: Option<i64>) -> Frame {
+pub fn frame(
+    dialect: Dialect,
+    event: &str,
+    data: &Value,
+    id: &str,
+    channel: Option<&str>,
+    offset: Option<i64>,
+) -> Frame {
     let frame = match dialect {
         Dialect::Commerce => json!({"type": event, "data": data}),
         Dialect::Channels => {
@@ -318,14 +317,7 @@ impl<'a> Frames<'a> {
             _ => None,
         });
         let offset = channel.and_then(|c| offsets.iter().find(|(room, _)| room == c).map(|(_, o)| *o));
-        Frames {
-            publication,
-            data,
-            channel,
-            offset,
-            channels: None,
-            commerce: None,
-        }
+        Frames { publication, data, channel, offset, channels: None, commerce: None }
     }
 
     fn get(&mut self, dialect: Dialect) -> Frame {
@@ -369,7 +361,8 @@ mod tests {
         assert_eq!(one.outbox.take().len(), 1);
         assert!(other.outbox.take().is_empty());
 
-        let all_but_one = Audience::except(vec![Room::User("u2".into()), Room::connection(&one.id)], vec![Room::connection(&one.id)]);
+        let all_but_one =
+            Audience::except(vec![Room::User("u2".into()), Room::connection(&one.id)], vec![Room::connection(&one.id)]);
         assert_eq!(hub.deliver(&publication(all_but_one), &[]), 1);
         assert!(one.outbox.take().is_empty());
         assert_eq!(other.outbox.take().len(), 1);

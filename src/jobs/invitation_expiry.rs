@@ -26,7 +26,11 @@ pub struct ExpiryReport {
 }
 
 /// Expires every pending invitation whose `expiresAt` is before `now`.
-pub async fn run_once(db: &DatabaseConnection, publisher: &Publisher, now: DateTime<Utc>) -> Result<ExpiryReport, sea_orm::DbErr> {
+pub async fn run_once(
+    db: &DatabaseConnection,
+    publisher: &Publisher,
+    now: DateTime<Utc>,
+) -> Result<ExpiryReport, sea_orm::DbErr> {
     let mut report = ExpiryReport::default();
     for invitation in directory::pending_invitations_expired_before(db, now).await? {
         if !directory::mark_invitation_expired(db, &invitation.id, now).await? {
@@ -86,7 +90,11 @@ pub async fn schedule(db: DatabaseConnection, publisher: Publisher, cron: croner
         let result = run_once(&db, &publisher, Utc::now()).await;
         publisher.metrics().job_ran("invitation_expiry", result.is_ok());
         match result {
-            Ok(report) => tracing::info!(expired = report.expired.len(), admins_notified = report.admins_notified, "invitation expiry ran"),
+            Ok(report) => tracing::info!(
+                expired = report.expired.len(),
+                admins_notified = report.admins_notified,
+                "invitation expiry ran"
+            ),
             Err(e) => tracing::error!(error = %e, "invitation expiry failed"),
         }
     }

@@ -10,7 +10,13 @@ use tokio_util::task::TaskTracker;
 use crate::config::Settings;
 use crate::publish::Publisher;
 
-pub fn spawn_all(db: &DatabaseConnection, publisher: &Publisher, settings: &Settings, tasks: &TaskTracker, shutdown: &CancellationToken) {
+pub fn spawn_all(
+    db: &DatabaseConnection,
+    publisher: &Publisher,
+    settings: &Settings,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
     tasks.spawn(invitation_expiry::schedule(
         db.clone(),
         publisher.clone(),

@@ -14,8 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::history;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
 
@@ -50,14 +49,7 @@ impl History {
     pub fn start(db: DatabaseConnection, settings: HistorySettings, patterns: Vec<ChannelPattern>) -> Self {
         let (writer, requests) = mpsc::channel(1024);
         tokio::spawn(write_batches(db.clone(), requests));
-        History {
-            db,
-            settings,
-            patterns,
-            rooms: Mutex::default(),
-            touched: Mutex::default(),
-            writer,
-        }
+        History { db, settings, patterns, rooms: Mutex::default(), touched: Mutex::default(), writer }
     }
 
     /// Whether publications to `room` are recorded.
@@ -91,11 +83,7 @@ impl History {
                 None => self.last_offset(&name).await?,
             };
             *guard = Some(last + 1);
-            tickets.push(RoomTicket {
-                room: name,
-                offset: last + 1,
-                _guard: guard,
-            });
+            tickets.push(RoomTicket { room: name, offset: last + 1, _guard: guard });
         }
         Ok(tickets)
     }
@@ -152,18 +140,10 @@ impl History {
                 published_at: Set(published_at),
             })
             .collect();
-        self.touched
-            .lock()
-            .unwrap()
-            .extend(tickets.iter().map(|(r, _)| r.clone()));
+        self.touched.lock().unwrap().extend(tickets.iter().map(|(r, _)| r.clone()));
         let (done, committed) = oneshot::channel();
-        self.writer
-            .send((rows, done))
-            .await
-            .map_err(|_| "the history writer has stopped".to_owned())?;
-        committed
-            .await
-            .map_err(|_| "the history writer has stopped".to_owned())?
+        self.writer.send((rows, done)).await.map_err(|_| "the history writer has stopped".to_owned())?;
+        committed.await.map_err(|_| "the history writer has stopped".to_owned())?
     }
 
     /// Entries of `room` after `since`, oldest first.
@@ -173,11 +153,7 @@ impl History {
             Since::Offset(offset) => query.filter(history::Column::Offset.gt(offset)),
             Since::Time(time) => query.filter(history::Column::PublishedAt.gt(time)),
         };
-        query
-            .order_by_asc(history::Column::Offset)
-            .limit(limit)
-            .all(&self.db)
-            .await
+        query.order_by_asc(history::Column::Offset).limit(limit).all(&self.db).await
     }
 
     /// The oldest offset still kept for `room`, if any.
@@ -233,9 +209,7 @@ impl Since {
         if let Ok(offset) = text.parse::<i64>() {
             return (offset >= 0).then_some(Since::Offset(offset));
         }
-        DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|t| Since::Time(t.with_timezone(&Utc)))
+        DateTime::parse_from_rfc3339(text).ok().map(|t| Since::Time(t.with_timezone(&Utc)))
     }
 }
 

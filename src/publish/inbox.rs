@@ -4,19 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use entity::notification;
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::Value;
 
 use crate::id::LooseId;
 
 /// The notification's own id (`data.id`) when it has one, else the publication id.
 pub fn notification_id(data: &Value, publication_id: &str) -> String {
-    data.get("id")
-        .and_then(LooseId::non_empty)
-        .unwrap_or_else(|| publication_id.to_owned())
+    data.get("id").and_then(LooseId::non_empty).unwrap_or_else(|| publication_id.to_owned())
 }
 
 /// Keeps one notification for each user; `delivered` says whether it reached him live.
@@ -105,9 +100,5 @@ pub async fn list(
     if unread_only {
         query = query.filter(notification::Column::ReadAt.is_null());
     }
-    query
-        .order_by_asc(notification::Column::Seq)
-        .limit(limit)
-        .all(db)
-        .await
+    query.order_by_asc(notification::Column::Seq).limit(limit).all(db).await
 }

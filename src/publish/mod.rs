@@ -105,12 +105,8 @@ impl Publisher {
         // Shared with the cluster bus, which keeps it until the channel brings it back.
         let publication = Arc::new(publication);
         inner.metrics.published(publication.source);
-        let history_rooms: Vec<&Room> = publication
-            .audience
-            .rooms
-            .iter()
-            .filter(|r| !publication.ephemeral && inner.history.keeps(r))
-            .collect();
+        let history_rooms: Vec<&Room> =
+            publication.audience.rooms.iter().filter(|r| !publication.ephemeral && inner.history.keeps(r)).collect();
         let offsets = match &inner.bus {
             Some(bus) => match self.send_to_cluster(bus, &publication, &history_rooms).await {
                 Ok(offsets) => offsets,
@@ -231,12 +227,8 @@ impl Publisher {
 
     /// Numbers and delivers on this instance alone (single instance, or Redis down).
     async fn deliver_here(&self, publication: &Publication, history_rooms: &[&Room]) -> Result<Offsets, PublishError> {
-        let tickets = self
-            .inner
-            .history
-            .tickets(history_rooms)
-            .await
-            .map_err(|e| PublishError::History(e.to_string()))?;
+        let tickets =
+            self.inner.history.tickets(history_rooms).await.map_err(|e| PublishError::History(e.to_string()))?;
         let offsets: Offsets = tickets.iter().map(|t| (t.room.clone(), t.offset)).collect();
         let hub = &self.inner.hub;
         // Positioned and handed to the tracked sockets while the log is held (in order).
@@ -254,7 +246,12 @@ impl Publisher {
 
     /// Numbers the publication in Redis and sends it to every instance, this one included (the
     /// bus hands it back to [`cluster::Handler::deliver`]).
-    async fn send_to_cluster(&self, bus: &Bus, publication: &Arc<Publication>, history_rooms: &[&Room]) -> Result<Offsets, String> {
+    async fn send_to_cluster(
+        &self,
+        bus: &Bus,
+        publication: &Arc<Publication>,
+        history_rooms: &[&Room],
+    ) -> Result<Offsets, String> {
         let names: Vec<String> = history_rooms.iter().map(|r| r.name()).collect();
         let mut floors = Vec::with_capacity(names.len());
         for (room, needed) in names.iter().zip(bus.needs_floor(&names)) {
@@ -299,7 +296,13 @@ impl Publisher {
         if !offsets.is_empty() {
             self.inner
                 .history
-                .record(offsets, &publication.id.to_string(), publication.event.as_str(), &data, publication.published_at)
+                .record(
+                    offsets,
+                    &publication.id.to_string(),
+                    publication.event.as_str(),
+                    &data,
+                    publication.published_at,
+                )
                 .await
                 .map_err(PublishError::History)?;
             self.inner.metrics.history_written(offsets.len());

@@ -43,10 +43,7 @@ pub fn checked_event(
     name: &str,
     data: &Value,
 ) -> Result<EventName, FieldError> {
-    let event = EventName::parse(name).map_err(|e| FieldError {
-        field: "event".into(),
-        message: e.to_string(),
-    })?;
+    let event = EventName::parse(name).map_err(|e| FieldError { field: "event".into(), message: e.to_string() })?;
     if !allow_unknown && catalogue.get(name).is_none() {
         return Err(FieldError {
             field: "event".into(),
@@ -55,9 +52,6 @@ pub fn checked_event(
             ),
         });
     }
-    catalogue.validate(name, data).map_err(|e| FieldError {
-        field: e.field,
-        message: e.message,
-    })?;
+    catalogue.validate(name, data).map_err(|e| FieldError { field: e.field, message: e.message })?;
     Ok(event)
 }

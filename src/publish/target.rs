@@ -57,9 +57,9 @@ impl<'de> Deserialize<'de> for Ids {
             One(LooseId),
             Many(Vec<LooseId>),
         }
-        match OneOrMany::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected an id (string or number) or a list of ids")
-        })? {
+        match OneOrMany::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected an id (string or number) or a list of ids"))?
+        {
             OneOrMany::One(one) => Ok(Ids(vec![one.0])),
             OneOrMany::Many(many) => Ok(Ids(many.into_iter().map(|id| id.0).collect())),
         }
@@ -84,11 +84,7 @@ impl TargetSpec {
             Some(spec) => spec.room_list("except")?,
             None => Vec::new(),
         };
-        Ok(Audience {
-            everyone: self.all,
-            rooms,
-            except,
-        })
+        Ok(Audience { everyone: self.all, rooms, except })
     }
 
     fn room_list(&self, field: &str) -> Result<Vec<Room>, FieldError> {
@@ -118,10 +114,7 @@ impl TargetSpec {
                 (None, 0) => match Room::parse(c).map_err(at("channel"))? {
                     room @ Room::Named(_) => room,
                     _ => {
-                        return Err(err(
-                            &path("channel"),
-                            format!("`{c}` is not a public channel name"),
-                        ));
+                        return Err(err(&path("channel"), format!("`{c}` is not a public channel name")));
                     }
                 },
                 _ => return Err(err(&path("channel"), "takes at most one tenant")),
@@ -149,10 +142,7 @@ impl TargetSpec {
 }
 
 fn err(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.into(),
-    }
+    FieldError { field: field.to_owned(), message: message.into() }
 }
 
 #[cfg(test)]
@@ -165,13 +155,8 @@ mod tests {
 
     #[test]
     fn tenant_qualifies_project_and_channel() {
-        let a = spec(serde_json::json!({"tenant": "t1", "project": ["p1", 2], "channel": "c"}))
-            .resolve(None)
-            .unwrap();
-        assert_eq!(
-            a.room_names(),
-            ["tenant:t1:project:p1", "tenant:t1:project:2", "tenant:t1:channel:c"]
-        );
+        let a = spec(serde_json::json!({"tenant": "t1", "project": ["p1", 2], "channel": "c"})).resolve(None).unwrap();
+        assert_eq!(a.room_names(), ["tenant:t1:project:p1", "tenant:t1:project:2", "tenant:t1:channel:c"]);
     }
 
     #[test]

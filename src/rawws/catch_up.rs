@@ -34,7 +34,13 @@ pub fn parse_since(value: &Value) -> Option<Since> {
 /// Sends connection `id` the history of `rooms` after `since`, oldest first, each publication
 /// once, then releases its held deliveries. The caller has held the connection and joined the
 /// rooms. Returns how many publications were sent.
-pub async fn replay(state: &AppState, id: &str, dialect: Dialect, rooms: &[Room], since: Since) -> Result<usize, String> {
+pub async fn replay(
+    state: &AppState,
+    id: &str,
+    dialect: Dialect,
+    rooms: &[Room],
+    since: Since,
+) -> Result<usize, String> {
     let mut covered = Vec::with_capacity(rooms.len());
     let mut rows = Vec::new();
     for room in rooms {

@@ -7,21 +7,21 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::SinkExt;
 use http::{HeaderMap, Uri};
 
-use super::{catch_up, messages};
 use super::refusal::Refusal;
-use crate::auth::token::{find_token, query_param};
+use super::{catch_up, messages};
 use crate::auth::Identity;
+use crate::auth::token::{find_token, query_param};
 use crate::event::EventName;
-use crate::lifetime::{Conn, Due};
-use crate::limits::Bucket;
 use crate::hub::Outbox;
 use crate::hub::plain::{self, Dialect, Kick, PlainConnections};
+use crate::lifetime::{Conn, Due};
+use crate::limits::Bucket;
 use crate::notifications;
 use crate::publish::history::Since;
 use crate::rooms::Room;
@@ -72,10 +72,9 @@ pub async fn commerce_endpoint(
             Err(e) => Err(Refusal::new("invalid_user", e.to_string())),
         },
         (token, claimed) => match state.authenticate(token).await {
-            Ok(identity) if claimed.as_ref().is_some_and(|u| *u != identity.user_id) => Err(Refusal::new(
-                "user_mismatch",
-                "userId does not match the token's user",
-            )),
+            Ok(identity) if claimed.as_ref().is_some_and(|u| *u != identity.user_id) => {
+                Err(Refusal::new("user_mismatch", "userId does not match the token's user"))
+            }
             Ok(identity) => Ok(identity),
             Err(e) => Err(e.into()),
         },
@@ -87,9 +86,9 @@ pub async fn commerce_endpoint(
 fn since_param(query: Option<&str>) -> Result<Option<Since>, Refusal> {
     match query.and_then(|q| query_param(q, "since")).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(text) => Since::parse(&text)
-            .map(Some)
-            .ok_or_else(|| Refusal::new("invalid_since", format!("`{text}` is neither an offset nor an RFC 3339 time"))),
+        Some(text) => Since::parse(&text).map(Some).ok_or_else(|| {
+            Refusal::new("invalid_since", format!("`{text}` is neither an offset nor an RFC 3339 time"))
+        }),
     }
 }
 
@@ -101,24 +100,21 @@ fn upgrade(
     dialect: Dialect,
 ) -> Response {
     let max = state.settings.max_payload;
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| {
-            // A task of its own, spawned once the upgrade is done: axum's upgrade task is
-            // allocated while the handshake's buffers are alive and would hold this connection's
-            // state inline for its whole life, between them in the heap.
-            match auth.and_then(|identity| Ok((identity, since?))) {
-                Ok((identity, since)) => {
-                    let identity = Mutex::new(identity);
-                    tokio::spawn(serve(Box::new(Upgraded { state, socket, dialect, identity, since })));
-                }
-                Err(refusal) => {
-                    tokio::spawn(refuse(socket, refusal));
-                }
+    ws.max_message_size(max).max_frame_size(max).read_buffer_size(READ_BUFFER).on_upgrade(move |socket| {
+        // A task of its own, spawned once the upgrade is done: axum's upgrade task is
+        // allocated while the handshake's buffers are alive and would hold this connection's
+        // state inline for its whole life, between them in the heap.
+        match auth.and_then(|identity| Ok((identity, since?))) {
+            Ok((identity, since)) => {
+                let identity = Mutex::new(identity);
+                tokio::spawn(serve(Box::new(Upgraded { state, socket, dialect, identity, since })));
             }
-            std::future::ready(())
-        })
+            Err(refusal) => {
+                tokio::spawn(refuse(socket, refusal));
+            }
+        }
+        std::future::ready(())
+    })
 }
 
 /// An upgraded connection's wiring, socket and user, boxed once and borrowed from then on: an
@@ -147,10 +143,7 @@ async fn refuse_on(socket: &mut WebSocket, refusal: Refusal) {
 }
 
 fn close(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from(reason.to_owned()),
-    }))
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason.to_owned()) }))
 }
 
 async fn serve(mut upgraded: Box<Upgraded>) {
@@ -195,13 +188,7 @@ async fn serve(mut upgraded: Box<Upgraded>) {
             None
         }) as Handling<'_>
     });
-    let connection = Connection {
-        state,
-        id: &id,
-        identity: user,
-        dialect,
-        outbox: &registration.outbox,
-    };
+    let connection = Connection { state, id: &id, identity: user, dialect, outbox: &registration.outbox };
     let reason = connection.run(socket, catching_up).await;
     if matches!(reason, End::SlowConsumer) {
         state.metrics.slow_disconnected(crate::metrics::Transport::WebSocket);
@@ -381,6 +368,10 @@ pub(super) async fn catch_up_or_release(state: &AppState, id: &str, dialect: Dia
     if let Err(e) = catch_up::replay(state, id, dialect, rooms, since).await {
         tracing::warn!(conn = %id, error = %e, "history replay failed");
         connections(state).release(id, &[]);
-        reply(state, id, Refusal::new("history_unavailable", "the history could not be read; live delivery continues").frame());
+        reply(
+            state,
+            id,
+            Refusal::new("history_unavailable", "the history could not be read; live delivery continues").frame(),
+        );
     }
 }

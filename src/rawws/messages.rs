@@ -16,7 +16,13 @@ use crate::state::AppState;
 use crate::subscriptions;
 
 /// Answers one client message (`None`: it answered itself).
-pub(super) async fn handle(state: &AppState, id: &str, identity: &Mutex<Identity>, dialect: Dialect, text: &str) -> Result<Option<String>, Refusal> {
+pub(super) async fn handle(
+    state: &AppState,
+    id: &str,
+    identity: &Mutex<Identity>,
+    dialect: Dialect,
+    text: &str,
+) -> Result<Option<String>, Refusal> {
     let message: Value =
         serde_json::from_str(text).map_err(|e| Refusal::new("invalid_json", format!("not JSON: {e}")))?;
     let kind = message
@@ -63,9 +69,8 @@ pub(super) async fn handle(state: &AppState, id: &str, identity: &Mutex<Identity
                         hub.join(id, &room.name());
                         return Ok(Some(json!({"type": "subscribed", "channel": channel}).to_string()));
                     }
-                    Some(since) => catch_up::parse_since(since).ok_or_else(|| {
-                        Refusal::new("invalid_since", "`since` is an offset or an RFC 3339 time")
-                    })?,
+                    Some(since) => catch_up::parse_since(since)
+                        .ok_or_else(|| Refusal::new("invalid_since", "`since` is an offset or an RFC 3339 time"))?,
                 };
                 if !state.publisher.history().keeps(&room) {
                     return Err(Refusal::new(
@@ -84,10 +89,8 @@ pub(super) async fn handle(state: &AppState, id: &str, identity: &Mutex<Identity
                 Ok(Some(json!({"type": "unsubscribed", "channel": channel}).to_string()))
             }
         }
-        other => Err(Refusal::new(
-            "unknown_type",
-            format!("`{other}` is not one of subscribe, unsubscribe, refresh, ping"),
-        )),
+        other => {
+            Err(Refusal::new("unknown_type", format!("`{other}` is not one of subscribe, unsubscribe, refresh, ping")))
+        }
     }
 }
-

@@ -23,7 +23,5 @@ use axum::routing::get;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ws", get(connection::channels_endpoint))
-        .route("/api/ws", get(connection::commerce_endpoint))
+    Router::new().route("/ws", get(connection::channels_endpoint)).route("/api/ws", get(connection::commerce_endpoint))
 }

@@ -14,10 +14,7 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Refusal {
-            code,
-            message: message.into(),
-        }
+        Refusal { code, message: message.into() }
     }
 
     pub fn frame(&self) -> String {
@@ -36,4 +33,3 @@ impl From<SubscriptionError> for Refusal {
         Refusal::new(e.code(), e.to_string())
     }
 }
-

@@ -12,10 +12,7 @@ pub struct AckError {
 
 impl AckError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        AckError {
-            code,
-            message: message.into(),
-        }
+        AckError { code, message: message.into() }
     }
 }
 

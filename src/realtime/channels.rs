@@ -40,8 +40,13 @@ pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckRe
     let name = channel_name(data)?;
     let current = socket.rooms();
     let settings = &state.settings;
-    let room = subscriptions::subscribe(&settings.channel_patterns, settings.max_subscriptions, &name, current.iter().map(|r| r.as_ref()))
-        .map_err(refused)?;
+    let room = subscriptions::subscribe(
+        &settings.channel_patterns,
+        settings.max_subscriptions,
+        &name,
+        current.iter().map(|r| r.as_ref()),
+    )
+    .map_err(refused)?;
     socket.join(room.name());
     super::recovery::save(&state, &socket, &identity(&socket)?).await;
     Ok(fields([("channel", json!(name))]))

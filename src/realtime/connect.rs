@@ -12,11 +12,11 @@ use crate::auth::token::find_token;
 use crate::auth::{AuthError, Identity};
 use crate::event::EventName;
 use crate::limits::Bucket;
-use crate::recovery::Tracker;
 use crate::notifications;
+use crate::recovery::Tracker;
 use crate::rooms::Room;
-use crate::state::AppState;
 use crate::sessions::digest;
+use crate::state::AppState;
 
 pub fn register(state: &AppState, io: &SocketIo) {
     let auth_state = state.clone();
@@ -55,11 +55,7 @@ pub fn register(state: &AppState, io: &SocketIo) {
 }
 
 /// Finds the handshake's token and authenticates it.
-async fn authenticate(
-    state: &AppState,
-    socket: &SocketRef,
-    auth: Option<Value>,
-) -> Result<Identity, AuthError> {
+async fn authenticate(state: &AppState, socket: &SocketRef, auth: Option<Value>) -> Result<Identity, AuthError> {
     let parts = socket.req_parts();
     state.authenticate(find_token(auth.as_ref(), &parts.headers, parts.uri.query())).await
 }
@@ -76,12 +72,10 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
 
     socket.extensions.insert(std::sync::Arc::new(Bucket::new(state.settings.client_event_rate)));
     let event_state = state.clone();
-    socket.on_fallback(
-        move |socket: SocketRef, Event(event): Event, TryData(data): TryData<Value>, ack: AckSender| {
-            let data = data.map_err(|e| e.to_string());
-            super::answer(event_state.clone(), socket, event, data, ack)
-        },
-    );
+    socket.on_fallback(move |socket: SocketRef, Event(event): Event, TryData(data): TryData<Value>, ack: AckSender| {
+        let data = data.map_err(|e| e.to_string());
+        super::answer(event_state.clone(), socket, event, data, ack)
+    });
 
     // Counted with the disconnect handler in place: a socket that closes at once is still
     // counted out.
@@ -125,4 +119,3 @@ async fn on_connect(state: AppState, socket: SocketRef) {
         }
     }
 }
-

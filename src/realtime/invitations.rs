@@ -18,12 +18,12 @@ pub async fn watch(state: AppState, socket: SocketRef, data: Value) -> AckResult
     let identity = identity(&socket)?;
     let ids = invitation_ids(&data)?;
     for id in &ids {
-        invitations::may_watch(&state.db, identity.organization_id.as_deref(), id)
-            .await
-            .map_err(|refusal| match refusal {
+        invitations::may_watch(&state.db, identity.organization_id.as_deref(), id).await.map_err(|refusal| {
+            match refusal {
                 WatchRefusal::OtherOrganization(_) => AckError::new("forbidden", refusal.to_string()),
                 WatchRefusal::Unavailable => AckError::new("unavailable", refusal.to_string()),
-            })?;
+            }
+        })?;
     }
     socket.join(ids.iter().map(|id| Room::Invitation(id.clone()).name()).collect::<Vec<_>>());
     super::recovery::save(&state, &socket, &identity).await;
@@ -60,9 +60,7 @@ fn invitation_ids(data: &Value) -> Result<Vec<String>, AckError> {
     if raw.len() > MAX_IDS {
         return Err(bad(&format!("at most {MAX_IDS} invitations per call")));
     }
-    raw.iter()
-        .map(|id| rooms::id("invitationId", id).map_err(|e| bad(&e.to_string())))
-        .collect()
+    raw.iter().map(|id| rooms::id("invitationId", id).map_err(|e| bad(&e.to_string()))).collect()
 }
 
 fn bad(message: &str) -> AckError {

@@ -14,8 +14,8 @@ use crate::auth::Identity;
 use crate::event::EventName;
 use crate::lifetime::{Conn, Due};
 use crate::rooms::Room;
-use crate::state::AppState;
 use crate::sessions::digest;
+use crate::state::AppState;
 
 /// Binds a new socket to its token's expiry.
 pub fn bind(state: &AppState, socket: &SocketRef, identity: &Identity) {
@@ -54,10 +54,8 @@ pub async fn refresh(state: AppState, socket: SocketRef, data: Value) -> AckResu
         .get("token")
         .and_then(Value::as_str)
         .ok_or_else(|| AckError::new("invalid_payload", "give {token: \"<the new JWT>\"}"))?;
-    let renewed = state
-        .authenticate(Some(token.to_owned()))
-        .await
-        .map_err(|e| AckError::new(e.code(), e.to_string()))?;
+    let renewed =
+        state.authenticate(Some(token.to_owned())).await.map_err(|e| AckError::new(e.code(), e.to_string()))?;
     if renewed.user_id != current.user_id {
         return Err(AckError::new("token_user_mismatch", "the new token is another user's"));
     }

@@ -32,8 +32,8 @@ use socketioxide::extract::{AckSender, SocketRef};
 use self::ack::AckError;
 use crate::auth::Identity;
 use crate::limits::Bucket;
-use crate::state::AppState;
 use crate::sessions::digest;
+use crate::state::AppState;
 
 /// Registers the default namespace on the application's Socket.IO server.
 pub fn attach(state: &AppState, io: &SocketIo) {
@@ -89,10 +89,7 @@ fn handler(event: &str) -> Option<Handler> {
 
 /// The identity the connect middleware stored on the socket.
 fn identity(socket: &SocketRef) -> Result<Identity, AckError> {
-    socket
-        .extensions
-        .get::<Identity>()
-        .ok_or_else(|| AckError::new("unauthenticated", "this socket has no identity"))
+    socket.extensions.get::<Identity>().ok_or_else(|| AckError::new("unauthenticated", "this socket has no identity"))
 }
 
 /// Reads a payload into `T`; a mismatch is refused with serde's description (it names the field).

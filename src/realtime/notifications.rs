@@ -20,12 +20,10 @@ pub async fn read(state: AppState, socket: SocketRef, data: Value) -> AckResult 
         other => LooseId::of(other),
     }
     .ok_or_else(|| AckError::new("invalid_payload", "give {id: \"notification id\"}"))?;
-    let marked = inbox::mark_read(&state.db, &identity.user_id, &id, chrono::Utc::now())
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "notification read failed");
-            AckError::new("unavailable", "the inbox could not be written")
-        })?;
+    let marked = inbox::mark_read(&state.db, &identity.user_id, &id, chrono::Utc::now()).await.map_err(|e| {
+        tracing::error!(error = %e, "notification read failed");
+        AckError::new("unavailable", "the inbox could not be written")
+    })?;
     if !marked {
         return Err(AckError::new("not_found", format!("no unread notification `{id}`")));
     }

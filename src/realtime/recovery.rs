@@ -40,7 +40,9 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
                 from = Some(cursor.position);
                 session_id = Some(cursor.session);
             }
-            Some(_) => tracing::warn!(socket = %digest(socket.id), "recovery: a cursor of another user's session; not resumed"),
+            Some(_) => {
+                tracing::warn!(socket = %digest(socket.id), "recovery: a cursor of another user's session; not resumed")
+            }
             None => tracing::debug!(socket = %digest(socket.id), "recovery: session unknown or expired"),
         }
     } else if !offset.is_empty() {
@@ -113,10 +115,7 @@ pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
             (false, tail, 0)
         }
     };
-    let cursor = Cursor {
-        session: tracker.session.clone(),
-        position: tracker.cursor().position.max(covered),
-    };
+    let cursor = Cursor { session: tracker.session.clone(), position: tracker.cursor().position.max(covered) };
     let _ = socket.emit(
         EventName::RECOVERY.as_str(),
         &json!({"recovered": recovered, "missed": missed, "cursor": cursor.to_string()}),
@@ -134,7 +133,12 @@ const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Replays one publication, waiting while the socket's queue is full (a long replay fills it
 /// faster than the client reads), up to [`REPLAY_PATIENCE`].
-async fn replay_waiting(tracker: &Tracker, socket: &SocketRef, publication: &Publication, position: Position) -> Result<(), Overflow> {
+async fn replay_waiting(
+    tracker: &Tracker,
+    socket: &SocketRef,
+    publication: &Publication,
+    position: Position,
+) -> Result<(), Overflow> {
     let started = tokio::time::Instant::now();
     loop {
         match tracker.replay(socket, publication, position) {
@@ -174,7 +178,9 @@ pub async fn release_all(state: &AppState) {
     let sockets = state.publisher.hub().tracked_sockets();
     let count = sockets.len();
     for socket in sockets {
-        let (Some(identity), Some(tracker)) = (socket.extensions.get::<Identity>(), socket.extensions.get::<Arc<Tracker>>()) else {
+        let (Some(identity), Some(tracker)) =
+            (socket.extensions.get::<Identity>(), socket.extensions.get::<Arc<Tracker>>())
+        else {
             continue;
         };
         let _writing = tracker.writing().await;
@@ -191,11 +197,5 @@ pub async fn release_all(state: &AppState) {
 pub fn session_of(socket: &SocketRef, identity: &Identity) -> Option<(String, Session)> {
     let tracker = socket.extensions.get::<Arc<Tracker>>()?;
     let rooms = Session::restorable(socket.rooms().into_iter().map(|r| r.to_string()), &socket.id.to_string());
-    Some((
-        tracker.session.clone(),
-        Session {
-            user: identity.user_id.clone(),
-            rooms,
-        },
-    ))
+    Some((tracker.session.clone(), Session { user: identity.user_id.clone(), rooms }))
 }

@@ -71,20 +71,14 @@ fn workspace_room(socket: &SocketRef, data: &Value, kind: ResourceKind) -> Resul
         .and_then(LooseId::of)
         .ok_or_else(|| AckError::new("invalid_payload", format!("give {{{field}: \"id\"}}")))?;
     let resource_id = rooms::id(field, &resource_id).map_err(|e| AckError::new("invalid_payload", e.to_string()))?;
-    let tenant = identity
-        .tenant_id
-        .ok_or_else(|| AckError::new("no_tenant", "your token names no tenant (tenantId claim)"))?;
+    let tenant =
+        identity.tenant_id.ok_or_else(|| AckError::new("no_tenant", "your token names no tenant (tenantId claim)"))?;
     let room = match kind {
         ResourceKind::Project => Room::project(&tenant, &resource_id),
         ResourceKind::Channel => Room::channel(&tenant, &resource_id),
     }
     .map_err(|e| AckError::new("invalid_payload", e.to_string()))?;
-    let key = MembershipKey {
-        tenant_id: tenant,
-        kind,
-        resource_id,
-        user_id: identity.user_id,
-    };
+    let key = MembershipKey { tenant_id: tenant, kind, resource_id, user_id: identity.user_id };
     Ok((room, key))
 }
 
@@ -134,4 +128,3 @@ fn in_room(socket: &SocketRef, room: &Room) -> bool {
     let name = room.name();
     socket.rooms().iter().any(|r| *r == name)
 }
-

@@ -39,12 +39,7 @@ impl MemoryStore {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
-        MemoryStore {
-            window,
-            start,
-            log: Mutex::default(),
-            sessions: Mutex::default(),
-        }
+        MemoryStore { window, start, log: Mutex::default(), sessions: Mutex::default() }
     }
 
     /// Logs a publication, then calls `deliver` with its position while the log is held.
@@ -81,7 +76,9 @@ impl MemoryStore {
     /// another run of this process.
     pub fn since(&self, after: Position) -> Option<Vec<(Position, Publication)>> {
         let log = self.log.lock().unwrap();
-        if after != Position::ZERO && (after < Position::new(self.start, 0) || after > Position::new(self.start, log.next)) {
+        if after != Position::ZERO
+            && (after < Position::new(self.start, 0) || after > Position::new(self.start, log.next))
+        {
             return None;
         }
         if log.dropped_for_room.is_some_and(|dropped| after < dropped) {

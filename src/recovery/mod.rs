@@ -45,10 +45,7 @@ impl Position {
 
     pub fn parse(text: &str) -> Option<Position> {
         let (ms, seq) = text.split_once('-')?;
-        Some(Position {
-            ms: ms.parse().ok()?,
-            seq: seq.parse().ok()?,
-        })
+        Some(Position { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
     }
 }
 
@@ -72,10 +69,7 @@ impl Cursor {
         if session.len() != SESSION_ID_LEN || !session.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        Some(Cursor {
-            session: session.to_owned(),
-            position: Position::parse(position)?,
-        })
+        Some(Cursor { session: session.to_owned(), position: Position::parse(position)? })
     }
 }
 
@@ -134,18 +128,12 @@ enum Store {
 impl Recovery {
     /// A single instance: the log and sessions in memory.
     pub fn local(window: Duration) -> Self {
-        Recovery {
-            window,
-            store: Store::Memory(MemoryStore::new(window)),
-        }
+        Recovery { window, store: Store::Memory(MemoryStore::new(window)) }
     }
 
     /// A cluster: the log and sessions in Redis, through the bus.
     pub fn clustered(bus: Bus, window: Duration) -> Self {
-        Recovery {
-            window,
-            store: Store::Cluster(bus),
-        }
+        Recovery { window, store: Store::Cluster(bus) }
     }
 
     pub fn window(&self) -> Duration {
@@ -250,10 +238,7 @@ mod tests {
 
     #[test]
     fn cursors_and_positions_read_back_and_garbage_is_no_cursor() {
-        let cursor = Cursor {
-            session: new_session_id("0123456789ab"),
-            position: Position::new(1700000000000, 3),
-        };
+        let cursor = Cursor { session: new_session_id("0123456789ab"), position: Position::new(1700000000000, 3) };
         assert_eq!(Cursor::parse(&cursor.to_string()), Some(cursor.clone()));
         assert_eq!(session_instance(&cursor.session), "0123456789ab");
         assert!(Position::new(5, 0) > Position::new(4, 9));

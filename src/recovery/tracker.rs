@@ -40,11 +40,7 @@ impl Tracker {
     pub fn replaying(session: String) -> Self {
         Tracker {
             session,
-            state: Mutex::new(TrackerState {
-                last: Position::ZERO,
-                held: Some(Vec::new()),
-                overflowed: false,
-            }),
+            state: Mutex::new(TrackerState { last: Position::ZERO, held: Some(Vec::new()), overflowed: false }),
             writing: tokio::sync::Mutex::new(()),
         }
     }
@@ -56,14 +52,16 @@ impl Tracker {
 
     /// The cursor the socket holds now.
     pub fn cursor(&self) -> Cursor {
-        Cursor {
-            session: self.session.clone(),
-            position: self.state.lock().unwrap().last,
-        }
+        Cursor { session: self.session.clone(), position: self.state.lock().unwrap().last }
     }
 
     /// A live delivery: held back during the replay, else sent with its cursor.
-    pub fn deliver(&self, socket: &SocketRef, publication: &Publication, position: Option<Position>) -> Result<(), Overflow> {
+    pub fn deliver(
+        &self,
+        socket: &SocketRef,
+        publication: &Publication,
+        position: Option<Position>,
+    ) -> Result<(), Overflow> {
         let mut state = self.state.lock().unwrap();
         if let Some(held) = &mut state.held {
             held.push((position, publication.clone()));
@@ -76,10 +74,7 @@ impl Tracker {
     /// socket holds.
     pub fn emit(&self, socket: &SocketRef, event: &str, data: &Value) {
         let state = self.state.lock().unwrap();
-        let cursor = Cursor {
-            session: self.session.clone(),
-            position: state.last,
-        };
+        let cursor = Cursor { session: self.session.clone(), position: state.last };
         let _ = socket.emit(event, &(data, cursor.to_string()));
     }
 
@@ -123,13 +118,7 @@ impl Tracker {
             return Ok(());
         }
         let last = position.unwrap_or(state.last);
-        let cursor = Value::String(
-            Cursor {
-                session: self.session.clone(),
-                position: last,
-            }
-            .to_string(),
-        );
+        let cursor = Value::String(Cursor { session: self.session.clone(), position: last }.to_string());
         let event = publication.event.as_str();
         let sent = match &publication.data {
             Payload::Json(data) => socket.emit(event, &(data, &cursor)),

@@ -71,9 +71,7 @@ fn unknown_session() -> Response {
 
 /// A query parameter's raw value, the first one (as engineioxide reads it: unescaped).
 fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+    query.split('&').find_map(|pair| pair.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
 }
 
 /// The session id an Engine.IO open packet announces (`0{"sid":"…",…}`, in any payload framing).

@@ -41,11 +41,7 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(proxies: TrustedProxies) -> Sessions {
-        Sessions {
-            owners: Owners::default(),
-            transports: Arc::default(),
-            proxies,
-        }
+        Sessions { owners: Owners::default(), transports: Arc::default(), proxies }
     }
 
     /// The accepted connections (for the listener that registers them).
@@ -70,10 +66,8 @@ impl Sessions {
     /// no namespace holds).
     pub fn sweep(&self, io: &SocketIo, grace: Duration) -> usize {
         let namespaces = io.nsps();
-        self.owners.sweep(grace, |sid| {
-            sid.parse()
-                .is_ok_and(|sid| namespaces.iter().any(|ns| ns.get_socket(sid).is_some()))
-        })
+        self.owners
+            .sweep(grace, |sid| sid.parse().is_ok_and(|sid| namespaces.iter().any(|ns| ns.get_socket(sid).is_some())))
     }
 
     /// Long-polling sessions known.

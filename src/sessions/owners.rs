@@ -38,12 +38,7 @@ pub enum Refusal {
 impl Owners {
     /// A long-polling handshake from `address` opened `sid`.
     pub fn open(&self, sid: &str, address: IpAddr) {
-        let owner = Owner {
-            address,
-            websocket: None,
-            opened: Instant::now(),
-            cut: false,
-        };
+        let owner = Owner { address, websocket: None, opened: Instant::now(), cut: false };
         self.sessions.lock().unwrap().insert(sid.into(), owner);
     }
 

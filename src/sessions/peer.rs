@@ -72,7 +72,10 @@ mod tests {
     fn a_peer_that_is_no_proxy_is_the_client_whatever_it_forwards() {
         let trusted = proxies(&["10.0.0.0/8"]);
         assert_eq!(trusted.client_address(ip("203.0.113.9"), &forwarded(&["198.51.100.1"])), ip("203.0.113.9"));
-        assert_eq!(TrustedProxies::default().client_address(ip("127.0.0.1"), &forwarded(&["1.2.3.4"])), ip("127.0.0.1"));
+        assert_eq!(
+            TrustedProxies::default().client_address(ip("127.0.0.1"), &forwarded(&["1.2.3.4"])),
+            ip("127.0.0.1")
+        );
     }
 
     #[test]

@@ -30,11 +30,7 @@ pub struct Transports {
 impl Transports {
     fn register<I: AsRawFd>(self: &Arc<Self>, io: I, peer: SocketAddr) -> Registered<I> {
         self.open.lock().unwrap().insert(peer, io.as_raw_fd());
-        Registered {
-            io,
-            peer,
-            transports: self.clone(),
-        }
+        Registered { io, peer, transports: self.clone() }
     }
 
     /// Shuts down the connection from `peer` (both directions: what was already written still
@@ -121,13 +117,7 @@ impl<L: axum::serve::Listener<Addr = SocketAddr>> Accepting<L> {
         stop: CancellationToken,
         closed: CancellationToken,
     ) -> io::Result<Accepting<L>> {
-        Ok(Accepting {
-            local: inner.local_addr()?,
-            inner: Some(inner),
-            transports,
-            stop,
-            closed,
-        })
+        Ok(Accepting { local: inner.local_addr()?, inner: Some(inner), transports, stop, closed })
     }
 }
 

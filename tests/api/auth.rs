@@ -4,9 +4,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    BARRIER, SECRET, TestApp, claims, named, sign, sign_with, spawn_app, spawn_app_with, user_token,
-};
+use crate::helpers::{BARRIER, SECRET, TestApp, claims, named, sign, sign_with, spawn_app, spawn_app_with, user_token};
 use crate::sio::ConnectOptions;
 
 fn fixture(name: &str) -> String {
@@ -33,8 +31,7 @@ async fn assert_in_rooms(app: &TestApp, client: &mut crate::sio::SioClient, room
     for room in rooms {
         app.publish(json!({"event": "probe", "to": {"rooms": [room]}, "data": room})).await;
     }
-    app.publish(json!({"event": "probe", "to": {"rooms": ["org:not-mine"]}, "data": "org:not-mine"}))
-        .await;
+    app.publish(json!({"event": "probe", "to": {"rooms": ["org:not-mine"]}, "data": "org:not-mine"})).await;
     app.barrier().await;
     let events = client.events_before(BARRIER).await;
     let got: Vec<&str> = named(&events, "probe").iter().map(|v| v.as_str().unwrap()).collect();
@@ -55,12 +52,9 @@ async fn org_id_claim_alias_and_missing_optional_claims() {
     let app = spawn_app().await;
     let mut extra = serde_json::to_value(claims("u2")).unwrap();
     extra["orgId"] = json!(77);
-    let token = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &extra,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token =
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &extra, &EncodingKey::from_secret(SECRET.as_bytes()))
+            .unwrap();
     let mut c = app.connect(&token).await;
     assert_in_rooms(&app, &mut c, &["user:u2", "org:77"]).await;
 
@@ -79,10 +73,7 @@ async fn authorization_header_and_query_parameter_are_token_sources_too() {
     let mut by_header = app.connect_with(header).await.expect("header token accepted");
     assert_in_rooms(&app, &mut by_header, &["user:h", "org:o"]).await;
 
-    let query = ConnectOptions {
-        query: vec![("token".into(), user_token("q", None, None))],
-        ..Default::default()
-    };
+    let query = ConnectOptions { query: vec![("token".into(), user_token("q", None, None))], ..Default::default() };
     let mut by_query = app.connect_with(query).await.expect("query token accepted");
     assert_in_rooms(&app, &mut by_query, &["user:q"]).await;
     app.stop().await;

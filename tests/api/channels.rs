@@ -10,7 +10,10 @@ async fn subscribers_of_a_channel_receive_its_broadcasts_once() {
     let mut fan = app.connect(&user_token("fan", None, None)).await;
     let mut all_venues = app.connect(&user_token("ops", None, None)).await;
     let mut other = app.connect(&user_token("other", None, None)).await;
-    assert_eq!(fan.emit_with_ack("subscribe", json!({"channel": "venue:42"})).await, json!({"ok": true, "channel": "venue:42"}));
+    assert_eq!(
+        fan.emit_with_ack("subscribe", json!({"channel": "venue:42"})).await,
+        json!({"ok": true, "channel": "venue:42"})
+    );
     assert_eq!(all_venues.emit_with_ack("subscribe", json!("venue_updates")).await["ok"], true);
     assert_eq!(other.emit_with_ack("subscribe", json!({"channel": "venue:43"})).await["ok"], true);
 
@@ -19,11 +22,13 @@ async fn subscribers_of_a_channel_receive_its_broadcasts_once() {
     assert_eq!(response.status(), 202);
     app.post_json("/api/websocket", &json!({"action": "broadcast", "channel": "venue_updates", "data": {"id": "1"}}))
         .await;
-    app.post_json("/api/websocket", &json!({"action": "broadcast", "channel": "vibe_checks:42", "data": {}}))
-        .await;
+    app.post_json("/api/websocket", &json!({"action": "broadcast", "channel": "vibe_checks:42", "data": {}})).await;
     app.barrier().await;
 
-    assert_eq!(fan.events_before(BARRIER).await, [("venue_update".to_owned(), json!({"id": "42", "status": "active"}))]);
+    assert_eq!(
+        fan.events_before(BARRIER).await,
+        [("venue_update".to_owned(), json!({"id": "42", "status": "active"}))]
+    );
     assert_eq!(all_venues.events_before(BARRIER).await, [("venue_update".to_owned(), json!({"id": "1"}))]);
     assert!(other.events_before(BARRIER).await.is_empty());
 
@@ -77,7 +82,8 @@ async fn notify_reaches_every_socket_of_one_user() {
     let mut tab2 = app.connect(&user_token("user-123", None, None)).await;
     let mut other = app.connect(&user_token("user-456", None, None)).await;
     let note = json!({"id": "n1", "type": "venue_update", "title": "Venue Updated", "message": "x"});
-    let response = app.post_json("/api/websocket", &json!({"action": "notify", "userId": "user-123", "data": note})).await;
+    let response =
+        app.post_json("/api/websocket", &json!({"action": "notify", "userId": "user-123", "data": note})).await;
     assert_eq!(response.status(), 202);
     app.barrier().await;
     for tab in [&mut tab1, &mut tab2] {
@@ -95,7 +101,10 @@ async fn control_requests_are_validated_with_the_field_named() {
         (json!({"action": "shout", "channel": "venue:1"}), "action"),
         (json!({"action": "broadcast"}), "channel"),
         (json!({"action": "broadcast", "channel": "user:1"}), "channel"),
-        (json!({"action": "broadcast", "channel": "stores", "event": "store_availability_changed", "data": {"storeId": "s"}}), "data.isActive"),
+        (
+            json!({"action": "broadcast", "channel": "stores", "event": "store_availability_changed", "data": {"storeId": "s"}}),
+            "data.isActive",
+        ),
         (json!({"action": "broadcast", "channel": "stores", "event": "made:up"}), "event"),
         (json!({"action": "notify", "data": {}}), "userId"),
         (json!({"action": "notify", "userId": "a b"}), "userId"),

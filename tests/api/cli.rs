@@ -53,11 +53,7 @@ fn token_prints_a_jwt_the_server_accepts() {
 #[test]
 fn migrate_creates_the_sqlite_database() {
     let dir = tempfile::tempdir().unwrap();
-    let out = switchyard(&dir)
-        .arg("migrate")
-        .env("DATABASE_URL", "sqlite://fresh.db?mode=rwc")
-        .output()
-        .unwrap();
+    let out = switchyard(&dir).arg("migrate").env("DATABASE_URL", "sqlite://fresh.db?mode=rwc").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("fresh.db").exists());
 }

@@ -8,7 +8,8 @@ use crate::helpers::{API_KEY, BARRIER, named, spawn_app, user_token};
 #[tokio::test]
 async fn users_are_created_replaced_read_and_deleted() {
     let app = spawn_app().await;
-    let body = json!({"email": "a@x.io", "emailVerified": true, "organizationId": 42, "tenantId": "t1", "role": "admin"});
+    let body =
+        json!({"email": "a@x.io", "emailVerified": true, "organizationId": 42, "tenantId": "t1", "role": "admin"});
     let created = app.put_json("/api/users/alice", &body).await;
     assert_eq!(created.status(), 201);
     let user: Value = created.json().await.unwrap();
@@ -79,16 +80,16 @@ async fn deleting_a_membership_takes_the_users_live_sockets_out_of_the_room() {
 #[tokio::test]
 async fn invitations_are_validated_and_stored() {
     let app = spawn_app().await;
-    let good = json!({"organizationId": "o1", "email": "v@x.io", "status": "pending", "expiresAt": "2030-01-01T00:00:00Z"});
+    let good =
+        json!({"organizationId": "o1", "email": "v@x.io", "status": "pending", "expiresAt": "2030-01-01T00:00:00Z"});
     assert_eq!(app.put_json("/api/invitations/inv-1", &good).await.status(), 201);
     let read = app.get_json("/api/invitations/inv-1").await;
     assert_eq!(read["status"], "pending");
     assert_eq!(read["organizationId"], "o1");
 
-    for (body, names) in [
-        (json!({"status": "lost"}), "status"),
-        (json!({"status": "accepted", "expiresAt": "tomorrow"}), "expiresAt"),
-    ] {
+    for (body, names) in
+        [(json!({"status": "lost"}), "status"), (json!({"status": "accepted", "expiresAt": "tomorrow"}), "expiresAt")]
+    {
         let response = app.put_json("/api/invitations/inv-1", &body).await;
         assert_eq!(response.status(), 400);
         let message = response.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();

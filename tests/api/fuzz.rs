@@ -28,10 +28,22 @@ fn json_value() -> impl Strategy<Value = Value> {
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         let key = prop_oneof![
-            Just("event".to_owned()), Just("to".to_owned()), Just("data".to_owned()), Just("except".to_owned()),
-            Just("user".to_owned()), Just("org".to_owned()), Just("tenant".to_owned()), Just("project".to_owned()),
-            Just("channel".to_owned()), Just("rooms".to_owned()), Just("all".to_owned()), Just("invitationId".to_owned()),
-            Just("status".to_owned()), Just("userId".to_owned()), Just("organizationId".to_owned()), "[a-z]{1,6}",
+            Just("event".to_owned()),
+            Just("to".to_owned()),
+            Just("data".to_owned()),
+            Just("except".to_owned()),
+            Just("user".to_owned()),
+            Just("org".to_owned()),
+            Just("tenant".to_owned()),
+            Just("project".to_owned()),
+            Just("channel".to_owned()),
+            Just("rooms".to_owned()),
+            Just("all".to_owned()),
+            Just("invitationId".to_owned()),
+            Just("status".to_owned()),
+            Just("userId".to_owned()),
+            Just("organizationId".to_owned()),
+            "[a-z]{1,6}",
         ];
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),

@@ -68,12 +68,20 @@ async fn garbage_at_every_door_gets_an_error_or_a_close_and_everyone_else_is_ser
     let answer = raw(addr, b"\x00\x01\x02 not http at all\r\n\r\n", false).await;
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 400"), "not HTTP: {answer}");
     raw(addr, b"POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{\"event\":", true).await;
-    let big_header = raw(addr, format!("GET /ws HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(200_000)).as_bytes(), false).await;
+    let big_header =
+        raw(addr, format!("GET /ws HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(200_000)).as_bytes(), false)
+            .await;
     assert!(big_header.is_empty() || big_header.starts_with("HTTP/1.1 4"), "a 200 KB header: {big_header}");
 
     // The HTTP API: deep JSON, invalid UTF-8, oversized.
     let http = reqwest::Client::new();
-    let post = |body: Vec<u8>| http.post(app.url("/api/events")).bearer_auth(API_KEY).header("content-type", "application/json").body(body).send();
+    let post = |body: Vec<u8>| {
+        http.post(app.url("/api/events"))
+            .bearer_auth(API_KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
     assert_eq!(post(deep.clone().into_bytes()).await.unwrap().status(), 400);
     assert_eq!(post(vec![0xff, 0xfe, b'{']).await.unwrap().status(), 400);
     assert_eq!(post(vec![b' '; 200_000]).await.unwrap().status(), 413);
@@ -97,7 +105,12 @@ async fn garbage_at_every_door_gets_an_error_or_a_close_and_everyone_else_is_ser
         ws_frames(addr, &sio, vec![Message::text("40"), Message::text(packet)]).await;
     }
     ws_frames(addr, &sio, vec![Message::text("40"), Message::binary(vec![0xde, 0xad, 0xbe, 0xef])]).await;
-    ws_frames(addr, &sio, vec![Message::text("40"), Message::text(format!("42[\"subscribe\",\"{}\"]", "x".repeat(100_000)))]).await;
+    ws_frames(
+        addr,
+        &sio,
+        vec![Message::text("40"), Message::text(format!("42[\"subscribe\",\"{}\"]", "x".repeat(100_000)))],
+    )
+    .await;
 
     // Socket.IO v3 over polling: a session, then garbage bodies.
     let open = http.get(app.url("/socket.io/?EIO=3&transport=polling")).send().await.unwrap().text().await.unwrap();

@@ -17,7 +17,9 @@ async fn healthz_and_readyz_answer() {
 
 #[tokio::test]
 async fn listed_origins_get_credentialed_cors_on_the_api_and_the_socket_endpoint() {
-    let app = spawn_app_with(&[("CORS_ORIGINS", "http://app.example:3000"), ("FRONTEND_URL", "https://front.example/")]).await;
+    let app =
+        spawn_app_with(&[("CORS_ORIGINS", "http://app.example:3000"), ("FRONTEND_URL", "https://front.example/")])
+            .await;
     for origin in ["http://app.example:3000", "https://front.example"] {
         for path in ["/api/events", "/socket.io/?EIO=4&transport=polling"] {
             let preflight = app
@@ -58,13 +60,7 @@ async fn listed_origins_get_credentialed_cors_on_the_api_and_the_socket_endpoint
 #[tokio::test]
 async fn without_listed_origins_any_origin_is_allowed_without_credentials() {
     let app = spawn_app().await;
-    let response = app
-        .http
-        .get(app.url("/healthz"))
-        .header("origin", "http://anywhere.example")
-        .send()
-        .await
-        .unwrap();
+    let response = app.http.get(app.url("/healthz")).header("origin", "http://anywhere.example").send().await.unwrap();
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
     assert!(response.headers().get("access-control-allow-credentials").is_none());
     app.stop().await;

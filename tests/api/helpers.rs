@@ -60,14 +60,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
-    TestApp {
-        addr,
-        http: reqwest::Client::new(),
-        state,
-        shutdown: Some(tx),
-        server: Some(server),
-        _dir: dir,
-    }
+    TestApp { addr, http: reqwest::Client::new(), state, shutdown: Some(tx), server: Some(server), _dir: dir }
 }
 
 impl TestApp {
@@ -97,23 +90,11 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(API_KEY)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.http.post(self.url(path)).bearer_auth(API_KEY).json(body).send().await.unwrap()
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.http
-            .put(self.url(path))
-            .header("x-api-key", API_KEY)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.http.put(self.url(path)).header("x-api-key", API_KEY).json(body).send().await.unwrap()
     }
 
     /// `GET` with the API key, asserting 200; the JSON body.

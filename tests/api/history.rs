@@ -11,7 +11,8 @@ async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
 }
 
 async fn broadcast(app: &TestApp, channel: &str, data: Value) -> Value {
-    let response = app.post_json("/api/websocket", &json!({"action": "broadcast", "channel": channel, "data": data})).await;
+    let response =
+        app.post_json("/api/websocket", &json!({"action": "broadcast", "channel": channel, "data": data})).await;
     assert_eq!(response.status(), 202);
     response.json().await.unwrap()
 }
@@ -111,7 +112,8 @@ async fn polling_requires_a_user_and_reads_only_the_rooms_he_may_read() {
 #[tokio::test]
 async fn offsets_stay_strictly_increasing_under_concurrent_publishers_and_arrive_in_order() {
     let app = spawn_app().await;
-    let mut sub = crate::ws::WsClient::connect(app.addr, &format!("/ws?token={}", user_token("s", None, None)), &[]).await;
+    let mut sub =
+        crate::ws::WsClient::connect(app.addr, &format!("/ws?token={}", user_token("s", None, None)), &[]).await;
     sub.ask(json!({"type": "subscribe", "channel": "stores"})).await;
     let publishers: Vec<_> = (0..40)
         .map(|n| {
@@ -119,7 +121,8 @@ async fn offsets_stay_strictly_increasing_under_concurrent_publishers_and_arrive
             let url = app.url("/api/websocket");
             tokio::spawn(async move {
                 let body = json!({"action": "broadcast", "channel": "stores", "data": {"storeId": n.to_string()}});
-                let r: Value = http.post(url).bearer_auth(API_KEY).json(&body).send().await.unwrap().json().await.unwrap();
+                let r: Value =
+                    http.post(url).bearer_auth(API_KEY).json(&body).send().await.unwrap().json().await.unwrap();
                 r["offset"].as_i64().unwrap()
             })
         })
@@ -171,7 +174,8 @@ async fn an_offline_users_notifications_are_kept_and_delivered_once_when_he_conn
     let mut tab1 = app.connect(&user_token("bob", None, None)).await;
     assert_eq!(tab1.next_event().await, ("notification:new".to_owned(), note.clone()));
     let mut tab2 = app.connect(&user_token("bob", None, None)).await;
-    let mut plain = crate::ws::WsClient::connect(app.addr, &format!("/ws?token={}", user_token("bob", None, None)), &[]).await;
+    let mut plain =
+        crate::ws::WsClient::connect(app.addr, &format!("/ws?token={}", user_token("bob", None, None)), &[]).await;
     app.barrier().await;
     assert!(without_presence(tab2.events_before(BARRIER).await).is_empty(), "delivered once, not per connection");
     assert!(plain.frames_before(BARRIER).await.is_empty());
@@ -209,7 +213,10 @@ async fn reading_a_notification_marks_it_and_tells_the_users_other_connections()
     let foreign = other.emit_with_ack("notification:read", json!({"id": "n-7"})).await;
     assert_eq!(foreign["error"]["code"], "not_found", "eve cannot read bob's notification");
     app.barrier().await;
-    assert_eq!(without_presence(tab2.events_before(BARRIER).await), [("notification:read".to_owned(), json!({"id": "n-7"}))]);
+    assert_eq!(
+        without_presence(tab2.events_before(BARRIER).await),
+        [("notification:read".to_owned(), json!({"id": "n-7"}))]
+    );
     assert!(without_presence(tab1.events_before(BARRIER).await).is_empty());
 
     let token = user_token("bob", None, None);

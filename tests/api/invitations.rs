@@ -128,13 +128,20 @@ async fn redis_invitation_updates_and_notifications_are_delivered_once() {
     let channel = |name: &str| format!("{prefix}{name}");
     redis_publish(&redis, &channel("invitation-updates"), "{not json").await;
     redis_publish(&redis, &channel("invitation-updates"), r#"{"invitationId":"r1","status":"lost"}"#).await;
-    redis_publish(&redis, &channel("invitation-updates"), r#"{"invitationId":"r1","status":"revoked","revokedAt":"2024-02-02T10:00:00Z"}"#).await;
+    redis_publish(
+        &redis,
+        &channel("invitation-updates"),
+        r#"{"invitationId":"r1","status":"revoked","revokedAt":"2024-02-02T10:00:00Z"}"#,
+    )
+    .await;
     redis_publish(&redis, &channel("notifications"), r#"{"userId":"w","title":"for w"}"#).await;
     redis_publish(&redis, &channel("notifications"), r#"{"organizationId":"o1","title":"for o1"}"#).await;
     redis_publish(&redis, &channel("notifications"), r#"{"title":"for nobody"}"#).await;
-    redis_publish(&redis, &channel("switchyard:publish"), r#"{"event":"invoice:paid","to":{"org":"o1"},"data":{}}"#).await;
+    redis_publish(&redis, &channel("switchyard:publish"), r#"{"event":"invoice:paid","to":{"org":"o1"},"data":{}}"#)
+        .await;
     // Messages of one channel arrive in order; the barrier goes last on the same connection.
-    redis_publish(&redis, &channel("switchyard:publish"), &json!({"event": BARRIER, "to": {"all": true}}).to_string()).await;
+    redis_publish(&redis, &channel("switchyard:publish"), &json!({"event": BARRIER, "to": {"all": true}}).to_string())
+        .await;
 
     let events = without_presence(watcher.events_before(BARRIER).await);
     let updates = named(&events, "invitation-update");
@@ -145,10 +152,10 @@ async fn redis_invitation_updates_and_notifications_are_delivered_once() {
     assert_eq!(named(&events, "invoice:paid").len(), 1);
 
     let mate = without_presence(org_mate.events_before(BARRIER).await);
-    assert_eq!(mate.iter().map(|(n, d)| (n.as_str(), d["title"].clone())).collect::<Vec<_>>(), [
-        ("notification:new", json!("for o1")),
-        ("invoice:paid", Value::Null),
-    ]);
+    assert_eq!(
+        mate.iter().map(|(n, d)| (n.as_str(), d["title"].clone())).collect::<Vec<_>>(),
+        [("notification:new", json!("for o1")), ("invoice:paid", Value::Null),]
+    );
     assert!(stranger.events_before(BARRIER).await.is_empty());
     app.stop().await;
 }
@@ -157,13 +164,17 @@ async fn redis_invitation_updates_and_notifications_are_delivered_once() {
 async fn the_expiry_job_expires_pending_invitations_once_and_notifies_the_admins() {
     let app = spawn_app().await;
     for (id, role) in [("admin1", "admin"), ("member1", "member")] {
-        app.put_json(&format!("/api/users/{id}"), &json!({"organizationId": "o1", "role": role, "emailVerified": true}))
-            .await;
+        app.put_json(
+            &format!("/api/users/{id}"),
+            &json!({"organizationId": "o1", "role": role, "emailVerified": true}),
+        )
+        .await;
     }
     let past = "2020-01-01T00:00:00Z";
     let future = "2999-01-01T00:00:00Z";
     for (id, status, expires) in [("old", "pending", past), ("fresh", "pending", future), ("used", "accepted", past)] {
-        let body = json!({"organizationId": "o1", "email": format!("{id}@vendor.io"), "status": status, "expiresAt": expires});
+        let body =
+            json!({"organizationId": "o1", "email": format!("{id}@vendor.io"), "status": status, "expiresAt": expires});
         assert_eq!(app.put_json(&format!("/api/invitations/{id}"), &body).await.status(), 201);
     }
     let mut watcher = app.connect(&user_token("member1", Some("o1"), None)).await;

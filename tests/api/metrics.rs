@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, user_token, BARRIER};
+use crate::helpers::{BARRIER, spawn_app, spawn_app_with, user_token};
 use crate::sio::ConnectOptions;
 
 /// The value of the sample whose name and labels are exactly `series`.
@@ -20,10 +20,7 @@ async fn metrics_count_connections_publications_deliveries_refusals_and_history(
     let refused = app.connect_with(ConnectOptions::auth_token("not-a-jwt")).await;
     assert!(refused.is_err());
     for _ in 0..2 {
-        assert_eq!(
-            alice.emit_with_ack("subscribe", json!({"channel": "venue:1"})).await["ok"],
-            true
-        );
+        assert_eq!(alice.emit_with_ack("subscribe", json!({"channel": "venue:1"})).await["ok"], true);
     }
     // Alice and Bob each get the user-room publication meant for them, and the channel one.
     app.publish(json!({"event": "probe", "to": {"user": ["alice", "bob"]}, "data": {}})).await;
@@ -85,15 +82,21 @@ async fn metrics_token_is_required_when_set() {
 async fn the_grafana_dashboard_uses_only_exposed_series() {
     let app = spawn_app().await;
     let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let dashboard: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana-dashboard.json")).unwrap())
-            .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
     let mut checked = 0;
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             let expr = target["expr"].as_str().unwrap();
-            for word in expr.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| w.starts_with("switchyard_")) {
-                assert!(text.contains(&format!("# TYPE {word} ")) || text.contains(&format!("\n{word}")), "{word} is not exposed");
+            for word in
+                expr.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| w.starts_with("switchyard_"))
+            {
+                assert!(
+                    text.contains(&format!("# TYPE {word} ")) || text.contains(&format!("\n{word}")),
+                    "{word} is not exposed"
+                );
                 checked += 1;
             }
         }

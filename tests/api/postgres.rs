@@ -21,9 +21,7 @@ async fn the_directory_and_auth_work_on_postgresql() {
     let url = format!("{base}/{name}");
 
     let app = spawn_app_with(&[("DATABASE_URL", &url), ("AUTH_REQUIRE_USER", "true")]).await;
-    let created = app
-        .put_json("/api/users/pg-user", &json!({"emailVerified": true, "organizationId": "o1"}))
-        .await;
+    let created = app.put_json("/api/users/pg-user", &json!({"emailVerified": true, "organizationId": "o1"})).await;
     assert_eq!(created.status(), 201);
     assert_eq!(
         app.put_json("/api/invitations/i1", &json!({"status": "pending", "expiresAt": "2031-05-01T10:00:00+02:00"}))
@@ -37,8 +35,5 @@ async fn the_directory_and_auth_work_on_postgresql() {
     assert_eq!(named(&c.events_before(BARRIER).await, "invoice:sent").len(), 1);
     app.stop().await;
 
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
 }

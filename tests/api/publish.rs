@@ -12,9 +12,8 @@ async fn org_publish_reaches_each_socket_of_the_org_once_and_no_other_org() {
     let mut bob = app.connect(&user_token("bob", Some("42"), None)).await;
     let mut eve = app.connect(&user_token("eve", Some("7"), None)).await;
 
-    let receipt = app
-        .publish(json!({"event": "invoice:created", "to": {"org": "42"}, "data": {"invoiceId": "inv-1"}}))
-        .await;
+    let receipt =
+        app.publish(json!({"event": "invoice:created", "to": {"org": "42"}, "data": {"invoiceId": "inv-1"}})).await;
     assert_eq!(receipt["event"], "invoice:created");
     assert_eq!(receipt["rooms"], json!(["org:42"]));
     assert!(receipt["id"].as_str().is_some_and(|id| !id.is_empty()));
@@ -46,8 +45,7 @@ async fn user_publish_reaches_every_tab_of_that_user_only() {
     let mut tab2 = app.connect(&user_token("u1", Some("1"), None)).await;
     let mut other = app.connect(&user_token("u2", Some("1"), None)).await;
 
-    app.publish(json!({"event": "notification:new", "to": {"user": "u1"}, "data": {"title": "hi"}}))
-        .await;
+    app.publish(json!({"event": "notification:new", "to": {"user": "u1"}, "data": {"title": "hi"}})).await;
     app.barrier().await;
 
     for tab in [&mut tab1, &mut tab2] {
@@ -81,8 +79,7 @@ async fn tenant_and_several_targets_are_delivered_once_to_a_socket_in_both() {
     let mut outsider = app.connect(&user_token("x", Some("o2"), Some("t2"))).await;
 
     // The socket is in both rooms: Socket.IO semantics deliver a multi-room emit once.
-    app.publish(json!({"event": "task:created", "to": {"tenant": "t1", "org": "o1"}, "data": {"id": 1}}))
-        .await;
+    app.publish(json!({"event": "task:created", "to": {"tenant": "t1", "org": "o1"}, "data": {"id": 1}})).await;
     app.barrier().await;
 
     assert_eq!(named(&member.events_before(BARRIER).await, "task:created").len(), 1);
@@ -96,8 +93,7 @@ async fn a_socket_id_addresses_exactly_that_socket() {
     let mut tab1 = app.connect(&user_token("u1", None, None)).await;
     let mut tab2 = app.connect(&user_token("u1", None, None)).await;
 
-    app.publish(json!({"event": "hr:leave_approved", "to": {"socket": tab2.sid}, "data": {}}))
-        .await;
+    app.publish(json!({"event": "hr:leave_approved", "to": {"socket": tab2.sid}, "data": {}})).await;
     app.barrier().await;
 
     assert!(tab1.events_before(BARRIER).await.is_empty());
@@ -180,7 +176,10 @@ async fn the_catalogue_refuses_unknown_events_and_bad_documented_payloads() {
     let app = crate::helpers::spawn_app_with(&[("EVENTS_ALLOW_UNKNOWN", "false")]).await;
     for (body, field) in [
         (json!({"event": "invoice:exploded", "to": {"org": "1"}}), "event"),
-        (json!({"event": "invitation-update", "to": {"invitation": "i"}, "data": {"invitationId": "i", "status": "lost"}}), "data.status"),
+        (
+            json!({"event": "invitation-update", "to": {"invitation": "i"}, "data": {"invitationId": "i", "status": "lost"}}),
+            "data.status",
+        ),
         (json!({"event": "order_updated", "to": {"user": "c"}, "data": {"order": {}}}), "data.orderId"),
         (json!({"event": "user:status", "to": {"org": "1"}, "data": {"userId": "u", "status": "away"}}), "data.status"),
     ] {

@@ -16,7 +16,10 @@ async fn channel_subscribers_get_deliveries_with_channel_id_and_offset() {
     let app = spawn_app().await;
     let mut fan = ws(&app, "/ws", &user_token("fan", None, None)).await;
     let mut other = ws(&app, "/ws", &user_token("other", None, None)).await;
-    assert_eq!(fan.ask(json!({"type": "subscribe", "channel": "venue:42"})).await, json!({"type": "subscribed", "channel": "venue:42"}));
+    assert_eq!(
+        fan.ask(json!({"type": "subscribe", "channel": "venue:42"})).await,
+        json!({"type": "subscribed", "channel": "venue:42"})
+    );
     assert_eq!(fan.ask(json!({"type": "ping"})).await, json!({"type": "pong"}));
     assert_eq!(other.ask(json!({"type": "subscribe", "channel": "venue:43"})).await["type"], "subscribed");
 
@@ -33,7 +36,10 @@ async fn channel_subscribers_get_deliveries_with_channel_id_and_offset() {
     assert_eq!(receipt["offset"], 1);
     assert!(other.frames_before(BARRIER).await.is_empty());
 
-    assert_eq!(fan.ask(json!({"type": "unsubscribe", "channel": "venue:42"})).await, json!({"type": "unsubscribed", "channel": "venue:42"}));
+    assert_eq!(
+        fan.ask(json!({"type": "unsubscribe", "channel": "venue:42"})).await,
+        json!({"type": "unsubscribed", "channel": "venue:42"})
+    );
     app.post_json("/api/websocket", &body).await;
     app.barrier().await;
     assert!(fan.frames_before(BARRIER).await.is_empty());
@@ -114,9 +120,11 @@ async fn commerce_orders_reach_their_customer_stores_everyone_products_the_store
 async fn the_commerce_user_query_must_match_the_token_unless_development_allows_it() {
     let app = spawn_app().await;
     let token = user_token("c1", None, None);
-    let mut matching = WsClient::connect(app.addr, &format!("/api/ws?userId=c1&role=customer&token={token}"), &[]).await;
+    let mut matching =
+        WsClient::connect(app.addr, &format!("/api/ws?userId=c1&role=customer&token={token}"), &[]).await;
     assert_eq!(matching.ask(json!({"type": "ping"})).await["type"], "pong");
-    let mut mismatch = WsClient::connect(app.addr, &format!("/api/ws?userId=c2&role=customer&token={token}"), &[]).await;
+    let mut mismatch =
+        WsClient::connect(app.addr, &format!("/api/ws?userId=c2&role=customer&token={token}"), &[]).await;
     assert_eq!(mismatch.next().await["code"], "user_mismatch");
     let mut no_token = WsClient::connect(app.addr, "/api/ws?userId=c1&role=customer", &[]).await;
     assert_eq!(no_token.next().await["code"], "token_missing");
@@ -137,7 +145,8 @@ async fn one_publication_reaches_socketio_and_plain_websocket_subscribers_once_e
     let mut plain = ws(&app, "/ws", &user_token("p", Some("o1"), None)).await;
     plain.ask(json!({"type": "subscribe", "channel": "promotions:5"})).await;
 
-    app.post_json("/api/websocket", &json!({"action": "broadcast", "channel": "promotions:5", "data": {"pct": 10}})).await;
+    app.post_json("/api/websocket", &json!({"action": "broadcast", "channel": "promotions:5", "data": {"pct": 10}}))
+        .await;
     app.publish(json!({"event": "invoice:created", "to": {"org": "o1"}, "data": {"n": 1}})).await;
     app.barrier().await;
 

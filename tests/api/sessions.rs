@@ -29,10 +29,7 @@ struct Polling {
 
 impl Polling {
     fn client(from: &str) -> reqwest::Client {
-        reqwest::Client::builder()
-            .local_address(from.parse::<IpAddr>().unwrap())
-            .build()
-            .unwrap()
+        reqwest::Client::builder().local_address(from.parse::<IpAddr>().unwrap()).build().unwrap()
     }
 
     /// Opens a session and joins the main namespace with `token`.
@@ -151,8 +148,7 @@ async fn a_session_id_opens_nothing_from_another_address_and_still_serves_its_ow
     assert_eq!(websocket_from(STRANGER, app.addr, &query).await.err(), Some(400));
 
     // The owner's session is untouched: it reads its own notification over polling...
-    app.publish(json!({"event": "notification:new", "to": {"user": "victim"}, "data": {"n": 1}}))
-        .await;
+    app.publish(json!({"event": "notification:new", "to": {"user": "victim"}, "data": {"n": 1}})).await;
     let body = owner.poll_until("notification:new").await;
     assert!(body.contains(r#"{"n":1}"#), "{body}");
     // ...then upgrades to a WebSocket and reads the next one there.
@@ -160,8 +156,7 @@ async fn a_session_id_opens_nothing_from_another_address_and_still_serves_its_ow
     send(&mut ws, "2probe").await;
     assert_eq!(next_text(&mut ws).await.as_deref(), Some("3probe"));
     send(&mut ws, "5").await;
-    app.publish(json!({"event": "notification:new", "to": {"user": "victim"}, "data": {"n": 2}}))
-        .await;
+    app.publish(json!({"event": "notification:new", "to": {"user": "victim"}, "data": {"n": 2}})).await;
     let delivered = loop {
         let frame = next_text(&mut ws).await.expect("the session stays open");
         if frame.starts_with("42") {
@@ -187,8 +182,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_owns_the_session() {
     let forger = owner.posing_as(STRANGER, &client);
     assert_eq!(forger.poll().await.0, 400);
 
-    app.publish(json!({"event": "notification:new", "to": {"user": "victim"}, "data": {"n": 1}}))
-        .await;
+    app.publish(json!({"event": "notification:new", "to": {"user": "victim"}, "data": {"n": 1}})).await;
     owner.poll_until("notification:new").await;
     app.stop().await;
 }

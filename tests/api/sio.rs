@@ -26,10 +26,7 @@ pub struct ConnectOptions {
 
 impl ConnectOptions {
     pub fn auth_token(token: &str) -> Self {
-        ConnectOptions {
-            auth: Some(serde_json::json!({ "token": token })),
-            ..Default::default()
-        }
+        ConnectOptions { auth: Some(serde_json::json!({ "token": token })), ..Default::default() }
     }
 }
 
@@ -54,9 +51,7 @@ impl SioClient {
         }
         let mut request = url.into_client_request().unwrap();
         for (k, v) in &options.headers {
-            request
-                .headers_mut()
-                .insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            request.headers_mut().insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("websocket upgrade");
         let open = next_text(&mut ws).await;
@@ -80,9 +75,7 @@ impl SioClient {
                 });
             } else if let Some(body) = frame.strip_prefix("44") {
                 let v: Value = serde_json::from_str(body).unwrap();
-                return Err(ConnectError {
-                    message: v["message"].as_str().unwrap_or_default().to_owned(),
-                });
+                return Err(ConnectError { message: v["message"].as_str().unwrap_or_default().to_owned() });
             } else {
                 panic!("unexpected frame during connect: {frame}");
             }

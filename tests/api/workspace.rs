@@ -28,8 +28,7 @@ async fn members_join_project_rooms_and_others_are_refused() {
     assert_eq!(refused["ok"], false);
     assert_eq!(refused["error"]["code"], "forbidden");
 
-    app.publish(json!({"event": "task:created", "to": {"tenant": "t1", "project": "p1"}, "data": {"id": 7}}))
-        .await;
+    app.publish(json!({"event": "task:created", "to": {"tenant": "t1", "project": "p1"}, "data": {"id": 7}})).await;
     app.barrier().await;
     for member in [&mut alice, &mut bob] {
         assert_eq!(named(&member.events_before(BARRIER).await, "task:created"), [&json!({"id": 7})]);

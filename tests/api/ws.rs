@@ -25,9 +25,7 @@ impl WsClient {
     pub async fn connect(addr: std::net::SocketAddr, path: &str, headers: &[(&str, String)]) -> WsClient {
         let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
         for (k, v) in headers {
-            request
-                .headers_mut()
-                .insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            request.headers_mut().insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
         let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("websocket upgrade");
         WsClient { ws }
