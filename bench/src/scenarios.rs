@@ -445,22 +445,28 @@ impl Run {
     }
 }
 
+/// How publications are sent: `rate` requests per second (None: as fast as possible), `batch`
+/// publications per request, for `seconds`.
+struct Pace {
+    rate: Option<u64>,
+    batch: usize,
+    seconds: u64,
+}
+
 /// Publishes `body(i)` through `publish_on` to `receivers` (connected already), each
-/// publication reaching `audience` of them, at `rate` (None: as fast as possible); waits for
-/// every delivery (or 3 s of silence). Server CPU is read from `cpu_of` when given.
+/// publication reaching `audience` of them, at `pace`; waits for every delivery (or 3 s of
+/// silence). Server CPU is read from `cpu_of` when given.
 async fn load(
     publish_on: &str,
     cpu_of: Option<&Server>,
     receivers: Receivers,
     audience: usize,
-    rate: Option<u64>,
-    batch: usize,
-    seconds: u64,
+    pace: Pace,
     body: impl Fn(u64) -> serde_json::Value + Sync,
 ) -> Run {
     let cpu_before = cpu_of.map(Server::cpu_seconds);
     let start = Instant::now();
-    let acked = publish(publish_on, seconds, rate, batch, body).await;
+    let acked = publish(publish_on, pace.seconds, pace.rate, pace.batch, body).await;
     let expected = acked * audience as u64;
     let last = receivers.drain(expected).await;
     let elapsed = last.duration_since(start).as_secs_f64();
@@ -475,7 +481,7 @@ async fn load(
 /// One room of `room` sockets, publishes at `rate` (None: as fast as possible).
 async fn fan_out_run(server: &Server, room: usize, rate: Option<u64>, seconds: u64) -> anyhow::Result<Run> {
     let receivers = Receivers::start(open_many(&server.addr, room, "fan-", |_| Some(FAN_OUT_CHANNEL.into())).await?);
-    Ok(load(&server.addr, Some(server), receivers, room, rate, 1, seconds, |_| {
+    Ok(load(&server.addr, Some(server), receivers, room, Pace { rate, batch: 1, seconds }, |_| {
         serde_json::json!({"event": "store_updated", "to": {"channel": FAN_OUT_CHANNEL}, "data": {"storeId": "s", "t": now_us()}})
     })
     .await)
@@ -517,7 +523,7 @@ async fn fan_out(server: &Server, room: usize, rate: Option<u64>, seconds: u64) 
 /// (4) 1:1 notifications: each publication to one user's room, round robin, in batches.
 async fn notify(server: &Server, users: usize, seconds: u64) -> anyhow::Result<Vec<Measure>> {
     let receivers = Receivers::start(open_many(&server.addr, users, "user-", |_| None).await?);
-    let run = load(&server.addr, Some(server), receivers, 1, None, BATCH, seconds, |i| {
+    let run = load(&server.addr, Some(server), receivers, 1, Pace { rate: None, batch: BATCH, seconds }, |i| {
         // message:new, not notification:new, which Switchyard also keeps in an inbox.
         serde_json::json!({"event": "message:new", "to": {"user": format!("user-{}", i as usize % users)}, "data": {"t": now_us()}})
     })
@@ -553,7 +559,8 @@ async fn http_latency(server: &Server, seconds: u64) -> anyhow::Result<Vec<Measu
 async fn many_rooms(server: &Server, rooms: usize, per_room: usize, seconds: u64) -> anyhow::Result<Vec<Measure>> {
     let channel = |i: usize| format!("store:{}", i % rooms);
     let receivers = Receivers::start(open_many(&server.addr, rooms * per_room, "rooms-", |i| Some(channel(i))).await?);
-    let run = load(&server.addr, Some(server), receivers, per_room, None, BATCH, seconds, |i| {
+    let pace = Pace { rate: None, batch: BATCH, seconds };
+    let run = load(&server.addr, Some(server), receivers, per_room, pace, |i| {
         serde_json::json!({"event": "product_updated", "to": {"channel": channel(i as usize)}, "data": {"storeId": "s", "t": now_us()}})
     })
     .await;
@@ -642,9 +649,7 @@ async fn gentle(
         None,
         receivers,
         subscribers,
-        Some(rate),
-        1,
-        seconds,
+        Pace { rate: Some(rate), batch: 1, seconds },
         |_| serde_json::json!({"event": "message:new", "to": {"user": users}, "data": {"t": now_us()}}),
     )
     .await)

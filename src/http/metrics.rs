@@ -16,13 +16,13 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(expected) = &state.settings.operations.metrics_token {
-        if !bearer(&headers).is_some_and(|given| expected.matches(given)) {
-            return Err(ApiError::Unauthorized {
-                code: "metrics_token_required",
-                message: "GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`".into(),
-            });
-        }
+    if let Some(expected) = &state.settings.operations.metrics_token
+        && !bearer(&headers).is_some_and(|given| expected.matches(given))
+    {
+        return Err(ApiError::Unauthorized {
+            code: "metrics_token_required",
+            message: "GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`".into(),
+        });
     }
     let body = state.metrics.render(state.publisher.hub().connection_counts());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
