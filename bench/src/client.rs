@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{self, Poll, ready};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -306,6 +306,21 @@ pub fn token(sub: &str) -> String {
         &jsonwebtoken::EncodingKey::from_secret(super::servers::SECRET.as_bytes()),
     )
     .expect("signable")
+}
+
+/// Every connection of the run gets the next loopback source address slot, so a scenario never
+/// waits on ports the previous one left in TIME_WAIT.
+static NEXT_CONNECTION: AtomicUsize = AtomicUsize::new(0);
+static PER_SOURCE: AtomicUsize = AtomicUsize::new(20_000);
+
+/// How many connections share one loopback source address (each has 64k ports).
+pub fn set_per_source(n: usize) {
+    PER_SOURCE.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The loopback source address of the run's next connection.
+pub fn next_source() -> std::net::IpAddr {
+    source_address(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed), PER_SOURCE.load(Ordering::Relaxed))
 }
 
 #[cfg(test)]

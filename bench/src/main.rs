@@ -14,6 +14,7 @@
 
 mod client;
 mod drops;
+mod measure;
 mod plain;
 mod report;
 mod scenarios;

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{connect_from, handshake, token};
-use crate::scenarios::{Measure, measure, next_source};
+use crate::client::{connect_from, handshake, next_source, token};
+use crate::measure::{Measure, measure};
 use crate::servers::Server;
 
 pub const SCENARIO: &str = "idle plain WebSocket (Node: ws 8.18)";

@@ -29,7 +29,7 @@ pub fn markdown(results: &Results, sizes: &Sizes) -> String {
         sizes.cross_subscribers,
     );
     // A server left out (`--servers`) shows as NaN.
-    let missing = |m: &crate::scenarios::Measure| crate::scenarios::Measure { value: f64::NAN, lost: 0, ..m.clone() };
+    let missing = |m: &crate::measure::Measure| crate::measure::Measure { value: f64::NAN, lost: 0, ..m.clone() };
     let rows = results.switchyard.len().max(results.node.len());
     for i in 0..rows {
         let (s, n) = match (results.switchyard.get(i), results.node.get(i)) {

@@ -4,7 +4,7 @@
 //! audience, minus what arrived (negative would be duplicates).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
@@ -12,7 +12,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::client::{Connection, Tally, now_us, source_address, token};
+use crate::client::{Connection, Tally, next_source, now_us, set_per_source, token};
+use crate::measure::{Measure, measure};
 use crate::servers::{API_KEY, Kind, Server};
 
 /// The public channel the fan-out sockets subscribe to (one of Switchyard's default patterns).
@@ -89,17 +90,6 @@ impl Sizes {
     }
 }
 
-/// One measured figure of one server.
-#[derive(Debug, Clone, Serialize)]
-pub struct Measure {
-    pub scenario: &'static str,
-    pub metric: &'static str,
-    pub unit: &'static str,
-    pub higher_is_better: bool,
-    pub value: f64,
-    pub lost: i64,
-}
-
 /// One point of the latency curve: an offered fan-out rate and what came of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Point {
@@ -122,7 +112,7 @@ pub async fn run_all(sizes: &Sizes) -> anyhow::Result<Results> {
     let mut results =
         Results { switchyard: Vec::new(), node: Vec::new(), switchyard_curve: Vec::new(), node_curve: Vec::new() };
     let redis = redis_url();
-    PER_SOURCE.store(sizes.per_source.max(1), Ordering::Relaxed);
+    set_per_source(sizes.per_source);
     for &kind in &sizes.servers {
         let (out, curve, plain_kind) = match kind {
             Kind::Switchyard => (&mut results.switchyard, &mut results.switchyard_curve, Kind::Switchyard),
@@ -181,11 +171,6 @@ pub fn redis_url() -> Option<String> {
     }
 }
 
-/// Every connection of the run gets the next loopback source address slot, so a scenario never
-/// waits on ports the previous one left in TIME_WAIT.
-static NEXT_CONNECTION: AtomicUsize = AtomicUsize::new(0);
-static PER_SOURCE: AtomicUsize = AtomicUsize::new(20_000);
-
 /// Opens `n` connections of users `{prefix}{i}`, the i-th subscribed to `channel(i)` when it
 /// names one.
 async fn open_many(
@@ -200,11 +185,6 @@ async fn open_many(
         .collect()
         .await;
     connections.into_iter().collect()
-}
-
-/// The loopback source address of the run's next connection.
-pub fn next_source() -> std::net::IpAddr {
-    source_address(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed), PER_SOURCE.load(Ordering::Relaxed))
 }
 
 async fn open_one(addr: &str, user: String, channel: Option<String>) -> anyhow::Result<Connection> {
@@ -340,17 +320,6 @@ async fn publish(
     };
     futures_util::future::join_all((0..publishers).map(|_| one())).await;
     acked.load(Ordering::Relaxed)
-}
-
-pub fn measure(
-    scenario: &'static str,
-    metric: &'static str,
-    unit: &'static str,
-    higher_is_better: bool,
-    value: f64,
-    lost: i64,
-) -> Measure {
-    Measure { scenario, metric, unit, higher_is_better, value, lost }
 }
 
 /// (1) Idle connections: memory per connection at `idle`, then at the largest count reached up

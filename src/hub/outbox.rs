@@ -9,7 +9,23 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-use super::plain::{Frame, Kick};
+/// Why the hub ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    SlowConsumer,
+    /// A room operation disconnected it (a backend's `disconnectSockets`).
+    Disconnected,
+    /// Its token expired.
+    Expired,
+    /// The server is shutting down and closing its connections one by one.
+    Draining,
+    /// The directory revoked its user.
+    Revoked,
+}
+
+/// A WebSocket text frame, built once per publication and dialect and shared by every
+/// connection it goes to (a reference count, not a copy, per delivery).
+pub type Frame = axum::extract::ws::Utf8Bytes;
 
 pub struct Outbox {
     queue: Mutex<Queue>,

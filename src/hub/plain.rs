@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::{Value, json};
 
 use super::outbox::Outbox;
+pub use super::outbox::{Frame, Kick};
 
 use crate::publication::{Audience, Publication, RoomAction};
 use crate::rooms::Room;
@@ -23,25 +24,7 @@ pub enum Dialect {
     Commerce,
 }
 
-/// Why the hub ended a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kick {
-    SlowConsumer,
-    /// A room operation disconnected it (a backend's `disconnectSockets`).
-    Disconnected,
-    /// Its token expired.
-    Expired,
-    /// The server is shutting down and closing its connections one by one.
-    Draining,
-    /// The directory revoked its user.
-    Revoked,
-}
-
 pub type ConnId = String;
-
-/// A WebSocket text frame, built once per publication and dialect and shared by every
-/// connection it goes to (a reference count, not a copy, per delivery).
-pub type Frame = axum::extract::ws::Utf8Bytes;
 
 struct Conn {
     dialect: Dialect,

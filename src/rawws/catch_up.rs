@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use entity::history;
 
+use super::outgoing::{connections, reply};
+use super::refusal::Refusal;
 use crate::hub::plain::{self, Dialect};
 use crate::publish::history::Since;
 use crate::rooms::Room;
@@ -113,5 +115,18 @@ async fn read_run(state: &AppState, room: &Room, since: Since) -> Result<(i64, V
             return Ok((end, run));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Replays history (see [`replay`]); if it cannot be read, says so and delivers live.
+pub(super) async fn catch_up_or_release(state: &AppState, id: &str, dialect: Dialect, rooms: &[Room], since: Since) {
+    if let Err(e) = replay(state, id, dialect, rooms, since).await {
+        tracing::warn!(conn = %id, error = %e, "history replay failed");
+        connections(state).release(id, &[]);
+        reply(
+            state,
+            id,
+            Refusal::new("history_unavailable", "the history could not be read; live delivery continues").frame(),
+        );
     }
 }

@@ -13,13 +13,15 @@ use axum::response::Response;
 use futures_util::SinkExt;
 use http::{HeaderMap, Uri};
 
+use super::catch_up::catch_up_or_release;
+use super::messages;
+use super::outgoing::{connections, reply};
 use super::refusal::Refusal;
-use super::{catch_up, messages};
 use crate::auth::Identity;
 use crate::auth::token::{find_token, query_param};
 use crate::event::EventName;
 use crate::hub::Outbox;
-use crate::hub::plain::{self, Dialect, Kick, PlainConnections};
+use crate::hub::plain::{self, Dialect, Kick};
 use crate::lifetime::{Conn, Due};
 use crate::limits::Bucket;
 use crate::notifications;
@@ -347,31 +349,10 @@ fn ended_by(why: Kick) -> End {
     }
 }
 
-pub(super) fn reply(state: &AppState, id: &str, frame: String) {
-    connections(state).send_to(id, frame.into());
-}
-
-pub(super) fn connections(state: &AppState) -> &PlainConnections {
-    state.publisher.hub().plain()
-}
-
 /// Ends a plain WebSocket connection of this instance whose token expired.
 pub fn came_due(state: &AppState, due: &Due) {
     if let Due::Expired(Conn::Plain(id), _) = due {
         tracing::info!(conn = %id, "token expired: closing");
         connections(state).kick(id, Kick::Expired);
-    }
-}
-
-/// Replays history (see [`catch_up`]); if it cannot be read, says so and delivers live.
-pub(super) async fn catch_up_or_release(state: &AppState, id: &str, dialect: Dialect, rooms: &[Room], since: Since) {
-    if let Err(e) = catch_up::replay(state, id, dialect, rooms, since).await {
-        tracing::warn!(conn = %id, error = %e, "history replay failed");
-        connections(state).release(id, &[]);
-        reply(
-            state,
-            id,
-            Refusal::new("history_unavailable", "the history could not be read; live delivery continues").frame(),
-        );
     }
 }

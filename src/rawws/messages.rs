@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use super::catch_up;
-use super::connection::{catch_up_or_release, connections, reply};
+use super::catch_up::{self, catch_up_or_release};
+use super::outgoing::{connections, reply};
 use super::refusal::Refusal;
 use crate::auth::Identity;
 use crate::hub::plain::Dialect;

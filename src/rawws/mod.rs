@@ -13,6 +13,7 @@
 mod catch_up;
 mod connection;
 mod messages;
+mod outgoing;
 mod refusal;
 
 pub use connection::came_due;

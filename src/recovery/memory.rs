@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Position, Session};
+use super::cursor::{Position, Session};
 use crate::publication::Publication;
 
 /// Entries kept at most, whatever the window.

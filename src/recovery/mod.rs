@@ -13,106 +13,20 @@
 //! Sessions live where every instance can read them (the cluster bus, or this instance's memory
 //! without Redis): a client can resume on any instance while its session is within the window.
 
+mod cursor;
 pub mod memory;
 mod tracker;
 
+pub use self::cursor::{Cursor, Position, Session, new_session_id, session_instance};
 pub use self::tracker::{Overflow, Tracker};
 
-use std::fmt;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::cluster::Bus;
 use crate::publication::Publication;
 use crate::rooms::Room;
 
 use self::memory::MemoryStore;
-
-/// A place in the recovery log: `{ms}-{seq}`, ordered (Redis stream ids have this form).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Position {
-    ms: u64,
-    seq: u64,
-}
-
-impl Position {
-    pub const ZERO: Position = Position { ms: 0, seq: 0 };
-
-    pub fn new(ms: u64, seq: u64) -> Self {
-        Position { ms, seq }
-    }
-
-    pub fn parse(text: &str) -> Option<Position> {
-        let (ms, seq) = text.split_once('-')?;
-        Some(Position { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
-    }
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
-    }
-}
-
-/// What an opted-in client holds and sends back: its session and its place in the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub session: String,
-    pub position: Position,
-}
-
-impl Cursor {
-    /// `{session}:{position}`; `None` for anything else (a client's garbage is no cursor).
-    pub fn parse(text: &str) -> Option<Cursor> {
-        let (session, position) = text.split_once(':')?;
-        if session.len() != SESSION_ID_LEN || !session.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        Some(Cursor { session: session.to_owned(), position: Position::parse(position)? })
-    }
-}
-
-impl fmt::Display for Cursor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.session, self.position)
-    }
-}
-
-/// Session ids: the instance id (12 hex digits, where the session was last connected) and 12
-/// random ones.
-const SESSION_ID_LEN: usize = 24;
-
-/// A new session id on instance `instance`.
-pub fn new_session_id(instance: &str) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{instance}{}", &random[..SESSION_ID_LEN - instance.len()])
-}
-
-/// The instance a session was last connected to.
-pub fn session_instance(session: &str) -> &str {
-    &session[..session.len().min(12)]
-}
-
-/// What a session keeps for its resumption: whose it is and the rooms it joined beyond the ones
-/// its token gives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
-    pub user: String,
-    pub rooms: Vec<String>,
-}
-
-impl Session {
-    /// The rooms of a socket worth restoring: joined ones (projects, channels, invitations,
-    /// public channels, a backend's), not the token's home rooms, not the socket's own.
-    pub fn restorable(rooms: impl IntoIterator<Item = String>, own: &str) -> Vec<String> {
-        rooms
-            .into_iter()
-            .filter(|r| r != own && r != &Room::tracked().name())
-            .filter(|r| !matches!(Room::parse(r), Ok(Room::User(_) | Room::Org(_) | Room::Tenant(_))))
-            .collect()
-    }
-}
 
 /// Where logs and sessions are kept.
 pub struct Recovery {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 
-use super::{Cursor, Position};
+use super::cursor::{Cursor, Position};
 use crate::publication::{Payload, Publication, SpreadArgs};
 use crate::sessions::digest;
 
