@@ -1,18 +1,36 @@
-//! The running server's own background work, started with it and stopped at shutdown: presence
-//! upkeep (heartbeat, dead instances, leaving the cluster) and token lifetimes (warning and
-//! ending connections whose token expires), handing freed memory back to the system, and the
-//! admin UI's periodic report, forgetting the owners of ended long-polling sessions.
-//! Wiring: it acts through the application state.
+//! Every piece of the running server's background work, started with it and stopped at
+//! shutdown: the cluster bus's subscriber and the bridges it feeds, the scheduled jobs, history
+//! pruning, presence upkeep (heartbeat, dead instances, leaving the cluster), token lifetimes
+//! (warning and ending connections whose token expires), handing freed memory back to the
+//! system, the admin UI's periodic report, and forgetting the owners of ended long-polling
+//! sessions. Wiring: it acts through the application state.
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bridge::Bridge;
+use crate::cluster::Bus;
+use crate::jobs;
 use crate::lifetime::Due;
 use crate::publication::Publication;
+use crate::publish::history;
 use crate::state::AppState;
 use crate::{rawws, realtime};
 
-pub fn spawn(state: &AppState, tasks: &TaskTracker, stop: &CancellationToken) {
+pub fn spawn(state: &AppState, bus: Option<Bus>, tasks: &TaskTracker, stop: &CancellationToken) {
+    if let Some(bus) = bus {
+        let bridge = Bridge {
+            publisher: state.publisher.clone(),
+            db: state.db.clone(),
+            catalogue: state.catalogue.clone(),
+            events_allow_unknown: state.settings.events_allow_unknown,
+            bus: bus.clone(),
+            max_payload: state.settings.max_payload,
+        };
+        tasks.spawn(bus.run(state.publisher.clone(), bridge, state.admin.clone(), stop.clone()));
+    }
+    jobs::spawn_all(&state.db, &state.publisher, &state.settings, tasks, stop);
+    tasks.spawn(history::prune_periodically(state.publisher.history().clone(), stop.clone()));
     tasks.spawn(maintain_presence(state.clone(), stop.clone()));
     let (due, expired) = tokio::sync::mpsc::channel(1024);
     let lifetimes = state.lifetimes.clone();

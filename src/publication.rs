@@ -63,6 +63,10 @@ impl Payload {
     }
 }
 
+/// The history offsets a publication was recorded at, by room (what `/ws` frames carry as
+/// `offset`, and what the cluster bus numbers).
+pub type Offsets = Vec<(String, i64)>;
+
 /// One event for one audience.
 #[derive(Debug, Clone)]
 pub struct Publication {

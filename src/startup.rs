@@ -19,16 +19,14 @@ use tower_http::trace::TraceLayer;
 
 use crate::admin::{self, Admin};
 use crate::auth::TokenVerifier;
-use crate::bridge::Bridge;
 use crate::catalogue::Catalogue;
 use crate::cluster::Bus;
 use crate::config::{DEVELOPMENT_API_KEY, Settings};
 use crate::hub::Hub;
-use crate::jobs;
 use crate::lifetime::Lifetimes;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::publish::history::{self, History};
+use crate::publish::history::History;
 use crate::publish::{Parts, Publisher};
 use crate::recovery::Recovery;
 use crate::sessions::{self, Accepting, SOCKET_IO_PATH, Sessions, TrustedProxies};
@@ -189,20 +187,7 @@ impl Application {
         let state = self.state.clone();
         let stop = state.shutdown.clone();
         let tasks = TaskTracker::new();
-        tasks.spawn(history::prune_periodically(state.publisher.history().clone(), stop.clone()));
-        if let Some(bus) = self.bus {
-            let bridge = Bridge {
-                publisher: state.publisher.clone(),
-                db: state.db.clone(),
-                catalogue: state.catalogue.clone(),
-                events_allow_unknown: state.settings.events_allow_unknown,
-                bus: bus.clone(),
-                max_payload: state.settings.max_payload,
-            };
-            tasks.spawn(bus.run(state.publisher.clone(), bridge, state.admin.clone(), stop.clone()));
-        }
-        jobs::spawn_all(&state.db, &state.publisher, &state.settings, &tasks, &stop);
-        background::spawn(&state, &tasks, &stop);
+        background::spawn(&state, self.bus, &tasks, &stop);
         tasks.close();
 
         let scheme = if self.tls.is_some() { "https" } else { "http" };

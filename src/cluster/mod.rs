@@ -38,13 +38,10 @@ use uuid::Uuid;
 
 pub use self::keys::BackendChannel;
 use self::keys::{Incoming, Keyspace};
-use crate::publication::{Publication, RoomOp};
+use crate::publication::{Offsets, Publication, RoomOp};
 
 /// How long one Redis call (or connecting) may take before the caller gives up on Redis.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// History offsets a publication was numbered with, by room.
-pub type Offsets = Vec<(String, i64)>;
 
 /// A publication as the bus numbered it: history offsets, and its recovery log position (a
 /// stream id) when it was logged.

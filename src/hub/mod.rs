@@ -18,7 +18,7 @@ use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
 use socketioxide::{SendError, SocketError, SocketIo};
 
-use self::plain::{Kick, Offsets, PlainConnections};
+use self::plain::{Kick, PlainConnections};
 use crate::metrics::{ConnectionCounts, Metrics, Transport};
 use crate::publication::{Audience, Payload, Publication, RoomAction, RoomOp, SpreadArgs};
 use crate::recovery::{Position, Tracker};
@@ -61,7 +61,12 @@ impl Hub {
     /// Delivers to every local connection in the audience, once each, and says to how many.
     /// `offsets` are the publication's history offsets by room (plain `/ws` frames carry their
     /// channel's); `position` its place in the recovery log, when it has one.
-    pub async fn deliver(&self, publication: &Publication, offsets: Offsets<'_>, position: Option<Position>) -> usize {
+    pub async fn deliver(
+        &self,
+        publication: &Publication,
+        offsets: &[(String, i64)],
+        position: Option<Position>,
+    ) -> usize {
         self.deliver_tracked(publication, position) + self.deliver_untracked(publication, offsets).await
     }
 
@@ -86,7 +91,7 @@ impl Hub {
 
     /// Delivers to every other connection of the audience: one broadcast to the sockets that
     /// did not opt into recovery, and the plain WebSocket connections.
-    pub async fn deliver_untracked(&self, publication: &Publication, offsets: Offsets<'_>) -> usize {
+    pub async fn deliver_untracked(&self, publication: &Publication, offsets: &[(String, i64)]) -> usize {
         let mut delivered = self.plain.deliver(publication, offsets);
         let Some(selection) = self.select(&publication.audience) else { return delivered };
         let sockets = selection.except(Room::tracked().name());

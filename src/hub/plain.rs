@@ -62,9 +62,6 @@ pub struct PlainConnections {
     next_id: AtomicU64,
 }
 
-/// Per-room offsets a publication was recorded at, for the `offset` field of `/ws` frames.
-pub type Offsets<'a> = &'a [(String, i64)];
-
 impl PlainConnections {
     pub fn register(&self, dialect: Dialect, queue_len: usize) -> Registration {
         let id = format!("ws-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
@@ -194,7 +191,7 @@ impl PlainConnections {
 
     /// Delivers a publication to every connection in its audience, once each; nothing when its
     /// payload has no JSON form.
-    pub fn deliver(&self, publication: &Publication, offsets: Offsets<'_>) -> usize {
+    pub fn deliver(&self, publication: &Publication, offsets: &[(String, i64)]) -> usize {
         let Some(data) = publication.data.json() else { return 0 };
         let reg = self.registry.read().unwrap();
         let mut frames = Frames::new(publication, data, offsets);
@@ -294,7 +291,7 @@ struct Frames<'a> {
 }
 
 impl<'a> Frames<'a> {
-    fn new(publication: &'a Publication, data: &'a Value, offsets: Offsets<'a>) -> Self {
+    fn new(publication: &'a Publication, data: &'a Value, offsets: &'a [(String, i64)]) -> Self {
         let channel = publication.audience.rooms.iter().find_map(|r| match r {
             Room::Named(name) => Some(name.as_str()),
             _ => None,

@@ -32,12 +32,12 @@ use uuid::Uuid;
 
 use self::history::History;
 use crate::cluster::deliver::SendError;
-use crate::cluster::{self, Bus, Numbered, Offsets};
+use crate::cluster::{self, Bus, Numbered};
 use crate::event::EventName;
 use crate::hub::Hub;
 use crate::metrics::{Metrics, RedisFailure};
 use crate::presence::Presence;
-use crate::publication::{Publication, RoomOp};
+use crate::publication::{Offsets, Publication, RoomOp};
 use crate::recovery::{Position, Recovery};
 use crate::rooms::{Room, RoomError};
 
