@@ -40,7 +40,8 @@
 //!   `/admin`, across instances), [`demo`] (`/realtime-demo`), [`tls`] (HTTPS and WSS).
 //! - Wiring: [`config`] (settings; the only reader of env vars), [`startup`]
 //!   ([`startup::Application`] binds, wires [`state::AppState`], runs, shuts down), [`state`],
-//!   [`background`] (presence upkeep, token expiry, freed memory back to the system),
+//!   [`background`] (every background task: the bus and bridges, jobs, history pruning,
+//!   presence upkeep, token expiry, freed memory back to the system, session sweeping),
 //!   [`telemetry`] (logging), [`cli`].
 //!
 //! Domain modules take the handles they use (`&DatabaseConnection`, `&Publisher`); only the
