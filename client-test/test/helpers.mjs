@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { createInterface } from "node:readline";
+import { request as httpRequest } from "node:http";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
 
@@ -281,4 +282,21 @@ export function resumingClient(url, jwt) {
   };
   state.ns = (event) => state.events.filter((e) => e.event === event).map((e) => e.args[0].n);
   return state;
+}
+
+/**
+ * An HTTP request with node:http's own options (`localAddress`, `agent`, ...): a client from a
+ * loopback address of the test's choosing. Resolves with {status, body}.
+ */
+export function rawRequest(url, { method = "GET", body, ...options } = {}) {
+  return new Promise((ok, fail) => {
+    const req = httpRequest(url, { method, ...options }, (res) => {
+      let text = "";
+      res.on("data", (chunk) => (text += chunk));
+      res.on("end", () => ok({ status: res.statusCode, body: text }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error("no answer within 10 s: the request was taken as a long poll")));
+    req.on("error", fail);
+    req.end(body);
+  });
 }

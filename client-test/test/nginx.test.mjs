@@ -6,13 +6,13 @@ import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { Agent, request as httpRequest } from "node:http";
+import { Agent } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
-import { recorder, startServer, token } from "./helpers.mjs";
+import { rawRequest, recorder, startServer, token } from "./helpers.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -133,26 +133,13 @@ test("behind nginx, a long-polling session opens nothing for another client, eve
 
   const base = `${proxy}/socket.io/?EIO=4&transport=polling&sid=${victim.socket.id}`;
   const agent = new Agent({ localAddress: `127.0.0.${attacker + 2}` });
-  const polled = await fetchWith(agent, base);
+  const polled = await rawRequest(base, { agent });
   assert.deepEqual(polled, { status: 400, body: '{"code":1,"message":"Session ID unknown"}' });
-  assert.equal((await fetchWith(agent, base, "POST", '42["subscribe",{"channel":"venue:1"}]')).status, 400);
+  const subscribe = '42["subscribe",{"channel":"venue:1"}]';
+  assert.equal((await rawRequest(base, { agent, method: "POST", body: subscribe })).status, 400);
 
   const got = new Promise((ok) => victim.socket.once("notification:new", ok));
   await home.publish({ event: "notification:new", to: { user: "proxied-20" }, data: { n: 1 } });
   assert.deepEqual(await got, { n: 1 });
   assert.equal(victim.socket.connected, true);
 });
-
-/** A request through `agent` (its local address); resolves with {status, body}. */
-function fetchWith(agent, url, method = "GET", body = undefined) {
-  return new Promise((ok, fail) => {
-    const req = httpRequest(url, { method, agent }, (res) => {
-      let text = "";
-      res.on("data", (chunk) => (text += chunk));
-      res.on("end", () => ok({ status: res.statusCode, body: text }));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error("no answer within 10 s")));
-    req.on("error", fail);
-    req.end(body);
-  });
-}

@@ -5,27 +5,12 @@
 // receiving its own notifications, once each, undisturbed.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { request } from "node:http";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
 import ioV2 from "socket.io-client-v2";
-import { startServer, token } from "./helpers.mjs";
+import { rawRequest, startServer, token } from "./helpers.mjs";
 
 const ATTACKER = "127.0.0.2";
-
-/** An HTTP request from `localAddress`; resolves with {status, body}. */
-function from(localAddress, url, method = "GET", body = undefined) {
-  return new Promise((ok, fail) => {
-    const req = request(url, { method, localAddress, headers: body ? { "content-type": "text/plain;charset=UTF-8" } : {} }, (res) => {
-      let text = "";
-      res.on("data", (chunk) => (text += chunk));
-      res.on("end", () => ok({ status: res.statusCode, body: text }));
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error("no answer within 10 s: the request was taken as a long poll")));
-    req.on("error", fail);
-    req.end(body);
-  });
-}
 
 /** A WebSocket upgrade from `localAddress`; resolves with the HTTP status it was refused with. */
 function upgradeFrom(localAddress, url) {
@@ -42,11 +27,11 @@ function upgradeFrom(localAddress, url) {
 
 async function attack(server, eio, sid) {
   const base = `${server.url}/socket.io/?EIO=${eio}&transport=polling&sid=${sid}`;
-  const polled = await from(ATTACKER, base);
+  const polled = await rawRequest(base, { localAddress: ATTACKER });
   assert.deepEqual(polled, { status: 400, body: '{"code":1,"message":"Session ID unknown"}' });
   const event = '42["subscribe",{"channel":"venue:1"}]';
   const payload = eio === 3 ? `${event.length}:${event}` : event;
-  assert.equal((await from(ATTACKER, base, "POST", payload)).status, 400);
+  assert.equal((await rawRequest(base, { localAddress: ATTACKER, method: "POST", body: payload })).status, 400);
   const ws = `${server.url.replace("http", "ws")}/socket.io/?EIO=${eio}&transport=websocket&sid=${sid}`;
   assert.equal(await upgradeFrom(ATTACKER, ws), 400);
 }

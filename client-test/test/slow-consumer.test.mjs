@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { io } from "socket.io-client";
-import { startServer, token } from "./helpers.mjs";
+import { resumingClient, startServer, token } from "./helpers.mjs";
 
 /** Large enough that a few thousand fill the socket buffers and the send queue behind them. */
 const PAD = "x".repeat(4096);
@@ -47,33 +47,18 @@ function tcpOf(socket) {
 
 test("a Socket.IO client that stops reading is cut; opted in, it resumes with every publication once", async () => {
   const server = await startServer({ HISTORY_ROOMS: "none" });
-  const jwt = token("slow-1", { organizationId: "o-slow" });
-  const state = { cursor: "", ns: [], recoveries: [], disconnects: [] };
-  const resuming = io(server.url, {
-    transports: ["websocket"],
-    forceNew: true,
-    reconnectionDelay: 50,
-    reconnectionDelayMax: 200,
-    auth: (cb) => cb({ token: jwt, offset: state.cursor }),
-  });
-  resuming.onAny((event, ...args) => {
-    if (event === "recovery") {
-      state.recoveries.push(args[0]);
-      state.cursor = args[0].cursor;
-    } else if (event === "tick") {
-      state.ns.push(args[0].n);
-      state.cursor = args.at(-1);
-    }
-  });
-  resuming.on("disconnect", (reason) => state.disconnects.push(reason));
+  const client = resumingClient(server.url, token("slow-1", { organizationId: "o-slow" }));
+  const resuming = client.socket;
+  const disconnects = [];
+  resuming.on("disconnect", (reason) => disconnects.push(reason));
   // One that did not opt in: it loses what it missed, but knows it was cut.
   const plain = io(server.url, { transports: ["websocket"], forceNew: true, reconnection: false, auth: { token: token("slow-2", { organizationId: "o-slow" }) } });
   const plainCut = new Promise((ok) => plain.once("disconnect", ok));
   try {
-    await until(() => state.recoveries.length === 1 && plain.connected, "both connected");
+    await until(() => client.recoveries.length === 1 && plain.connected, "both connected");
     const to = { org: "o-slow" };
     let n = await publishUntil(server, to, 0, 100, async () => false);
-    await until(() => state.ns.length === 100, "the first hundred");
+    await until(() => client.ns("tick").length === 100, "the first hundred");
 
     tcpOf(resuming).pause();
     tcpOf(plain).pause();
@@ -84,13 +69,13 @@ test("a Socket.IO client that stops reading is cut; opted in, it resumes with ev
 
     const reason = await plainCut;
     assert.match(reason, /transport (close|error)/, "the plain client's connection ended, so its app can reconnect");
-    await until(() => state.ns.length >= n, `all ${n} publications`);
+    await until(() => client.ns("tick").length >= n, `all ${n} publications`);
     // A last one, live after the resume.
     await server.publish({ event: "tick", to, data: { n, pad: "" } });
-    await until(() => state.ns.length === n + 1, "the live one");
-    assert.deepEqual(state.ns, Array.from({ length: n + 1 }, (_, i) => i), "every publication exactly once, in order");
-    assert.ok(state.disconnects.length >= 1, "the resuming client was cut at least once");
-    assert.ok(state.recoveries.slice(1).every((r) => r.recovered === true), JSON.stringify(state.recoveries.slice(1)));
+    await until(() => client.ns("tick").length === n + 1, "the live one");
+    assert.deepEqual(client.ns("tick"), [...Array(n + 1).keys()], "every publication exactly once, in order");
+    assert.ok(disconnects.length >= 1, "the resuming client was cut at least once");
+    assert.ok(client.recoveries.slice(1).every((r) => r.recovered === true), JSON.stringify(client.recoveries.slice(1)));
   } finally {
     resuming.close();
     plain.close();
