@@ -206,6 +206,8 @@ impl Application {
             state.publisher.hub().drain(spread).await;
             stop.cancel();
             tasks.wait().await;
+            // Again for the sockets the drain could not close (long-polling ones, refused at
+            // their next request): their rooms may have changed since.
             realtime::recovery::release_all(&state).await;
             state.publisher.hub().close().await;
         };

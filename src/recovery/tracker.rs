@@ -67,7 +67,7 @@ impl Tracker {
             held.push((position, publication.clone()));
             return Ok(());
         }
-        self.send(&mut state, socket, publication, position)
+        self.send_live(&mut state, socket, publication, position)
     }
 
     /// An event outside the log (an inbox notification at connect), sent with the cursor the
@@ -78,14 +78,11 @@ impl Tracker {
         let _ = socket.emit(event, &(data, cursor.to_string()));
     }
 
-    /// A replayed publication.
     /// A replayed publication. A full queue is no overflow here (a long replay fills it while
     /// the client reads): the caller waits and gives it again.
     pub fn replay(&self, socket: &SocketRef, publication: &Publication, position: Position) -> Result<(), Overflow> {
         let mut state = self.state.lock().unwrap();
-        let result = self.send(&mut state, socket, publication, Some(position));
-        state.overflowed = false;
-        result
+        self.send(&mut state, socket, publication, Some(position))
     }
 
     /// Ends the replay: `covered` is the position through which the replay gave the socket
@@ -95,8 +92,22 @@ impl Tracker {
         state.last = state.last.max(covered);
         let mut result = Ok(());
         for (position, publication) in state.held.take().unwrap_or_default() {
-            result = result.and(self.send(&mut state, socket, &publication, position));
+            result = result.and(self.send_live(&mut state, socket, &publication, position));
         }
+        result
+    }
+
+    /// Sends a live delivery; a full queue marks the socket overflowed, so nothing after the
+    /// lost delivery reaches it.
+    fn send_live(
+        &self,
+        state: &mut TrackerState,
+        socket: &SocketRef,
+        publication: &Publication,
+        position: Option<Position>,
+    ) -> Result<(), Overflow> {
+        let result = self.send(state, socket, publication, position);
+        state.overflowed |= result.is_err();
         result
     }
 
@@ -133,10 +144,7 @@ impl Tracker {
                 state.last = last;
                 Ok(())
             }
-            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-                state.overflowed = true;
-                Err(Overflow)
-            }
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => Err(Overflow),
             Err(e) => {
                 tracing::debug!(socket = %digest(socket.id), error = %e, "delivery to a tracked socket failed");
                 Ok(())

@@ -69,11 +69,6 @@ impl Sessions {
         self.owners
             .sweep(grace, |sid| sid.parse().is_ok_and(|sid| namespaces.iter().any(|ns| ns.get_socket(sid).is_some())))
     }
-
-    /// Long-polling sessions known.
-    pub fn polling_sessions(&self) -> usize {
-        self.owners.len()
-    }
 }
 
 /// A short, one-way name for a session id, for logs: lines about one session can be matched up,

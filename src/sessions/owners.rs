@@ -74,10 +74,6 @@ impl Owners {
         sessions.retain(|sid, owner| owner.opened.elapsed() < grace || alive(sid));
         before - sessions.len()
     }
-
-    pub fn len(&self) -> usize {
-        self.sessions.lock().unwrap().len()
-    }
 }
 
 #[cfg(test)]
@@ -114,6 +110,6 @@ mod tests {
         assert_eq!(owners.sweep(Duration::from_secs(60), |_| false), 0);
         owners.open("live", HOME);
         assert_eq!(owners.sweep(Duration::ZERO, |sid| sid == "live"), 1);
-        assert_eq!(owners.len(), 1);
+        assert_eq!(owners.sessions.lock().unwrap().len(), 1);
     }
 }

@@ -42,15 +42,6 @@ impl Transports {
         // its descriptor closes); shutdown neither closes nor frees it.
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) == 0 }
     }
-
-    /// Open connections.
-    pub fn len(&self) -> usize {
-        self.open.lock().unwrap().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// An accepted connection, registered while it is open.

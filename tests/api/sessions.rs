@@ -202,10 +202,16 @@ async fn the_handshake_announces_the_configured_heartbeat_in_both_protocol_versi
     app.stop().await;
 }
 
+/// Opens an Engine.IO `eio` session on a WebSocket, its open packet read.
+async fn opened(app: &TestApp, eio: u8) -> Ws {
+    let mut ws = websocket_from(OWNER, app.addr, &format!("EIO={eio}&transport=websocket")).await.unwrap();
+    assert!(next_text(&mut ws).await.unwrap().starts_with("0{"));
+    ws
+}
+
 /// Opens a WebSocket session and joins the main namespace.
 async fn joined(app: &TestApp, token: &str) -> Ws {
-    let mut ws = websocket_from(OWNER, app.addr, "EIO=4&transport=websocket").await.unwrap();
-    assert!(next_text(&mut ws).await.unwrap().starts_with("0{"));
+    let mut ws = opened(app, 4).await;
     send(&mut ws, &format!("40{}", json!({ "token": token }))).await;
     loop {
         let frame = next_text(&mut ws).await.expect("the namespace answer");
@@ -241,8 +247,7 @@ async fn the_server_pings_at_the_interval_and_closes_a_client_that_does_not_answ
 #[tokio::test]
 async fn a_connection_that_joins_no_namespace_is_closed_at_the_connect_timeout() {
     let app = timed_app().await;
-    let mut ws = websocket_from(OWNER, app.addr, "EIO=4&transport=websocket").await.unwrap();
-    assert!(next_text(&mut ws).await.unwrap().starts_with("0{"));
+    let mut ws = opened(&app, 4).await;
     // Pings answered, no namespace joined: the connect deadline ends it.
     loop {
         match next_text(&mut ws).await.as_deref() {
@@ -257,8 +262,7 @@ async fn a_connection_that_joins_no_namespace_is_closed_at_the_connect_timeout()
 #[tokio::test]
 async fn a_v3_client_that_stops_pinging_is_closed() {
     let app = timed_app().await;
-    let mut ws = websocket_from(OWNER, app.addr, "EIO=3&transport=websocket").await.unwrap();
-    assert!(next_text(&mut ws).await.unwrap().starts_with("0{"));
+    let mut ws = opened(&app, 3).await;
     // Engine.IO 3: the client pings. One ping is answered...
     send(&mut ws, "2").await;
     let mut frames = Vec::new();
