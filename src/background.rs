@@ -9,16 +9,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bridge::Bridge;
-use crate::cluster::Bus;
+use crate::broker::Cluster;
+use crate::history;
 use crate::jobs;
 use crate::lifetime::Due;
 use crate::publication::Publication;
-use crate::publish::history;
 use crate::state::AppState;
 use crate::{rawws, realtime};
 
-pub fn spawn(state: &AppState, bus: Option<Bus>, tasks: &TaskTracker, stop: &CancellationToken) {
-    if let Some(bus) = bus {
+pub fn spawn(state: &AppState, cluster: Option<Cluster>, tasks: &TaskTracker, stop: &CancellationToken) {
+    if let Some(Cluster { bus, broker }) = cluster {
         let bridge = Bridge {
             publisher: state.publisher.clone(),
             db: state.db.clone(),
@@ -27,10 +27,10 @@ pub fn spawn(state: &AppState, bus: Option<Bus>, tasks: &TaskTracker, stop: &Can
             bus: bus.clone(),
             max_payload: state.settings.max_payload,
         };
-        tasks.spawn(bus.run(state.publisher.clone(), bridge, state.admin.clone(), stop.clone()));
+        tasks.spawn(bus.run(broker, bridge, state.admin.clone(), stop.clone()));
     }
-    jobs::spawn_all(&state.db, &state.publisher, &state.settings, tasks, stop);
-    tasks.spawn(history::prune_periodically(state.publisher.history().clone(), stop.clone()));
+    jobs::spawn_all(&state.db, &state.publisher, &state.metrics, &state.settings, tasks, stop);
+    tasks.spawn(history::prune_periodically(state.history.clone(), stop.clone()));
     tasks.spawn(maintain_presence(state.clone(), stop.clone()));
     let (due, expired) = tokio::sync::mpsc::channel(1024);
     let lifetimes = state.lifetimes.clone();
@@ -53,7 +53,7 @@ async fn forget_ended_sessions(state: AppState, stop: CancellationToken) {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(every) => {}
         }
-        let forgotten = state.publisher.hub().sweep_sessions(grace);
+        let forgotten = state.hub.sweep_sessions(grace);
         if forgotten > 0 {
             tracing::debug!(forgotten, "long-polling sessions forgotten");
         }

@@ -1,29 +1,35 @@
 //! Switchyard: a real-time server that speaks Socket.IO (v2 to v4 clients) and plain JSON
 //! over WebSocket, delivering backend events to exactly the users who may see them.
 //!
-//! A publication has one road, through three modules read in one direction:
+//! A publication has one road, through four modules read in one direction:
 //!
 //! ```text
-//! ways in                      publish::Publisher        cluster::Bus             hub::Hub
-//! http (publish API, ...)  ─►  number (history rooms) ─► Redis: one Lua step ──►  this instance's
-//! bridge (Redis JSON)          hand to the bus        numbers and publishes;    Socket.IO sockets
-//! realtime (client events)     (or deliver here)      every instance reads it   and plain WebSocket
-//! jobs, presence               record, durably        and hands it back to      connections, each
-//!                                                     its Publisher ─────────►  framed once
-//! bridge (Node emitter) ─────────────────────────────────────────────────────►  (received by every
-//!                                                                               instance itself)
+//! ways in                      publish::Publisher      broker::Broker (one of)         hub::Hub
+//! http (publish API, ...)  ─►  history rooms,      ─►  memory: number in history, ─►  this instance's
+//! bridge (Redis JSON)          one call to the          log, deliver here              Socket.IO sockets
+//! realtime (client events)     broker, then record  ─►  redis: the bus numbers and  ─► (tracked ones with
+//! jobs, presence               durably                  publishes in one Lua step;     their cursor) and
+//!                                                       every instance's subscriber    plain WebSocket
+//!                                                       delivers to its own hub        connections
+//! bridge (Node emitter) ──────► Publisher::deliver_received ─────────────────────────►  (every instance
+//!                                                                                       itself)
 //! ```
 //!
-//! Without Redis (or while it is down), the Publisher delivers to its own hub directly.
-//! Room operations (joins, leaves, disconnects) take the same road as [`publication::RoomOp`].
+//! The broker is the one place that knows whether this instance is alone or one of a cluster:
+//! numbering, the recovery log and sessions, room operations and counts across instances,
+//! presence totals and claims. Room operations (joins, leaves, disconnects) take the same road
+//! as [`publication::RoomOp`], and the broker saves the sessions they change.
 //!
 //! - [`publication`], [`event`], [`rooms`], [`id`]: what travels, the names it uses, the only
 //!   place a room name is built or parsed, and ids given as strings or numbers.
-//! - [`publish`]: the Publisher, history, the notification inbox, the publish request.
-//! - [`cluster`]: everything instances say to each other through Redis; every key and channel.
-//! - [`hub`]: this instance's connections, both protocols.
-//! - [`recovery`]: lossless reconnects: the recovery log's positions, cursors, sessions, and the
-//!   tracker that ends each delivery to an opted-in socket with its cursor.
+//! - [`publish`]: the Publisher, the notification inbox, the publish request.
+//! - [`broker`]: what one instance keeps alone or a cluster shares, behind one interface, in
+//!   memory or on Redis.
+//! - [`cluster`]: everything instances say to each other through Redis (the Redis broker's
+//!   machinery, the admin relay, the backends' channels); every key and channel.
+//! - [`hub`]: this instance's connections, both protocols; the only writer to them.
+//! - [`history`]: per-room offsets, group-committed writes, reads for polling, retention.
+//! - [`recovery`]: lossless reconnects: the recovery log's positions, cursors and sessions.
 //! - Ways in: [`http`] (the HTTP API), [`bridge`] (Redis JSON channels, the Node emitter),
 //!   [`realtime`] (Socket.IO: connect-time auth, client events), [`rawws`] (plain WebSocket,
 //!   `/ws` and `/api/ws`), [`jobs`] (invitation expiry).
@@ -52,6 +58,7 @@ pub mod admin;
 pub mod auth;
 pub mod background;
 pub mod bridge;
+pub mod broker;
 pub mod catalogue;
 pub mod cli;
 pub mod cluster;
@@ -59,6 +66,7 @@ pub mod config;
 pub mod demo;
 pub mod directory;
 pub mod event;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod id;

@@ -6,9 +6,9 @@
 //! [`Presence::count_out`], synchronous, so a connection that closes at once is never counted
 //! out before it was counted in). [`Presence::sync`] then publishes this instance's count, under
 //! a per-user lock, and reports a transition when the cluster-wide total went from zero to some
-//! or from some to zero. With Redis the totals live in the cluster bus ([`crate::cluster`]);
-//! [`Presence::maintain`] keeps this instance's heartbeat and reaps dead instances. This module
-//! decides what to announce; the caller publishes it ([`announcement`]).
+//! or from some to zero. The totals live in the broker ([`crate::broker`]: Redis, or this
+//! instance's memory); [`Presence::maintain`] keeps this instance's heartbeat and reaps dead
+//! instances. This module decides what to announce; the caller publishes it ([`announcement`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,10 +16,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::cluster::Bus;
-use crate::cluster::presence::Orphan;
+use crate::broker::{Broker, Orphan};
 use crate::event::EventName;
-use crate::metrics::RedisFailure;
 use crate::publication::{Audience, Publication, Source};
 use crate::rooms::Room;
 
@@ -50,7 +48,6 @@ pub fn announcement(user: &str, rooms: Vec<Room>, transition: Transition) -> Opt
     Some(Publication::ephemeral(EventName::USER_STATUS, audience, data, Source::Presence))
 }
 
-#[derive(Default)]
 pub struct Presence {
     /// Open connections per user on this instance.
     local: Mutex<HashMap<String, usize>>,
@@ -59,15 +56,14 @@ pub struct Presence {
     rooms: Mutex<HashMap<String, Vec<Room>>>,
     /// Serializes the syncs of one user.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Single instance: the count last synced, to detect transitions.
-    synced: Mutex<HashMap<String, usize>>,
-    cluster: Option<Bus>,
+    /// Where the totals are kept.
+    broker: Arc<dyn Broker>,
 }
 
 impl Presence {
-    /// Presence across the instances sharing `bus`.
-    pub fn clustered(bus: Bus) -> Self {
-        Presence { cluster: Some(bus), ..Presence::default() }
+    /// Presence across the instances sharing `broker` (this one alone in memory).
+    pub fn new(broker: Arc<dyn Broker>) -> Self {
+        Presence { local: Mutex::default(), rooms: Mutex::default(), locks: Mutex::default(), broker }
     }
 
     pub fn count_in(&self, user: &str) {
@@ -103,25 +99,12 @@ impl Presence {
                 known.remove(user);
             }
         }
-        let (before, after) = match &self.cluster {
-            None => {
-                let mut synced = self.synced.lock().unwrap();
-                let before = synced.get(user).copied().unwrap_or(0);
-                if count == 0 {
-                    synced.remove(user);
-                } else {
-                    synced.insert(user.to_owned(), count);
-                }
-                (before, count)
+        let (before, after) = match self.broker.sync_presence(user, count, rooms).await {
+            Ok(totals) => totals,
+            Err(e) => {
+                tracing::warn!(error = %e, user, "presence: Redis unreachable; status not announced");
+                return None;
             }
-            Some(bus) => match bus.sync_presence(user, count, rooms).await {
-                Ok(totals) => totals,
-                Err(e) => {
-                    tracing::warn!(error = %e, user, "presence: Redis unreachable; status not announced");
-                    bus.count_failure(RedisFailure::Command);
-                    return None;
-                }
-            },
         };
         if count == 0 {
             self.release_lock(user, &lock);
@@ -146,36 +129,25 @@ impl Presence {
     /// The user's connections on every instance (this one's as counted now; the others' as they
     /// last synced).
     pub async fn connections_anywhere(&self, user: &str) -> usize {
-        let here = self.connections(user);
-        match &self.cluster {
-            Some(bus) => here + bus.connections_elsewhere(user).await.unwrap_or(0),
-            None => here,
-        }
+        self.connections(user) + self.broker.connections_elsewhere(user).await.unwrap_or(0)
     }
 
     /// Whether the user has a connection anywhere in the cluster.
     pub async fn is_online(&self, user: &str) -> bool {
-        if self.connections(user) > 0 {
-            return true;
-        }
-        match &self.cluster {
-            Some(bus) => bus.is_online(user).await.unwrap_or(false),
-            None => false,
-        }
+        self.connections(user) > 0 || self.broker.connections_elsewhere(user).await.unwrap_or(0) > 0
     }
 
     /// How often [`Presence::maintain`] should run; `None` on a single instance.
     pub fn maintenance_interval(&self) -> Option<Duration> {
-        self.cluster.as_ref().map(Bus::beat_interval)
+        self.broker.heartbeat_interval()
     }
 
     /// One round of cluster upkeep: this instance's heartbeat, then the users of dead instances
     /// (offline) and, if this instance had itself been reaped, its own users (online again).
     /// Returns what to announce.
     pub async fn maintain(&self, first: bool) -> Vec<Publication> {
-        let Some(bus) = &self.cluster else { return Vec::new() };
         let mut announce = Vec::new();
-        match bus.beat().await {
+        match self.broker.heartbeat().await {
             Ok(registered) if registered && !first => {
                 tracing::warn!("presence: this instance was taken for dead; syncing its users again");
                 let users: Vec<(String, Vec<Room>)> =
@@ -187,17 +159,11 @@ impl Presence {
                 }
             }
             Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "presence: heartbeat failed");
-                bus.count_failure(RedisFailure::Command);
-            }
+            Err(e) => tracing::warn!(error = %e, "presence: heartbeat failed"),
         }
-        match bus.reap_dead().await {
+        match self.broker.reap_dead().await {
             Ok(orphans) => announce.extend(offline(orphans)),
-            Err(e) => {
-                tracing::warn!(error = %e, "presence: reaping failed");
-                bus.count_failure(RedisFailure::Command);
-            }
+            Err(e) => tracing::warn!(error = %e, "presence: reaping failed"),
         }
         announce
     }
@@ -205,8 +171,7 @@ impl Presence {
     /// At shutdown: takes this instance out of the cluster's presence, so that its users are
     /// announced offline at once rather than when its heartbeat expires.
     pub async fn leave(&self) -> Vec<Publication> {
-        let Some(bus) = &self.cluster else { return Vec::new() };
-        match bus.leave_presence().await {
+        match self.broker.leave().await {
             Ok(orphans) => offline(orphans),
             Err(e) => {
                 tracing::warn!(error = %e, "presence: could not clear this instance at shutdown");
@@ -226,7 +191,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_single_instance_reports_the_first_and_the_last_connection_once() {
-        let p = Presence::default();
+        let p = Presence::new(crate::broker::MemoryBroker::for_tests().await);
         p.count_in("u");
         assert_eq!(p.sync("u", &[]).await, Some(Transition::Online));
         p.count_in("u");
@@ -242,7 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_that_closes_before_its_sync_reports_nothing() {
-        let p = Presence::default();
+        let p = Presence::new(crate::broker::MemoryBroker::for_tests().await);
         p.count_in("u");
         p.count_out("u");
         assert_eq!(p.sync("u", &[]).await, None);

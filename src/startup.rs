@@ -19,16 +19,15 @@ use tower_http::trace::TraceLayer;
 
 use crate::admin::{self, Admin};
 use crate::auth::TokenVerifier;
+use crate::broker::{self, Cluster, Local};
 use crate::catalogue::Catalogue;
-use crate::cluster::Bus;
 use crate::config::{DEVELOPMENT_API_KEY, Settings};
+use crate::history::History;
 use crate::hub::Hub;
 use crate::lifetime::Lifetimes;
 use crate::metrics::Metrics;
 use crate::presence::Presence;
-use crate::publish::history::History;
 use crate::publish::{Parts, Publisher};
-use crate::recovery::Recovery;
 use crate::sessions::{self, Accepting, SOCKET_IO_PATH, Sessions, TrustedProxies};
 use crate::state::{AppState, Instance};
 use crate::{background, demo, http as api, rawws, realtime, tls};
@@ -62,8 +61,9 @@ pub struct Application {
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     router: Router,
     state: AppState,
-    /// The cluster bus, when Redis is configured; its subscriber runs with the server.
-    bus: Option<Bus>,
+    /// The cluster bus and its broker, when Redis is configured; its subscriber runs with the
+    /// server.
+    cluster: Option<Cluster>,
 }
 
 impl Application {
@@ -92,50 +92,38 @@ impl Application {
         let instance = Arc::new(Instance::new());
         let metrics = Arc::new(Metrics::new());
         let sessions = Arc::new(Sessions::new(TrustedProxies::new(settings.trusted_proxies.clone())));
-        let bus = match &settings.redis_url {
-            Some(url) => Some(
-                Bus::connect(
-                    url.expose(),
-                    &settings.redis_channel_prefix,
-                    &instance.id,
-                    settings.presence_ttl,
-                    settings.recovery_window,
-                    metrics.clone(),
-                )
-                .await
-                .map_err(StartupError::Redis)?,
-            ),
-            None => None,
-        };
-        let presence = Arc::new(match &bus {
-            Some(bus) => Presence::clustered(bus.clone()),
-            None => Presence::default(),
-        });
+        let hub = Arc::new(Hub::new(io.clone(), sessions.clone(), metrics.clone()));
         let history = Arc::new(History::start(db.clone(), settings.history.clone(), settings.channel_patterns.clone()));
-        let recovery = Arc::new(match &bus {
-            Some(bus) => Recovery::clustered(bus.clone(), settings.recovery_window),
-            None => Recovery::local(settings.recovery_window),
-        });
+        let local = Local::new(hub.clone(), history.clone(), metrics.clone());
+        let connected = broker::connect(&settings, &instance.id, local.clone(), metrics.clone())
+            .await
+            .map_err(StartupError::Redis)?;
+        let (broker, cluster) = (connected.broker, connected.cluster);
+        let bus = cluster.as_ref().map(|c| c.bus.clone());
+        let presence = Arc::new(Presence::new(broker.clone()));
         let publisher = Publisher::new(Parts {
-            hub: Hub::new(io.clone(), sessions.clone(), metrics.clone()),
-            history,
+            broker: broker.clone(),
+            local,
+            history: history.clone(),
             presence: presence.clone(),
             db: db.clone(),
-            bus: bus.clone(),
-            recovery,
             metrics: metrics.clone(),
         });
         let admin = Arc::new(Admin::new(
             settings.operations.admin.clone(),
             io.clone(),
-            bus.clone(),
+            bus,
             publisher.clone(),
+            hub.clone(),
             &instance.id,
             instance.started,
         ));
         let state = AppState {
             tokens: Arc::new(TokenVerifier::new(&settings.jwt)),
             publisher,
+            broker,
+            hub,
+            history,
             shutdown: CancellationToken::new(),
             instance,
             catalogue: Arc::new(Catalogue::builtin()),
@@ -163,7 +151,7 @@ impl Application {
                 // The path only: a query string may carry a token.
                 tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
             }));
-        Ok(Application { listener, tls, router, state, bus })
+        Ok(Application { listener, tls, router, state, cluster })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -187,7 +175,7 @@ impl Application {
         let state = self.state.clone();
         let stop = state.shutdown.clone();
         let tasks = TaskTracker::new();
-        background::spawn(&state, self.bus, &tasks, &stop);
+        background::spawn(&state, self.cluster, &tasks, &stop);
         tasks.close();
 
         let scheme = if self.tls.is_some() { "https" } else { "http" };
@@ -203,13 +191,13 @@ impl Application {
             port_closed.cancelled().await;
             state.instance.start_draining();
             realtime::recovery::release_all(&state).await;
-            state.publisher.hub().drain(spread).await;
+            state.hub.drain(spread).await;
             stop.cancel();
             tasks.wait().await;
             // Again for the sockets the drain could not close (long-polling ones, refused at
             // their next request): their rooms may have changed since.
             realtime::recovery::release_all(&state).await;
-            state.publisher.hub().close().await;
+            state.hub.close().await;
         };
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         match self.tls {

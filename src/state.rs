@@ -10,8 +10,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::Admin;
 use crate::auth::{self, AuthError, Identity, TokenVerifier};
+use crate::broker::Broker;
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
+use crate::history::History;
+use crate::hub::Hub;
 use crate::lifetime::Lifetimes;
 use crate::metrics::Metrics;
 use crate::presence::{self, Presence};
@@ -23,8 +26,16 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
     pub tokens: Arc<TokenVerifier>,
-    /// The only way to send a publication anywhere; it holds the connections (the hub).
+    /// The only way to send a publication anywhere.
     pub publisher: Publisher,
+    /// What this instance shares with the others (or keeps alone): numbering, the recovery
+    /// log and sessions, presence counts, claims.
+    pub broker: Arc<dyn Broker>,
+    /// This instance's connections, for their own bookkeeping (registering, joining, draining).
+    /// Deliveries reach them through the Publisher.
+    pub hub: Arc<Hub>,
+    /// Rooms' recorded publications, for reads (polling, catch-up).
+    pub history: Arc<History>,
     pub instance: Arc<Instance>,
     /// Known event names and payload shapes.
     pub catalogue: Arc<Catalogue>,

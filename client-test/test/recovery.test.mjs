@@ -4,6 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
+import { createClient } from "redis";
+import { Emitter } from "@socket.io/redis-emitter";
 import { clusterEnv, forwarder, resumingClient, startServer, token } from "./helpers.mjs";
 
 async function publishN(server, event, to, from, count) {
@@ -134,6 +136,47 @@ test("two instances: the instance is killed, the client resumes on the other wit
     assert.deepEqual(client.ns("venue_update"), [0, 1]);
   } finally {
     client?.socket.close();
+    await lb.close();
+    await b.stop();
+  }
+});
+
+test("a room a backend joined is kept with the session: killed instance, resumed on the other, in that room", async () => {
+  const env = clusterEnv();
+  const a = await startServer(env);
+  const b = await startServer(env);
+  const lb = await forwarder(a);
+  const redis = createClient({ url: env.REDIS_URL });
+  await redis.connect();
+  let client;
+  try {
+    client = resumingClient(lb.url, token("r5", { organizationId: "o-r5" }));
+    await client.until(() => client.recoveries.length === 1, "the first recovery event");
+    // The backend (Node emitter) puts the user's sockets in a channel; nothing on the client.
+    new Emitter(redis, { key: `${env.REDIS_CHANNEL_PREFIX}socket.io` }).in("user:r5").socketsJoin("venue:r5");
+    for (let tries = 0; client.ns("venue_update").length === 0; tries++) {
+      assert.ok(tries < 300, "the backend's join was never applied");
+      await b.api("POST", "/api/websocket", { action: "broadcast", channel: "venue:r5", data: { n: 0 } });
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    // Killed: no release at disconnect; the session is what was last saved.
+    a.kill();
+    lb.retarget(b);
+    lb.hold();
+    lb.cut();
+    const before = client.ns("venue_update").length;
+    await b.api("POST", "/api/websocket", { action: "broadcast", channel: "venue:r5", data: { n: 100 } });
+    lb.release();
+
+    await client.until(() => client.recoveries.length === 2, "the resumption on the other instance");
+    assert.equal(client.recoveries[1].recovered, true);
+    await client.until(() => client.ns("venue_update").length === before + 1, "the channel's publication replayed");
+    assert.equal(client.ns("venue_update").at(-1), 100, "replayed from the room the backend joined");
+    assert.equal(client.ns("venue_update").filter((n) => n === 100).length, 1, "once");
+  } finally {
+    client?.socket.close();
+    await redis.quit();
     await lb.close();
     await b.stop();
   }

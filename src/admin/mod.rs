@@ -28,6 +28,7 @@ use self::report::{ConnectedAt, Tally};
 use crate::cluster::{self, Bus};
 use crate::config::AdminLogin;
 use crate::event::EventName;
+use crate::hub::Hub;
 use crate::publication::{Audience, Publication, RoomAction, RoomOp, Source, SpreadArgs};
 use crate::publish::Publisher;
 use crate::sessions::digest;
@@ -77,6 +78,8 @@ pub struct Admin {
     io: SocketIo,
     bus: Option<Bus>,
     publisher: Publisher,
+    /// This instance's connections, counted for the report.
+    hub: Arc<Hub>,
     instance: String,
     started: Instant,
     hostname: String,
@@ -89,6 +92,7 @@ impl Admin {
         io: SocketIo,
         bus: Option<Bus>,
         publisher: Publisher,
+        hub: Arc<Hub>,
         instance: &str,
         started: Instant,
     ) -> Admin {
@@ -97,6 +101,7 @@ impl Admin {
             io,
             bus,
             publisher,
+            hub,
             instance: instance.to_owned(),
             started,
             hostname: report::hostname(),
@@ -157,7 +162,7 @@ impl Admin {
             .chain(&admins)
             .filter(|s| s.transport_type() == socketioxide::TransportType::Polling)
             .count();
-        let plain = self.publisher.hub().connection_counts().plain;
+        let plain = self.hub.connection_counts().plain;
         json!({
             "serverId": format!("{}#{}", self.hostname, self.instance),
             "hostname": self.hostname,

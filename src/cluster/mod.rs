@@ -1,5 +1,6 @@
-//! The cluster bus: everything instances of one deployment say to each other through Redis
-//! (centrifuge's Broker). Nothing else in Switchyard talks to Redis.
+//! The cluster bus: everything instances of one deployment say to each other through Redis,
+//! the machinery under the Redis broker ([`crate::broker::RedisBroker`]). Nothing else in
+//! Switchyard talks to Redis.
 //!
 //! - [`keys`]: the keyspace, every key and channel named once.
 //! - [`deliver`]: numbering and publishing a publication in one Lua step, and reading it back.
@@ -10,8 +11,8 @@
 //!
 //! One subscriber connection ([`Bus::run`]) reads the bus's channels and the backends' channels
 //! (JSON channels, the Node emitter) in the order Redis delivers them, hands publications and
-//! room operations to the [`Handler`] registered with it (the Publisher, as a centrifuge Node
-//! registers with its Broker), backend messages to the [`Inlet`] (the bridge), and what
+//! room operations to the [`Handler`] registered with it (the Redis broker, which delivers them
+//! through this instance's hub), backend messages to the [`Inlet`] (the bridge), and what
 //! instances tell the admin UIs to the [`Operator`] (the admin relay). A lost
 //! connection is retried with backoff. Every command shares one connection setup and one set of
 //! timeouts; a Redis that does not answer fails a call within [`REDIS_TIMEOUT`], and callers fall

@@ -77,8 +77,9 @@ impl Bus {
             .await
     }
 
-    /// Records a session whose socket closed, resumable for `window`.
-    pub async fn release_session(&self, id: &str, session: &str, window: Duration) -> redis::RedisResult<()> {
+    /// Records a session whose socket closed, resumable for the recovery window.
+    pub async fn release_session(&self, id: &str, session: &str) -> redis::RedisResult<()> {
+        let window = self.inner.recovery_window;
         let keys = &self.inner.keys;
         redis::pipe()
             .hdel(keys.sessions(&self.inner.instance), id)

@@ -60,13 +60,12 @@ async fn control(
 
 /// Counts only: no room names, which would reveal user ids.
 async fn status(State(state): State<AppState>) -> Json<Value> {
-    let status = state.publisher.status().await;
     Json(json!({
         "status": "ok",
         "instanceId": state.instance.id,
         "uptimeSeconds": state.instance.started.elapsed().as_secs(),
-        "connections": status.connections,
-        "rooms": status.rooms,
-        "redis": status.redis,
+        "connections": state.hub.connections(),
+        "rooms": state.hub.rooms().await,
+        "redis": state.broker.link().as_str(),
     }))
 }

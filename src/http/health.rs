@@ -33,7 +33,7 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
             message: "the database does not answer".into(),
         });
     }
-    let redis = state.publisher.status().await.redis;
+    let redis = state.broker.link().as_str();
     if redis == "disconnected" {
         return Err(ApiError::Unavailable {
             code: "redis_unavailable",

@@ -24,6 +24,6 @@ async fn scrape(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
             message: "GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`".into(),
         });
     }
-    let body = state.metrics.render(state.publisher.hub().connection_counts());
+    let body = state.metrics.render(state.hub.connection_counts());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::UserAuth;
 use crate::access::{self, AccessError};
-use crate::publish::history::Since;
+use crate::history::Since;
 use crate::publish::inbox;
 use crate::rooms::{self, Room};
 use crate::state::AppState;
@@ -139,7 +139,7 @@ async fn read_room(
         AccessError::Unavailable => ApiError::Unavailable { code: "directory_unavailable", message: e.to_string() },
     })?;
     let name = room.name();
-    let history = state.publisher.history();
+    let history = &state.history;
     let rows = history.read(&name, since, limit).await?;
     // With an offset, tell the client whether history still covers everything after it.
     let complete = match since {

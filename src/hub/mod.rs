@@ -1,14 +1,18 @@
 //! The hub: this instance's connections, both protocols: the Socket.IO sockets (through
 //! socketioxide's local adapter) and the plain WebSocket connections ([`plain`]). It delivers a
 //! publication to the members of its audience, applies room operations, and counts; it never
-//! numbers, records or talks to Redis. Sockets that opted into recovery are tracked: each gets
-//! its deliveries with its cursor ([`crate::recovery::Tracker`]); the others get one broadcast. Only the Publisher delivers through it (as centrifuge's
-//! Hub is reached through its Node); connection handlers use it for their own bookkeeping.
+//! numbers, records or talks to Redis. It is the only writer to connections: sockets that
+//! opted into recovery are tracked, and each gets its deliveries, its replay and its
+//! notifications with its cursor through its [`Tracker`]; the others get one broadcast. Only the
+//! broker delivers through it (as centrifuge's Hub is reached through its Node); connection
+//! handlers use it for their own bookkeeping.
 
 mod outbox;
 pub mod plain;
+mod tracker;
 
 pub use self::outbox::Outbox;
+pub use self::tracker::{Overflow, Tracker};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +25,7 @@ use socketioxide::{SendError, SocketError, SocketIo};
 use self::plain::{Kick, PlainConnections};
 use crate::metrics::{ConnectionCounts, Metrics, Transport};
 use crate::publication::{Audience, Payload, Publication, RoomAction, RoomOp, SpreadArgs};
-use crate::recovery::{Position, Tracker};
+use crate::recovery::Position;
 use crate::rooms::Room;
 use crate::sessions::{Sessions, digest};
 
@@ -171,10 +175,18 @@ impl Hub {
         self.sessions.sweep(&self.sockets, grace)
     }
 
-    /// Applies a room operation to the local connections of its audience.
-    pub async fn apply(&self, op: &RoomOp) {
+    /// Applies a room operation to the local connections of its audience; returns the tracked
+    /// sockets whose rooms it changed (their sessions are to be saved).
+    pub async fn apply(&self, op: &RoomOp) -> Vec<SocketRef> {
         self.plain.apply(&op.target, &op.action);
-        let Some(sockets) = self.select(&op.target) else { return };
+        let Some(sockets) = self.select(&op.target) else { return Vec::new() };
+        let changes_rooms = matches!(op.action, RoomAction::Join(_) | RoomAction::Leave(_));
+        let tracked = match changes_rooms && self.tracked.load(Ordering::Relaxed) > 0 {
+            true => {
+                sockets.clone().sockets().into_iter().filter(|s| s.extensions.get::<Arc<Tracker>>().is_some()).collect()
+            }
+            false => Vec::new(),
+        };
         let result = match &op.action {
             RoomAction::Join(rooms) => sockets.join(rooms.clone()).await.map_err(|e| e.to_string()),
             RoomAction::Leave(rooms) => sockets.leave(rooms.clone()).await.map_err(|e| e.to_string()),
@@ -183,6 +195,7 @@ impl Hub {
         if let Err(error) = result {
             tracing::warn!(%error, action = ?op.action, "room operation failed for some sockets");
         }
+        tracked
     }
 
     /// Local connections (sockets and plain WebSockets) in `room`.

@@ -5,6 +5,7 @@
 //! The status change is a conditional update (`WHERE status = 'pending'`), so of several
 //! runs racing for one invitation (instances of a cluster) exactly one publishes it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::directory::{self, InvitationStatus};
 use crate::invitations::{self, InvitationUpdate};
+use crate::metrics::Metrics;
 use crate::notifications::{self, Recipient};
 use crate::publication::Source;
 use crate::publish::Publisher;
@@ -71,7 +73,13 @@ pub async fn run_once(
 }
 
 /// Runs at every tick of the configured schedule until `shutdown`.
-pub async fn schedule(db: DatabaseConnection, publisher: Publisher, cron: croner::Cron, shutdown: CancellationToken) {
+pub async fn schedule(
+    db: DatabaseConnection,
+    publisher: Publisher,
+    metrics: Arc<Metrics>,
+    cron: croner::Cron,
+    shutdown: CancellationToken,
+) {
     loop {
         let now = Utc::now();
         let Ok(next) = cron.find_next_occurrence(&now, false) else {
@@ -88,7 +96,7 @@ pub async fn schedule(db: DatabaseConnection, publisher: Publisher, cron: croner
             continue;
         }
         let result = run_once(&db, &publisher, Utc::now()).await;
-        publisher.metrics().job_ran("invitation_expiry", result.is_ok());
+        metrics.job_ran("invitation_expiry", result.is_ok());
         match result {
             Ok(report) => tracing::info!(
                 expired = report.expired.len(),

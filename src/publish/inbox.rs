@@ -88,14 +88,14 @@ pub async fn mark_read(
 pub async fn list(
     db: &DatabaseConnection,
     user_id: &str,
-    since: super::history::Since,
+    since: crate::history::Since,
     unread_only: bool,
     limit: u64,
 ) -> Result<Vec<notification::Model>, DbErr> {
     let mut query = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
     query = match since {
-        super::history::Since::Offset(seq) => query.filter(notification::Column::Seq.gt(seq)),
-        super::history::Since::Time(t) => query.filter(notification::Column::CreatedAt.gt(t)),
+        crate::history::Since::Offset(seq) => query.filter(notification::Column::Seq.gt(seq)),
+        crate::history::Since::Time(t) => query.filter(notification::Column::CreatedAt.gt(t)),
     };
     if unread_only {
         query = query.filter(notification::Column::ReadAt.is_null());

@@ -13,8 +13,8 @@ use entity::history;
 
 use super::outgoing::{connections, reply};
 use super::refusal::Refusal;
+use crate::history::Since;
 use crate::hub::plain::{self, Dialect};
-use crate::publish::history::Since;
 use crate::rooms::Room;
 use crate::state::AppState;
 
@@ -53,7 +53,7 @@ pub async fn replay(
     // A publication to several of the rooms is sent once, in publication order.
     rows.sort_by(|(_, a), (_, b)| (a.published_at, &a.publication_id).cmp(&(b.published_at, &b.publication_id)));
     let mut sent = HashSet::new();
-    let connections = state.publisher.hub().plain();
+    let connections = state.hub.plain();
     for (room, row) in rows {
         if !sent.insert(row.publication_id.clone()) {
             continue;
@@ -77,7 +77,7 @@ pub async fn replay(
 /// connection could have missed; later ones reach it live (held until the release). A row
 /// committed out of order after a gap is left to the live path.
 async fn read_run(state: &AppState, room: &Room, since: Since) -> Result<(i64, Vec<history::Model>), String> {
-    let history = state.publisher.history();
+    let history = &state.history;
     let name = room.name();
     let target = state.publisher.last_offset(room).await;
     let deadline = tokio::time::Instant::now() + COMMIT_WAIT;

@@ -20,12 +20,12 @@ use super::refusal::Refusal;
 use crate::auth::Identity;
 use crate::auth::token::{find_token, query_param};
 use crate::event::EventName;
+use crate::history::Since;
 use crate::hub::Outbox;
 use crate::hub::plain::{self, Dialect, Kick};
 use crate::lifetime::{Conn, Due};
 use crate::limits::Bucket;
 use crate::notifications;
-use crate::publish::history::Since;
 use crate::rooms::Room;
 use crate::state::AppState;
 
@@ -155,7 +155,7 @@ async fn serve(mut upgraded: Box<Upgraded>) {
     if let Err(refused) = Box::pin(state.admit(identity)).await {
         return refuse_on(socket, refused.into()).await;
     }
-    let hub = state.publisher.hub().plain();
+    let hub = state.hub.plain();
     let registration = hub.register(dialect, state.settings.ws_send_queue);
     let id = registration.id.clone();
     state.lifetimes.bind(Conn::Plain(id.clone()), identity.expires_at);
@@ -182,7 +182,7 @@ async fn serve(mut upgraded: Box<Upgraded>) {
     }
 
     let catching_up: Option<Handling<'_>> = since.map(|since| {
-        let history = state.publisher.history();
+        let history = &state.history;
         let kept: Vec<Room> = rooms.into_iter().filter(|r| history.keeps(r)).collect();
         let id = id.as_str();
         Box::pin(async move {

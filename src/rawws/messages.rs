@@ -72,7 +72,7 @@ pub(super) async fn handle(
                     Some(since) => catch_up::parse_since(since)
                         .ok_or_else(|| Refusal::new("invalid_since", "`since` is an offset or an RFC 3339 time"))?,
                 };
-                if !state.publisher.history().keeps(&room) {
+                if !state.history.keeps(&room) {
                     return Err(Refusal::new(
                         "history_unavailable",
                         format!("`{channel}` keeps no history (HISTORY_ROOMS); subscribe without `since`"),

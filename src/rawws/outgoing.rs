@@ -9,5 +9,5 @@ pub(super) fn reply(state: &AppState, id: &str, frame: String) {
 }
 
 pub(super) fn connections(state: &AppState) -> &PlainConnections {
-    state.publisher.hub().plain()
+    state.hub.plain()
 }

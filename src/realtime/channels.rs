@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 
 use super::ack::AckError;
-use super::{AckResult, fields, identity, payload};
+use super::{AckResult, fields, payload};
 use crate::state::AppState;
 use crate::subscriptions::{self, SubscriptionError};
 
@@ -48,7 +48,7 @@ pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckRe
     )
     .map_err(refused)?;
     socket.join(room.name());
-    super::recovery::save(&state, &socket, &identity(&socket)?).await;
+    super::recovery::save(&state, &socket).await;
     Ok(fields([("channel", json!(name))]))
 }
 
@@ -56,6 +56,6 @@ pub async fn unsubscribe(state: AppState, socket: SocketRef, data: Value) -> Ack
     let name = channel_name(data)?;
     let room = subscriptions::unsubscribe(&state.settings.channel_patterns, &name).map_err(refused)?;
     socket.leave(room.name());
-    super::recovery::save(&state, &socket, &identity(&socket)?).await;
+    super::recovery::save(&state, &socket).await;
     Ok(fields([("channel", json!(name))]))
 }

@@ -11,9 +11,9 @@ use super::recovery;
 use crate::auth::token::find_token;
 use crate::auth::{AuthError, Identity};
 use crate::event::EventName;
+use crate::hub::Tracker;
 use crate::limits::Bucket;
 use crate::notifications;
-use crate::recovery::Tracker;
 use crate::rooms::Room;
 use crate::sessions::digest;
 use crate::state::AppState;
@@ -84,7 +84,7 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
         let state = disconnect_state.clone();
         state.admin.socket_disconnected(&socket, &reason.to_string());
-        let session = socket.extensions.get::<Identity>().and_then(|i| recovery::session_of(&socket, &i));
+        let session = recovery::session_of(&socket);
         let tracker = socket.extensions.get::<std::sync::Arc<Tracker>>();
         async move {
             tracing::info!(socket = %digest(socket.id), %reason, "disconnected");
@@ -106,7 +106,7 @@ async fn on_connect(state: AppState, socket: SocketRef) {
     };
     tracing::info!(socket = %digest(socket.id), user = %identity.user_id, "connected");
     state.admin.socket_connected(&socket);
-    recovery::resume(&state, &socket, &identity).await;
+    recovery::resume(&state, &socket).await;
     // The user's notifications that reached none of his connections, to this socket only.
     let tracker = socket.extensions.get::<std::sync::Arc<Tracker>>();
     let event = EventName::NOTIFICATION_NEW;

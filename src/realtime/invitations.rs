@@ -26,14 +26,14 @@ pub async fn watch(state: AppState, socket: SocketRef, data: Value) -> AckResult
         })?;
     }
     socket.join(ids.iter().map(|id| Room::Invitation(id.clone()).name()).collect::<Vec<_>>());
-    super::recovery::save(&state, &socket, &identity).await;
+    super::recovery::save(&state, &socket).await;
     Ok(fields([("invitationIds", json!(ids))]))
 }
 
 pub async fn unwatch(state: AppState, socket: SocketRef, data: Value) -> AckResult {
     let ids = invitation_ids(&data)?;
     socket.leave(ids.iter().map(|id| Room::Invitation(id.clone()).name()).collect::<Vec<_>>());
-    super::recovery::save(&state, &socket, &identity(&socket)?).await;
+    super::recovery::save(&state, &socket).await;
     Ok(fields([("invitationIds", json!(ids))]))
 }
 

@@ -29,7 +29,7 @@ pub fn forget(state: &AppState, socket: &SocketRef) {
 /// Acts on a deadline of a socket of this instance.
 pub fn came_due(state: &AppState, due: &Due) {
     let (Due::Expiring(Conn::Socket(sid), at) | Due::Expired(Conn::Socket(sid), at)) = due else { return };
-    let Some(socket) = sid.parse().ok().and_then(|sid| state.publisher.hub().socket(sid)) else { return };
+    let Some(socket) = sid.parse().ok().and_then(|sid| state.hub.socket(sid)) else { return };
     let when = time(*at);
     match due {
         Due::Expiring(..) => {

@@ -13,9 +13,11 @@ use socketioxide::extract::SocketRef;
 
 use crate::access;
 use crate::auth::Identity;
+use crate::broker;
 use crate::event::EventName;
+use crate::hub::{Overflow, Tracker};
 use crate::publication::Publication;
-use crate::recovery::{Cursor, Overflow, Position, Session, Tracker, addressed_to, new_session_id};
+use crate::recovery::{Cursor, Position, Session, addressed_to, new_session_id};
 use crate::rooms::Room;
 use crate::sessions::digest;
 use crate::state::AppState;
@@ -30,11 +32,14 @@ struct Resume(Option<Position>);
 /// its session id (a client cut again before it heard `recovery` still holds a valid cursor),
 /// and the session is saved at once.
 pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, offset: &str) {
-    let recovery = state.publisher.recovery();
     let mut from = None;
     let mut session_id = None;
     if let Some(cursor) = Cursor::parse(offset) {
-        match recovery.take(&cursor.session).await {
+        let taken = state.broker.take_session(&cursor.session).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "recovery: session could not be read");
+            None
+        });
+        match taken {
             Some(session) if session.user == identity.user_id => {
                 socket.join(still_allowed(state, identity, session.rooms).await);
                 from = Some(cursor.position);
@@ -49,11 +54,11 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
         tracing::debug!(socket = %digest(socket.id), "recovery: the offset is not a cursor");
     }
     let session_id = session_id.unwrap_or_else(|| new_session_id(&state.instance.id));
-    socket.extensions.insert(Arc::new(Tracker::replaying(session_id)));
+    socket.extensions.insert(Arc::new(Tracker::replaying(session_id, identity.user_id.clone())));
     socket.extensions.insert(Resume(from));
     socket.join(Room::tracked().name());
-    state.publisher.hub().track();
-    save(state, socket, identity).await;
+    state.hub.track();
+    save(state, socket).await;
 }
 
 /// The session's rooms the user may still be in: private rooms (projects, channels,
@@ -80,13 +85,12 @@ async fn still_allowed(state: &AppState, identity: &Identity, rooms: Vec<String>
 
 /// Once connected: replays what the socket missed, sends `recovery`, then lets live deliveries
 /// through. Nothing is replayed unless the log covers everything after the cursor.
-pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
+pub async fn resume(state: &AppState, socket: &SocketRef) {
     let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() else { return };
     let from = socket.extensions.get::<Resume>().and_then(|r| r.0);
-    let recovery = state.publisher.recovery();
     let rooms: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
     let read = match from {
-        Some(after) => recovery.since(after).await.map(|entries| entries.map(|e| (after, e))),
+        Some(after) => state.broker.log_since(after).await.map(|entries| entries.map(|e| (after, e))),
         None => Ok(None),
     };
     let (recovered, covered, missed) = match read {
@@ -97,7 +101,7 @@ pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
                 if replay_waiting(&tracker, socket, publication, *position).await.is_err() {
                     // The client stopped reading: no `recovery` (its cursor would pass what was
                     // not sent); it resumes again from the cursor it holds.
-                    state.publisher.hub().cut_slow(socket);
+                    state.hub.cut_slow(socket);
                     return;
                 }
                 missed += 1;
@@ -108,7 +112,7 @@ pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
             if let Err(e) = other {
                 tracing::warn!(socket = %digest(socket.id), error = %e, "recovery: the log could not be read");
             }
-            let tail = recovery.tail().await.unwrap_or_else(|e| {
+            let tail = state.broker.log_tail().await.unwrap_or_else(|e| {
                 tracing::warn!(socket = %digest(socket.id), error = %e, "recovery: the log's tail could not be read");
                 Position::ZERO
             });
@@ -121,10 +125,10 @@ pub async fn resume(state: &AppState, socket: &SocketRef, identity: &Identity) {
         &json!({"recovered": recovered, "missed": missed, "cursor": cursor.to_string()}),
     );
     if tracker.go_live(socket, covered).is_err() {
-        state.publisher.hub().cut_slow(socket);
+        state.hub.cut_slow(socket);
     }
     tracing::info!(socket = %digest(socket.id), recovered, missed, "recovery");
-    save(state, socket, identity).await;
+    save(state, socket).await;
 }
 
 /// How long a replay waits for room in the socket's send queue before it counts the client as
@@ -149,17 +153,8 @@ async fn replay_waiting(
 }
 
 /// Saves an opted-in socket's session with the rooms it is in now (after a join or a leave).
-/// The rooms are read once the session's earlier writes landed, so the last write holds the
-/// latest rooms; a socket already gone is left to its release.
-pub async fn save(state: &AppState, socket: &SocketRef, identity: &Identity) {
-    let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() else { return };
-    let _writing = tracker.writing().await;
-    if !socket.connected() {
-        return;
-    }
-    if let Some((id, session)) = session_of(socket, identity) {
-        state.publisher.recovery().save(&id, &session).await;
-    }
+pub async fn save(state: &AppState, socket: &SocketRef) {
+    broker::save_session(state.broker.as_ref(), socket).await;
 }
 
 /// At disconnect: the session stays resumable for the window, with the rooms the socket had
@@ -167,35 +162,34 @@ pub async fn save(state: &AppState, socket: &SocketRef, identity: &Identity) {
 pub async fn release(state: &AppState, tracker: Option<Arc<Tracker>>, session: Option<(String, Session)>) {
     if let (Some(tracker), Some((id, session))) = (tracker, session) {
         let _writing = tracker.writing().await;
-        state.publisher.hub().untrack();
-        state.publisher.recovery().release(&id, &session).await;
+        state.hub.untrack();
+        release_session(state, &id, &session).await;
     }
 }
 
 /// At shutdown, before the sockets close: every opted-in socket's session is made resumable
 /// for the window, so that its client resumes on another instance (a rolling deploy).
 pub async fn release_all(state: &AppState) {
-    let sockets = state.publisher.hub().tracked_sockets();
+    let sockets = state.hub.tracked_sockets();
     let count = sockets.len();
     for socket in sockets {
-        let (Some(identity), Some(tracker)) =
-            (socket.extensions.get::<Identity>(), socket.extensions.get::<Arc<Tracker>>())
-        else {
-            continue;
-        };
+        let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() else { continue };
         let _writing = tracker.writing().await;
-        if let Some((id, session)) = session_of(&socket, &identity) {
-            state.publisher.recovery().release(&id, &session).await;
-        }
+        release_session(state, &tracker.session, &tracker.session_now(&socket)).await;
     }
     if count > 0 {
         tracing::info!(sessions = count, "recovery: sessions kept for resumption elsewhere");
     }
 }
 
+async fn release_session(state: &AppState, id: &str, session: &Session) {
+    if let Err(e) = state.broker.release_session(id, session).await {
+        tracing::warn!(error = %e, "recovery: session not released");
+    }
+}
+
 /// An opted-in socket's session id and what to keep of it.
-pub fn session_of(socket: &SocketRef, identity: &Identity) -> Option<(String, Session)> {
+pub fn session_of(socket: &SocketRef) -> Option<(String, Session)> {
     let tracker = socket.extensions.get::<Arc<Tracker>>()?;
-    let rooms = Session::restorable(socket.rooms().into_iter().map(|r| r.to_string()), &socket.id.to_string());
-    Some((tracker.session.clone(), Session { user: identity.user_id.clone(), rooms }))
+    Some((tracker.session.clone(), tracker.session_now(socket)))
 }

@@ -95,7 +95,7 @@ async fn join(state: &AppState, socket: &SocketRef, data: &Value, kind: Resource
         ));
     }
     socket.join(room.name());
-    super::recovery::save(state, socket, &identity(socket)?).await;
+    super::recovery::save(state, socket).await;
     let members = state.publisher.member_count(&room).await;
     Ok(fields([("room", json!(room.name())), ("members", json!(members))]))
 }
@@ -103,7 +103,7 @@ async fn join(state: &AppState, socket: &SocketRef, data: &Value, kind: Resource
 async fn leave(state: &AppState, socket: &SocketRef, data: &Value, kind: ResourceKind) -> AckResult {
     let (room, _) = workspace_room(socket, data, kind)?;
     socket.leave(room.name());
-    super::recovery::save(state, socket, &identity(socket)?).await;
+    super::recovery::save(state, socket).await;
     Ok(fields([("room", json!(room.name()))]))
 }
 

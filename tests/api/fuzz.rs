@@ -8,12 +8,12 @@ use switchyard::bridge::emitter;
 use switchyard::catalogue::Catalogue;
 use switchyard::cluster::deliver::decode_body;
 use switchyard::event::EventName;
+use switchyard::history::Since;
 use switchyard::id::LooseId;
 use switchyard::invitations::InvitationUpdate;
 use switchyard::notifications::Recipient;
 use switchyard::publication::Source;
 use switchyard::publish::PublishRequest;
-use switchyard::publish::history::Since;
 use switchyard::recovery::{Cursor, Position};
 use switchyard::rooms::{ChannelPattern, Room, public_channel};
 

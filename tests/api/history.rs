@@ -152,7 +152,7 @@ async fn retention_keeps_the_newest_entries_and_says_when_history_is_incomplete(
     for n in 1..=8 {
         broadcast(&app, "venue:1", json!({"n": n})).await;
     }
-    let removed = app.state.publisher.history().prune(chrono::Utc::now()).await.unwrap();
+    let removed = app.state.history.prune(chrono::Utc::now()).await.unwrap();
     assert_eq!(removed, 3);
     let token = user_token("u", None, None);
     let (_, body) = get(&app, "/api/venues/1/updates?since=0", &token).await;

@@ -166,7 +166,7 @@ async fn a_slow_consumer_is_dropped_and_the_others_get_everything_in_order() {
     let mut fast = ws(&app, "/ws", &user_token("fast", None, None)).await;
     slow.ask(json!({"type": "subscribe", "channel": "venue:1"})).await;
     fast.ask(json!({"type": "subscribe", "channel": "venue:1"})).await;
-    assert_eq!(app.state.publisher.hub().plain().connections(), 2);
+    assert_eq!(app.state.hub.plain().connections(), 2);
 
     // The slow client reads nothing: kernel buffers fill, then its queue of 8, then it is cut.
     let blob = "x".repeat(64 * 1024);
@@ -185,12 +185,12 @@ async fn a_slow_consumer_is_dropped_and_the_others_get_everything_in_order() {
     let seen = reader.await.unwrap();
     assert_eq!(seen, (0..total as u64).collect::<Vec<_>>(), "the fast client got everything once, in order");
     for _ in 0..200 {
-        if app.state.publisher.hub().plain().connections() == 1 {
+        if app.state.hub.plain().connections() == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(app.state.publisher.hub().plain().connections(), 1, "the slow consumer is gone");
+    assert_eq!(app.state.hub.plain().connections(), 1, "the slow consumer is gone");
     let _ = slow.closed().await;
     app.stop().await;
 }

@@ -8,14 +8,15 @@ use serde_json::Value;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 
-use super::cursor::{Cursor, Position};
 use crate::publication::{Payload, Publication, SpreadArgs};
+use crate::recovery::{Cursor, Position, Session};
 use crate::sessions::digest;
 
-/// One opted-in socket's place: its session, the last position it was given, and, while its
-/// replay runs, the live deliveries held back.
+/// One opted-in socket's place: its session (and whose it is), the last position it was given,
+/// and, while its replay runs, the live deliveries held back.
 pub struct Tracker {
     pub session: String,
+    pub user: String,
     state: Mutex<TrackerState>,
     /// Held while the session is written, its rooms read under it: of two writes racing (the
     /// resume's and a `subscribe`'s), the one that lands last has the latest rooms.
@@ -37,9 +38,10 @@ pub struct Overflow;
 
 impl Tracker {
     /// A tracker that holds live deliveries back until [`Tracker::go_live`].
-    pub fn replaying(session: String) -> Self {
+    pub fn replaying(session: String, user: String) -> Self {
         Tracker {
             session,
+            user,
             state: Mutex::new(TrackerState { last: Position::ZERO, held: Some(Vec::new()), overflowed: false }),
             writing: tokio::sync::Mutex::new(()),
         }
@@ -48,6 +50,12 @@ impl Tracker {
     /// Waits for the session's earlier writes; the next is the caller's until the guard drops.
     pub async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.writing.lock().await
+    }
+
+    /// What to keep of the socket's session: its user and the rooms it is in now.
+    pub fn session_now(&self, socket: &SocketRef) -> Session {
+        let rooms = Session::restorable(socket.rooms().into_iter().map(|r| r.to_string()), &socket.id.to_string());
+        Session { user: self.user.clone(), rooms }
     }
 
     /// The cursor the socket holds now.

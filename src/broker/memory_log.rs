@@ -8,8 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::cursor::{Position, Session};
 use crate::publication::Publication;
+use crate::recovery::{Position, Session};
 
 /// Entries kept at most, whatever the window.
 const MAX_ENTRIES: usize = 100_000;
@@ -17,7 +17,7 @@ const MAX_ENTRIES: usize = 100_000;
 /// resumes at the window's end.
 const MARGIN: Duration = Duration::from_secs(30);
 
-pub struct MemoryStore {
+pub struct MemoryLog {
     window: Duration,
     start: u64,
     log: Mutex<Log>,
@@ -33,13 +33,13 @@ struct Log {
     dropped_for_room: Option<Position>,
 }
 
-impl MemoryStore {
+impl MemoryLog {
     pub fn new(window: Duration) -> Self {
         let start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
-        MemoryStore { window, start, log: Mutex::default(), sessions: Mutex::default() }
+        MemoryLog { window, start, log: Mutex::default(), sessions: Mutex::default() }
     }
 
     /// Logs a publication, then calls `deliver` with its position while the log is held.
