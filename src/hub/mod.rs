@@ -132,6 +132,17 @@ impl Hub {
         delivered
     }
 
+    /// Sends one socket an event outside the log (an inbox notification at connect), with the
+    /// cursor it holds when it is tracked.
+    pub fn send_to(&self, socket: &SocketRef, event: &str, data: &serde_json::Value) {
+        match socket.extensions.get::<Arc<Tracker>>() {
+            Some(tracker) => tracker.emit(socket, event, data),
+            None => {
+                let _ = socket.emit(event, data);
+            }
+        }
+    }
+
     /// Cuts a socket whose send queue overflowed (a client that stopped reading): its client
     /// reconnects, and an opted-in one resumes from its cursor with nothing lost.
     pub fn cut_slow(&self, socket: &SocketRef) {

@@ -4,10 +4,11 @@
 
 use std::sync::Mutex;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 
+use crate::event::EventName;
 use crate::publication::{Payload, Publication, SpreadArgs};
 use crate::recovery::{Cursor, Position, Session};
 use crate::sessions::digest;
@@ -58,11 +59,6 @@ impl Tracker {
         Session { user: self.user.clone(), rooms }
     }
 
-    /// The cursor the socket holds now.
-    pub fn cursor(&self) -> Cursor {
-        Cursor { session: self.session.clone(), position: self.state.lock().unwrap().last }
-    }
-
     /// A live delivery: held back during the replay, else sent with its cursor.
     pub fn deliver(
         &self,
@@ -94,10 +90,20 @@ impl Tracker {
     }
 
     /// Ends the replay: `covered` is the position through which the replay gave the socket
-    /// everything; held deliveries up to it are dropped (the replay had them), the rest sent.
-    pub fn go_live(&self, socket: &SocketRef, covered: Position) -> Result<(), Overflow> {
+    /// everything. Tells the client (`recovery {recovered, missed, cursor}`), then drops the
+    /// held deliveries up to `covered` (the replay had them) and sends the rest.
+    pub fn go_live(
+        &self,
+        socket: &SocketRef,
+        covered: Position,
+        recovered: bool,
+        missed: usize,
+    ) -> Result<(), Overflow> {
         let mut state = self.state.lock().unwrap();
         state.last = state.last.max(covered);
+        let cursor = Cursor { session: self.session.clone(), position: state.last };
+        let told = json!({"recovered": recovered, "missed": missed, "cursor": cursor.to_string()});
+        let _ = socket.emit(EventName::RECOVERY.as_str(), &told);
         let mut result = Ok(());
         for (position, publication) in state.held.take().unwrap_or_default() {
             result = result.and(self.send_live(&mut state, socket, &publication, position));

@@ -47,15 +47,13 @@ pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckRe
         current.iter().map(|r| r.as_ref()),
     )
     .map_err(refused)?;
-    socket.join(room.name());
-    super::recovery::save(&state, &socket).await;
+    super::recovery::join(&state, &socket, vec![room.name()]).await;
     Ok(fields([("channel", json!(name))]))
 }
 
 pub async fn unsubscribe(state: AppState, socket: SocketRef, data: Value) -> AckResult {
     let name = channel_name(data)?;
     let room = subscriptions::unsubscribe(&state.settings.channel_patterns, &name).map_err(refused)?;
-    socket.leave(room.name());
-    super::recovery::save(&state, &socket).await;
+    super::recovery::leave(&state, &socket, vec![room.name()]).await;
     Ok(fields([("channel", json!(name))]))
 }

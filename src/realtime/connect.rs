@@ -108,14 +108,7 @@ async fn on_connect(state: AppState, socket: SocketRef) {
     state.admin.socket_connected(&socket);
     recovery::resume(&state, &socket).await;
     // The user's notifications that reached none of his connections, to this socket only.
-    let tracker = socket.extensions.get::<std::sync::Arc<Tracker>>();
-    let event = EventName::NOTIFICATION_NEW;
     for (_, data) in notifications::undelivered(&state.db, &identity.user_id).await {
-        match &tracker {
-            Some(tracker) => tracker.emit(&socket, event.as_str(), &data),
-            None => {
-                let _ = socket.emit(event.as_str(), &data);
-            }
-        }
+        state.hub.send_to(&socket, EventName::NOTIFICATION_NEW.as_str(), &data);
     }
 }

@@ -25,15 +25,13 @@ pub async fn watch(state: AppState, socket: SocketRef, data: Value) -> AckResult
             }
         })?;
     }
-    socket.join(ids.iter().map(|id| Room::Invitation(id.clone()).name()).collect::<Vec<_>>());
-    super::recovery::save(&state, &socket).await;
+    super::recovery::join(&state, &socket, ids.iter().map(|id| Room::Invitation(id.clone()).name()).collect()).await;
     Ok(fields([("invitationIds", json!(ids))]))
 }
 
 pub async fn unwatch(state: AppState, socket: SocketRef, data: Value) -> AckResult {
     let ids = invitation_ids(&data)?;
-    socket.leave(ids.iter().map(|id| Room::Invitation(id.clone()).name()).collect::<Vec<_>>());
-    super::recovery::save(&state, &socket).await;
+    super::recovery::leave(&state, &socket, ids.iter().map(|id| Room::Invitation(id.clone()).name()).collect()).await;
     Ok(fields([("invitationIds", json!(ids))]))
 }
 

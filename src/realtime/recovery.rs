@@ -8,13 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use socketioxide::extract::SocketRef;
 
 use crate::access;
 use crate::auth::Identity;
 use crate::broker;
-use crate::event::EventName;
 use crate::hub::{Overflow, Tracker};
 use crate::publication::Publication;
 use crate::recovery::{Cursor, Position, Session, addressed_to, new_session_id};
@@ -119,12 +117,7 @@ pub async fn resume(state: &AppState, socket: &SocketRef) {
             (false, tail, 0)
         }
     };
-    let cursor = Cursor { session: tracker.session.clone(), position: tracker.cursor().position.max(covered) };
-    let _ = socket.emit(
-        EventName::RECOVERY.as_str(),
-        &json!({"recovered": recovered, "missed": missed, "cursor": cursor.to_string()}),
-    );
-    if tracker.go_live(socket, covered).is_err() {
+    if tracker.go_live(socket, covered, recovered, missed).is_err() {
         state.hub.cut_slow(socket);
     }
     tracing::info!(socket = %digest(socket.id), recovered, missed, "recovery");
@@ -152,9 +145,22 @@ async fn replay_waiting(
     }
 }
 
-/// Saves an opted-in socket's session with the rooms it is in now (after a join or a leave).
-pub async fn save(state: &AppState, socket: &SocketRef) {
+/// Saves an opted-in socket's session with the rooms it is in now.
+async fn save(state: &AppState, socket: &SocketRef) {
     broker::save_session(state.broker.as_ref(), socket).await;
+}
+
+/// A client's join: the socket enters `rooms` and its session is saved with them, as a
+/// backend's join saves it ([`crate::broker::Local::apply`]).
+pub async fn join(state: &AppState, socket: &SocketRef, rooms: Vec<String>) {
+    socket.join(rooms);
+    save(state, socket).await;
+}
+
+/// A client's leave: the socket leaves `rooms` and its session is saved without them.
+pub async fn leave(state: &AppState, socket: &SocketRef, rooms: Vec<String>) {
+    socket.leave(rooms);
+    save(state, socket).await;
 }
 
 /// At disconnect: the session stays resumable for the window, with the rooms the socket had

@@ -94,16 +94,14 @@ async fn join(state: &AppState, socket: &SocketRef, data: &Value, kind: Resource
             format!("you are not a member of {} `{}`", kind.as_str(), key.resource_id),
         ));
     }
-    socket.join(room.name());
-    super::recovery::save(state, socket).await;
+    super::recovery::join(state, socket, vec![room.name()]).await;
     let members = state.publisher.member_count(&room).await;
     Ok(fields([("room", json!(room.name())), ("members", json!(members))]))
 }
 
 async fn leave(state: &AppState, socket: &SocketRef, data: &Value, kind: ResourceKind) -> AckResult {
     let (room, _) = workspace_room(socket, data, kind)?;
-    socket.leave(room.name());
-    super::recovery::save(state, socket).await;
+    super::recovery::leave(state, socket, vec![room.name()]).await;
     Ok(fields([("room", json!(room.name()))]))
 }
 
