@@ -24,12 +24,13 @@ pub mod locks;
 pub mod presence;
 pub mod recovery;
 pub mod rooms;
+mod topology;
 
 use crate::metrics::{Metrics, RedisFailure};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -39,6 +40,7 @@ use uuid::Uuid;
 
 pub use self::keys::BackendChannel;
 use self::keys::{Incoming, Keyspace};
+use self::topology::Topology;
 use crate::publication::{Offsets, Publication, RoomOp};
 
 /// How long one Redis call (or connecting) may take before the caller gives up on Redis.
@@ -79,9 +81,11 @@ pub struct Bus {
 }
 
 struct Inner {
-    client: redis::Client,
-    /// Commands (scripts, publishes, locks); reconnects by itself.
-    redis: ConnectionManager,
+    /// Where the master is: one server, or the one the Sentinels name.
+    topology: Topology,
+    /// Commands (scripts, publishes, locks) to the master; reconnects by itself, and is replaced
+    /// when the Sentinels name another master.
+    redis: RwLock<Master>,
     keys: Keyspace,
     instance: String,
     /// Whether the subscriber is connected (status, readiness, and whether this instance's own
@@ -109,15 +113,11 @@ impl Bus {
         recovery_window: Duration,
         metrics: Arc<Metrics>,
     ) -> redis::RedisResult<Bus> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT));
-        let redis = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let topology = Topology::parse(url)?;
+        let redis = RwLock::new(Master::connect(topology.master().await?).await?);
         Ok(Bus {
             inner: Arc::new(Inner {
-                client,
+                topology,
                 redis,
                 keys: Keyspace::new(prefix, instance),
                 instance: instance.to_owned(),
@@ -138,7 +138,7 @@ impl Bus {
 
     /// Tells every instance's admin UIs (the subscribers hand it to their [`Operator`]).
     pub async fn tell_admins(&self, payload: String) -> redis::RedisResult<()> {
-        let mut redis = self.inner.redis.clone();
+        let mut redis = self.connection();
         redis::cmd("PUBLISH").arg(self.inner.keys.admin_channel()).arg(payload).query_async::<()>(&mut redis).await
     }
 
@@ -159,7 +159,48 @@ impl Bus {
     }
 
     fn connection(&self) -> ConnectionManager {
-        self.inner.redis.clone()
+        self.inner.redis.read().unwrap().connection.clone()
+    }
+
+    /// Resolves once the Sentinels name a master other than the one the commands go to, after
+    /// moving the commands there (never, on a single server). The subscriber then reconnects to
+    /// the new master too.
+    async fn master_moved(&self) {
+        if !self.inner.topology.follows_failover() {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(topology::WATCH_EVERY).await;
+            if self.follow_master().await {
+                return;
+            }
+        }
+    }
+
+    /// Asks the Sentinels for the master and moves the commands to it if it is another one;
+    /// true when they moved.
+    async fn follow_master(&self) -> bool {
+        if !self.inner.topology.follows_failover() {
+            return false;
+        }
+        let Ok(Ok(client)) = tokio::time::timeout(REDIS_TIMEOUT, self.inner.topology.master()).await else {
+            return false;
+        };
+        let (now, was) = (topology::address(&client), self.inner.redis.read().unwrap().address.clone());
+        if now == was {
+            return false;
+        }
+        match Master::connect(client).await {
+            Ok(master) => {
+                tracing::warn!(from = %was, to = %now, "redis: the Sentinels name a new master; moving to it");
+                *self.inner.redis.write().unwrap() = master;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, master = %now, "redis: the new master does not answer yet");
+                false
+            }
+        }
     }
 
     /// Runs the subscriber until `shutdown`: reconnects with backoff, subscribes every channel
@@ -176,6 +217,7 @@ impl Bus {
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = self.session(&handler, &inlet, &operator) => r,
+                _ = self.master_moved() => Ok(()),
             };
             self.set_disconnected();
             self.count_failure(RedisFailure::Connection);
@@ -199,7 +241,9 @@ impl Bus {
         operator: &O,
     ) -> redis::RedisResult<()> {
         let keys = &self.inner.keys;
-        let connecting = tokio::time::timeout(REDIS_TIMEOUT, self.inner.client.get_async_pubsub());
+        self.follow_master().await;
+        let client = self.inner.redis.read().unwrap().client.clone();
+        let connecting = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub());
         let mut pubsub =
             connecting.await.map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connecting timed out")))??;
         let (channels, pattern) = keys.subscriptions();
@@ -232,5 +276,24 @@ impl Bus {
             }
         }
         Ok(())
+    }
+}
+
+/// The master the commands go to: its client (the subscriber connects with it), its address,
+/// and the commands' connection.
+struct Master {
+    client: redis::Client,
+    address: String,
+    connection: ConnectionManager,
+}
+
+impl Master {
+    async fn connect(client: redis::Client) -> redis::RedisResult<Master> {
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        let connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(Master { address: topology::address(&client), client, connection })
     }
 }

@@ -160,8 +160,11 @@ pub(super) fn parse_history_kinds(value: Option<&str>) -> Result<Vec<HistoryKind
 
 pub(super) fn redis_url(raw: &RawSettings) -> Result<Option<Secret>, ConfigError> {
     if let Some(url) = &raw.redis_url {
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(invalid("REDIS_URL", "must start with redis:// or rediss://"));
+        if url.starts_with("redis+cluster://") {
+            return Err(invalid("REDIS_URL", "Redis Cluster (redis+cluster://) is not supported yet"));
+        }
+        if !["redis://", "rediss://", "redis+sentinel://"].iter().any(|scheme| url.starts_with(scheme)) {
+            return Err(invalid("REDIS_URL", "must start with redis://, rediss:// or redis+sentinel://"));
         }
         return Ok(Some(Secret::new(url.clone())));
     }

@@ -1,0 +1,105 @@
+// Redis Sentinel (issue #25, first step): two instances given `redis+sentinel://…/sy` find the
+// master through three Sentinels, deliver across instances exactly once, and follow a failover
+// (the master SIGKILLed, a replica promoted) without anyone editing REDIS_URL.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "redis";
+import { clusterEnv, startServer, token } from "./helpers.mjs";
+
+const dir = mkdtempSync(join(tmpdir(), "switchyard-sentinel-"));
+const processes = [];
+after(() => {
+  for (const p of processes) p.kill("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function freePort() {
+  return new Promise((ok) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+function redisServer(args) {
+  const child = spawn("redis-server", args, { stdio: "ignore" });
+  processes.push(child);
+  return child;
+}
+
+async function until(check, what, tries = 600) {
+  for (let i = 0; i < tries; i++) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function ask(port, ...command) {
+  const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    return await client.sendCommand(command);
+  } finally {
+    await client.disconnect().catch(() => {});
+  }
+}
+
+test("through Sentinels: exactly once across instances, and again after the master is killed and a replica promoted", async () => {
+  const [master, replica] = [await freePort(), await freePort()];
+  const plain = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const masterProcess = redisServer(["--port", `${master}`, ...plain]);
+  redisServer(["--port", `${replica}`, ...plain, "--replicaof", "127.0.0.1", `${master}`]);
+  const sentinels = [];
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort();
+    const conf = join(dir, `sentinel-${i}.conf`);
+    writeFileSync(conf, [
+      `port ${port}`, "bind 127.0.0.1", `dir ${dir}`,
+      `sentinel monitor sy 127.0.0.1 ${master} 2`,
+      "sentinel down-after-milliseconds sy 1000",
+      "sentinel failover-timeout sy 4000",
+    ].join("\n") + "\n");
+    redisServer([conf, "--sentinel"]);
+    sentinels.push(port);
+  }
+  await until(async () => (await ask(master, "INFO", "replication")).includes("connected_slaves:1"), "the replica");
+  await until(async () => (await ask(sentinels[0], "SENTINEL", "REPLICAS", "sy")).length === 1, "the Sentinels to see the replica");
+
+  const env = clusterEnv({ REDIS_URL: `redis+sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(",")}/sy` });
+  const a = await startServer(env);
+  const b = await startServer(env);
+  try {
+    const client = await a.connect({ auth: { token: token("s1", { organizationId: "o-s" }) } });
+    const ticks = () => client.events.filter((e) => e.name === "org:tick").map((e) => e.args[0].n);
+    for (let n = 0; n < 5; n++) await b.publish({ event: "org:tick", to: { org: "o-s" }, data: { n } });
+    await until(async () => ticks().length === 5, "five publications through the other instance");
+    assert.deepEqual(ticks(), [0, 1, 2, 3, 4], "each once, in order");
+
+    masterProcess.kill("SIGKILL");
+    await until(async () => (await ask(sentinels[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "sy"))[1] === `${replica}`,
+      "the Sentinels to promote the replica", 1200);
+
+    // Delivery across instances comes back by itself: both instances move to the new master.
+    let n = 100;
+    await until(async () => {
+      await b.publish({ event: "org:tick", to: { org: "o-s" }, data: { n: n++ } });
+      return ticks().some((t) => t >= 100);
+    }, "delivery through the new master", 600);
+    for (let k = 1000; k < 1005; k++) await b.publish({ event: "org:tick", to: { org: "o-s" }, data: { n: k } });
+    await until(async () => ticks().filter((t) => t >= 1000).length === 5, "five more after the failover");
+    assert.deepEqual(ticks().filter((t) => t >= 1000), [1000, 1001, 1002, 1003, 1004], "each once, in order, after the failover");
+    const since = ticks().filter((t) => t >= 100);
+    assert.equal(new Set(since).size, since.length, "nothing twice");
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
