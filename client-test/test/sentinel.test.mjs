@@ -54,7 +54,7 @@ async function ask(port, ...command) {
 
 test("through Sentinels: exactly once across instances, and again after the master is killed and a replica promoted", async () => {
   const [master, replica] = [await freePort(), await freePort()];
-  const plain = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const plain = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir];
   const masterProcess = redisServer(["--port", `${master}`, ...plain]);
   redisServer(["--port", `${replica}`, ...plain, "--replicaof", "127.0.0.1", `${master}`]);
   const sentinels = [];
