@@ -32,6 +32,9 @@ pub enum RedisFailure {
     Command,
     /// A message on a subscribed channel could not be used.
     Message,
+    /// A probe published through the bus did not come back through the subscriber in time: the
+    /// bus is not delivering end to end.
+    Probe,
 }
 
 pub struct Metrics {
@@ -42,7 +45,7 @@ pub struct Metrics {
     deliveries: IntCounter,
     auth_failures: IntCounterVec,
     rate_limited: IntCounter,
-    redis_errors: [IntCounter; 3],
+    redis_errors: [IntCounter; 4],
     job_runs: IntCounterVec,
     history_writes: IntCounter,
     publish_duration: Histogram,
@@ -82,7 +85,10 @@ impl Metrics {
             IntCounter::new("switchyard_rate_limited_total", "Client events refused for going over CLIENT_EVENT_RATE")
                 .expect("valid metric");
         let redis_errors = IntCounterVec::new(
-            Opts::new("switchyard_redis_errors_total", "Redis failures: connection, command, or an unusable message"),
+            Opts::new(
+                "switchyard_redis_errors_total",
+                "Redis failures: connection, command, an unusable message, or a probe that did not come back",
+            ),
             &["kind"],
         )
         .expect("valid metric");
@@ -142,7 +148,7 @@ impl Metrics {
                 source("job"),
                 source("admin"),
             ],
-            redis_errors: [kind("connection"), kind("command"), kind("message")],
+            redis_errors: [kind("connection"), kind("command"), kind("message"), kind("probe")],
             slow_disconnects: ["socketio", "websocket"].map(|t| slow_disconnects.with_label_values(&[t])),
             registry,
             connections,

@@ -117,7 +117,7 @@ impl Broker for RedisBroker {
     }
 
     fn link(&self) -> Link {
-        if self.bus.is_connected() { Link::Connected } else { Link::Disconnected }
+        if self.bus.is_delivering() { Link::Connected } else { Link::Disconnected }
     }
 
     async fn log_tail(&self) -> Result<Position, BrokerError> {

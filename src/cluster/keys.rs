@@ -5,7 +5,7 @@
 //! |----------------------------------------|---------|-------------------------------------------|
 //! | `switchyard#deliver`                   | channel | numbered publications, to every instance  |
 //! | `switchyard#rooms`                     | channel | room operations and count queries         |
-//! | `switchyard#reply:{instance}`          | channel | answers to one instance's count queries   |
+//! | `switchyard#reply:{instance}`          | channel | answers to one instance's count queries, and its own probes |
 //! | `switchyard:offset:{room}`             | string  | a room's last history offset              |
 //! | `switchyard:claim:{name}`              | string  | a cluster-wide lock (`SET NX PX`)         |
 //! | `switchyard:instances`                 | set     | instances that have sent a heartbeat      |

@@ -8,6 +8,8 @@
 //! - [`locks`]: cluster-wide claims (one instance acts on a message, a job tick, a reaping).
 //! - [`presence`]: per-user connection counts by instance, heartbeats, reaping dead instances.
 //! - [`recovery`]: the recovery log (a stream) and resumable sessions.
+//! - `probe`: a probe through pub/sub every second; the bus counts as delivering only while
+//!   probes come back. `topology`: one server, or the master Sentinels name (followed).
 //!
 //! One subscriber connection ([`Bus::run`]) reads the bus's channels and the backends' channels
 //! (JSON channels, the Node emitter) in the order Redis delivers them, hands publications and
@@ -22,6 +24,7 @@ pub mod deliver;
 pub mod keys;
 pub mod locks;
 pub mod presence;
+mod probe;
 pub mod recovery;
 pub mod rooms;
 mod topology;
@@ -95,6 +98,8 @@ struct Inner {
     /// Count queries waiting for answers.
     pending_counts: Mutex<HashMap<Uuid, tokio::sync::mpsc::UnboundedSender<usize>>>,
     presence: presence::Scripts,
+    /// When a probe of the bus last came back.
+    probes: probe::Probes,
     /// How long an instance that stopped sending heartbeats still counts as alive.
     presence_ttl: Duration,
     /// How long the log and disconnected sessions are kept for resumption.
@@ -125,6 +130,7 @@ impl Bus {
                 numbering: deliver::Numbering::default(),
                 pending_counts: Mutex::default(),
                 presence: presence::Scripts::default(),
+                probes: probe::Probes::default(),
                 presence_ttl,
                 recovery_window,
                 metrics,
@@ -218,6 +224,7 @@ impl Bus {
                 _ = shutdown.cancelled() => return,
                 r = self.session(&handler, &inlet, &operator) => r,
                 _ = self.master_moved() => Ok(()),
+                _ = self.probe_periodically() => Ok(()),
             };
             self.set_disconnected();
             self.count_failure(RedisFailure::Connection);
@@ -249,6 +256,7 @@ impl Bus {
         let (channels, pattern) = keys.subscriptions();
         pubsub.subscribe(&channels).await?;
         pubsub.psubscribe(&pattern).await?;
+        self.probe_returned();
         self.inner.connected.store(true, Ordering::Relaxed);
         tracing::info!(?channels, %pattern, "redis: subscribed");
 
@@ -265,6 +273,10 @@ impl Bus {
                     Err(e) => Err(e),
                 },
                 Some(Incoming::Rooms) => self.room_message(handler, payload).await,
+                Some(Incoming::Reply) if payload == probe::PROBE => {
+                    self.probe_returned();
+                    Ok(())
+                }
                 Some(Incoming::Reply) => self.count_answered(payload),
                 Some(Incoming::Admin) => operator.relay(payload).await,
                 Some(Incoming::Backend(kind)) => inlet.receive(kind, payload).await,

@@ -1,6 +1,8 @@
-// Redis Sentinel (issue #25, first step): two instances given `redis+sentinel://…/sy` find the
+// Redis as production runs it (issue #25): two instances given `redis+sentinel://…/sy` find the
 // master through three Sentinels, deliver across instances exactly once, and follow a failover
-// (the master SIGKILLed, a replica promoted) without anyone editing REDIS_URL.
+// (the master SIGKILLed, a replica promoted) without anyone editing REDIS_URL; an instance whose
+// bus stops delivering end to end says so on /readyz and in its metrics. Each test runs its own
+// Redis processes (never the shared one).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -11,7 +13,7 @@ import { join } from "node:path";
 import { createClient } from "redis";
 import { clusterEnv, startServer, token } from "./helpers.mjs";
 
-const dir = mkdtempSync(join(tmpdir(), "switchyard-sentinel-"));
+const dir = mkdtempSync(join(tmpdir(), "switchyard-redis-topology-"));
 const processes = [];
 after(() => {
   for (const p of processes) p.kill("SIGKILL");
@@ -101,5 +103,37 @@ test("through Sentinels: exactly once across instances, and again after the mast
   } finally {
     await a.stop();
     await b.stop();
+  }
+});
+
+test("a bus whose probes stop coming back is not ready, counts it, and is ready again once they do", async () => {
+  const port = await freePort();
+  redisServer(["--port", `${port}`, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]);
+  await until(async () => (await ask(port, "PING")) === "PONG", "the private Redis");
+  const a = await startServer(clusterEnv({ REDIS_URL: `redis://127.0.0.1:${port}` }));
+  const readyz = async () => (await fetch(`${a.url}/readyz`)).status;
+  const probeErrors = async () => {
+    const text = await (await fetch(`${a.url}/metrics`)).text();
+    return Number(/^switchyard_redis_errors_total\{kind="probe"\} (\S+)$/m.exec(text)?.[1] ?? NaN);
+  };
+  try {
+    await until(async () => (await readyz()) === 200, "ready");
+    assert.equal(await probeErrors(), 0);
+
+    // Writes (PUBLISH among them) wait: the subscriber stays connected, yet nothing goes through.
+    await ask(port, "CLIENT", "PAUSE", "60000", "WRITE");
+    await until(async () => (await readyz()) === 503, "not ready while nothing goes through", 1200);
+    const refused = await (await fetch(`${a.url}/readyz`)).json();
+    assert.equal(refused.error.code, "redis_unavailable");
+    await until(async () => (await probeErrors()) === 1, "the late probes counted", 1200);
+
+    await ask(port, "CLIENT", "UNPAUSE");
+    await until(async () => (await readyz()) === 200, "ready again", 1200);
+    assert.equal(await probeErrors(), 1, "counted once for the outage");
+    const client = await a.connect({ auth: { token: token("p1", { organizationId: "o-p" }) } });
+    await a.publish({ event: "org:tick", to: { org: "o-p" }, data: { n: 1 } });
+    await until(async () => client.events.some((e) => e.name === "org:tick"), "delivery through the bus");
+  } finally {
+    await a.stop();
   }
 });
