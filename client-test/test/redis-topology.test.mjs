@@ -1,11 +1,12 @@
 // Redis as production runs it (issue #25): two instances given `redis+sentinel://…/sy` find the
 // master through three Sentinels, deliver across instances exactly once, and follow a failover
-// (the master SIGKILLed, a replica promoted) without anyone editing REDIS_URL; an instance whose
-// bus stops delivering end to end says so on /readyz and in its metrics. Each test runs its own
+// (the master SIGKILLed, a replica promoted) without anyone editing REDIS_URL; `rediss://` talks
+// TLS and checks the server's certificate; an instance whose bus stops delivering end to end
+// says so on /readyz and in its metrics. Each test runs its own
 // Redis processes (never the shared one).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -135,5 +136,46 @@ test("a bus whose probes stop coming back is not ready, counts it, and is ready 
     await until(async () => client.events.some((e) => e.name === "org:tick"), "delivery through the bus");
   } finally {
     await a.stop();
+  }
+});
+
+test("rediss://: two instances over TLS deliver exactly once; an untrusted certificate stops the start", async () => {
+  const openssl = (...args) => execFileSync("openssl", args, { stdio: "ignore", cwd: dir });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=switchyard-test-ca");
+  openssl("req", ...ec, "-keyout", "redis.key", "-out", "redis.csr", "-subj", "/CN=localhost");
+  writeFileSync(join(dir, "redis.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n");
+  openssl("x509", "-req", "-in", "redis.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+    "-out", "redis.crt", "-days", "1", "-extfile", "redis.ext");
+  const port = await freePort();
+  redisServer([
+    "--port", "0", "--tls-port", `${port}`, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
+    "--tls-cert-file", join(dir, "redis.crt"), "--tls-key-file", join(dir, "redis.key"),
+    "--tls-ca-cert-file", join(dir, "ca.crt"), "--tls-auth-clients", "no",
+  ]);
+  const url = `rediss://127.0.0.1:${port}`;
+  await until(async () => {
+    execFileSync("redis-cli", ["--tls", "--cacert", join(dir, "ca.crt"), "-p", `${port}`, "PING"], { stdio: "ignore" });
+    return true;
+  }, "the TLS Redis");
+
+  // The system's trust store does not know this CA: refused, and the variable is named.
+  await assert.rejects(startServer(clusterEnv({ REDIS_URL: url })), /exited early/);
+
+  // Trusting it (rustls reads SSL_CERT_FILE as the system's store), two instances deliver.
+  const env = clusterEnv({ REDIS_URL: url, SSL_CERT_FILE: join(dir, "ca.crt") });
+  const a = await startServer(env);
+  const b = await startServer(env);
+  try {
+    const client = await a.connect({ auth: { token: token("t1", { organizationId: "o-t" }) } });
+    for (let n = 0; n < 3; n++) await b.publish({ event: "org:tick", to: { org: "o-t" }, data: { n } });
+    const ticks = () => client.events.filter((e) => e.name === "org:tick").map((e) => e.args[0].n);
+    await until(async () => ticks().length === 3, "three publications over TLS");
+    await b.barrier();
+    await until(async () => client.events.some((e) => e.name === "test:barrier"), "the barrier");
+    assert.deepEqual(ticks(), [0, 1, 2], "each once, in order");
+  } finally {
+    await a.stop();
+    await b.stop();
   }
 });
