@@ -12,7 +12,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "redis";
-import { clusterEnv, startServer, token } from "./helpers.mjs";
+import { clusterEnv, forwarder, resumingClient, startServer, token } from "./helpers.mjs";
 
 const dir = mkdtempSync(join(tmpdir(), "switchyard-redis-topology-"));
 const processes = [];
@@ -55,15 +55,17 @@ async function ask(port, ...command) {
   }
 }
 
-test("through Sentinels: exactly once across instances, and again after the master is killed and a replica promoted", async () => {
+/** A master, a replica and three Sentinels watching them as `sy`, on loopback ports of their own. */
+async function sentinelTopology() {
   const [master, replica] = [await freePort(), await freePort()];
   const plain = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir];
-  const masterProcess = redisServer(["--port", `${master}`, ...plain]);
-  redisServer(["--port", `${replica}`, ...plain, "--replicaof", "127.0.0.1", `${master}`]);
+  const masterProcess = redisServer(["--port", `${master}`, ...plain, "--dbfilename", `${master}.rdb`]);
+  const replicaProcess = redisServer(["--port", `${replica}`, ...plain, "--dbfilename", `${replica}.rdb`,
+    "--replicaof", "127.0.0.1", `${master}`]);
   const sentinels = [];
   for (let i = 0; i < 3; i++) {
     const port = await freePort();
-    const conf = join(dir, `sentinel-${i}.conf`);
+    const conf = join(dir, `sentinel-${port}.conf`);
     writeFileSync(conf, [
       `port ${port}`, "bind 127.0.0.1", `dir ${dir}`,
       `sentinel monitor sy 127.0.0.1 ${master} 2`,
@@ -75,8 +77,16 @@ test("through Sentinels: exactly once across instances, and again after the mast
   }
   await until(async () => (await ask(master, "INFO", "replication")).includes("connected_slaves:1"), "the replica");
   await until(async () => (await ask(sentinels[0], "SENTINEL", "REPLICAS", "sy")).length === 1, "the Sentinels to see the replica");
+  const promoted = () => until(
+    async () => (await ask(sentinels[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "sy"))[1] === `${replica}`,
+    "the Sentinels to promote the replica", 1200);
+  const url = `redis+sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(",")}/sy`;
+  return { master, replica, masterProcess, replicaProcess, sentinels, url, promoted };
+}
 
-  const env = clusterEnv({ REDIS_URL: `redis+sentinel://${sentinels.map((p) => `127.0.0.1:${p}`).join(",")}/sy` });
+test("through Sentinels: exactly once across instances, and again after the master is killed and a replica promoted", async () => {
+  const { masterProcess, url, promoted } = await sentinelTopology();
+  const env = clusterEnv({ REDIS_URL: url });
   const a = await startServer(env);
   const b = await startServer(env);
   try {
@@ -87,8 +97,7 @@ test("through Sentinels: exactly once across instances, and again after the mast
     assert.deepEqual(ticks(), [0, 1, 2, 3, 4], "each once, in order");
 
     masterProcess.kill("SIGKILL");
-    await until(async () => (await ask(sentinels[0], "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "sy"))[1] === `${replica}`,
-      "the Sentinels to promote the replica", 1200);
+    await promoted();
 
     // Delivery across instances comes back by itself: both instances move to the new master.
     let n = 100;
@@ -175,6 +184,73 @@ test("rediss://: two instances over TLS deliver exactly once; an untrusted certi
     await until(async () => client.events.some((e) => e.name === "test:barrier"), "the barrier");
     assert.deepEqual(ticks(), [0, 1, 2], "each once, in order");
   } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
+test("a failover that loses the replication tail: the resuming client is told recovered false, never a silent hole", async () => {
+  const { master, replica, masterProcess, replicaProcess, url, promoted } = await sentinelTopology();
+  const env = clusterEnv({ REDIS_URL: url });
+  const a = await startServer(env);
+  const b = await startServer(env);
+  const lb = await forwarder(a);
+  let client;
+  try {
+    client = resumingClient(lb.url, token("f1", { organizationId: "o-f" }));
+    await client.until(() => client.recoveries.length === 1, "the first recovery event");
+    for (let n = 0; n < 3; n++) await b.publish({ event: "org:tick", to: { org: "o-f" }, data: { n } });
+    await client.until(() => client.ns("org:tick").length === 3, "live deliveries");
+
+    // The client is away; once its session is on the replica, the replica is frozen, so what is
+    // published now reaches the master's log only: the promoted replica has the session and a
+    // log without those entries.
+    const gone = new Promise((ok) => client.socket.once("disconnect", ok));
+    lb.hold();
+    lb.cut();
+    await gone;
+    // The released session reached the replica; what follows will not.
+    const released = `${env.REDIS_CHANNEL_PREFIX}switchyard:session:*`;
+    await until(async () => (await ask(replica, "KEYS", released)).length === 1, "the released session on the replica");
+    replicaProcess.kill("SIGSTOP");
+    // Its link closed too: nothing more can reach it, even through buffers.
+    await ask(master, "CLIENT", "KILL", "TYPE", "replica");
+    for (let n = 3; n < 6; n++) await b.publish({ event: "org:tick", to: { org: "o-f" }, data: { n } });
+    masterProcess.kill("SIGKILL");
+    replicaProcess.kill("SIGCONT");
+    await promoted();
+    // Both instances on the new master (a publication through it reaches A) before the client
+    // comes back: it resumes from a log that lacks what it missed, not from an unreachable one.
+    const watcher = await a.connect({ auth: { token: token("f2", { organizationId: "o-w" }) } });
+    for (let n = 0; !watcher.events.some((e) => e.name === "org:tick"); n++) {
+      assert.ok(n < 300, "delivery through the new master never came back");
+      // During the failover a publish may be refused (503): that is an answer, not a loss.
+      await b.publish({ event: "org:tick", to: { org: "o-w" }, data: { n } }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    lb.release();
+
+    await client.until(() => client.recoveries.length >= 2, "the resumption", 3000);
+    const told = client.recoveries.at(-1);
+    const ticks = client.ns("org:tick");
+    assert.equal(new Set(ticks).size, ticks.length, "nothing twice");
+    if (told.recovered) {
+      assert.deepEqual(ticks.slice(0, 6), [0, 1, 2, 3, 4, 5], "recovered: true only with nothing missing");
+    } else {
+      assert.deepEqual(ticks.slice(0, 3), [0, 1, 2]);
+    }
+    assert.equal(told.recovered, false, "the tail was lost: the client is told");
+
+    // Delivery comes back by itself, and the client is tracked again.
+    for (let n = 100; !client.ns("org:tick").some((t) => t >= 100); n++) {
+      assert.ok(n < 400, "delivery never came back after the failover");
+      await b.publish({ event: "org:tick", to: { org: "o-f" }, data: { n } }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(client.events.filter((e) => e.args[0].n >= 100).every((e) => typeof e.cursor === "string"), "tracked again");
+  } finally {
+    client?.socket.close();
+    await lb.close();
     await a.stop();
     await b.stop();
   }

@@ -81,6 +81,9 @@ pub trait Broker: Send + Sync + 'static {
     async fn save_session(&self, id: &str, session: &Session) -> Result<(), BrokerError>;
     /// Records a session whose socket closed: resumable for the recovery window.
     async fn release_session(&self, id: &str, session: &Session) -> Result<(), BrokerError>;
+    /// The recovery log's generation: a session made live in another one may have missed what
+    /// the log lost, and resumes with `recovered: false`.
+    fn generation(&self) -> String;
     /// Takes a session for resumption: it can be resumed once.
     async fn take_session(&self, id: &str) -> Result<Option<Session>, BrokerError>;
 

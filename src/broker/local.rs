@@ -65,6 +65,11 @@ impl Local {
         }
     }
 
+    /// Cuts every tracked socket: each resumes and learns whether the log still covers it.
+    pub fn cut_tracked(&self) {
+        self.hub.cut_tracked();
+    }
+
     /// This instance's connections in `room`.
     pub fn count(&self, room: &str) -> usize {
         self.hub.count(room)

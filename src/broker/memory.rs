@@ -74,6 +74,11 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
+    fn generation(&self) -> String {
+        // The log lives and dies with this process, and its positions name its start.
+        String::from("memory")
+    }
+
     async fn take_session(&self, id: &str) -> Result<Option<Session>, BrokerError> {
         Ok(self.log.take(id))
     }

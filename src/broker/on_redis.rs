@@ -143,6 +143,10 @@ impl Broker for RedisBroker {
         Ok(self.bus.release_session(id, &to_json(session)).await?)
     }
 
+    fn generation(&self) -> String {
+        self.bus.generation()
+    }
+
     async fn take_session(&self, id: &str) -> Result<Option<Session>, BrokerError> {
         let found = self.bus.take_session(id, session_instance(id)).await?;
         Ok(found.and_then(|json| serde_json::from_str(&json).ok()))
@@ -200,5 +204,9 @@ impl cluster::Handler for RedisBroker {
 
     fn count(&self, room: &str) -> usize {
         self.local.count(room)
+    }
+
+    fn generation_changed(&self) {
+        self.local.cut_tracked();
     }
 }

@@ -14,6 +14,7 @@
 //! | `switchyard:presence:{user}`           | hash    | a user's connections, by instance         |
 //! | `switchyard:presence-rooms:{user}`     | string  | JSON list of the rooms his status goes to |
 //! | `switchyard:log`                       | stream  | recorded publications, for the recovery window |
+//! | `switchyard:generation`                | string  | the log's generation: new after a change of master |
 //! | `switchyard:sessions:{instance}`       | hash    | resumable sessions connected to that instance |
 //! | `switchyard:session:{id}`              | string  | a disconnected session, for the window    |
 //! | `switchyard:session-home:{id}`         | string  | the instance a connected session is on    |
@@ -112,6 +113,9 @@ impl Keyspace {
     }
     pub fn log(&self) -> String {
         format!("{}switchyard:log", self.prefix)
+    }
+    pub fn generation(&self) -> String {
+        format!("{}switchyard:generation", self.prefix)
     }
     pub fn sessions(&self, instance: &str) -> String {
         format!("{}switchyard:sessions:{instance}", self.prefix)

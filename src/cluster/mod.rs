@@ -21,6 +21,7 @@
 //! back to this instance alone.
 
 pub mod deliver;
+mod generation;
 pub mod keys;
 pub mod locks;
 pub mod presence;
@@ -63,6 +64,9 @@ pub trait Handler: Send + Sync + 'static {
     fn deliver(&self, publication: &Publication, numbered: Numbered) -> impl Future<Output = ()> + Send;
     /// A room operation some instance sent: apply it to the connections here.
     fn apply(&self, op: RoomOp) -> impl Future<Output = ()> + Send;
+    /// The recovery log's generation changed (a new master): what was logged before may be
+    /// lost, so the sockets resuming from it must be told.
+    fn generation_changed(&self);
     /// The connections here in `room`, to answer another instance's count.
     fn count(&self, room: &str) -> usize;
 }
@@ -100,6 +104,8 @@ struct Inner {
     presence: presence::Scripts,
     /// When a probe of the bus last came back.
     probes: probe::Probes,
+    /// The recovery log's generation.
+    generation: generation::Generation,
     /// How long an instance that stopped sending heartbeats still counts as alive.
     presence_ttl: Duration,
     /// How long the log and disconnected sessions are kept for resumption.
@@ -120,7 +126,7 @@ impl Bus {
     ) -> redis::RedisResult<Bus> {
         let topology = Topology::parse(url)?;
         let redis = RwLock::new(Master::connect(topology.master().await?).await?);
-        Ok(Bus {
+        let bus = Bus {
             inner: Arc::new(Inner {
                 topology,
                 redis,
@@ -131,11 +137,14 @@ impl Bus {
                 pending_counts: Mutex::default(),
                 presence: presence::Scripts::default(),
                 probes: probe::Probes::default(),
+                generation: generation::Generation::default(),
                 presence_ttl,
                 recovery_window,
                 metrics,
             }),
-        })
+        };
+        bus.settle_generation(false).await?;
+        Ok(bus)
     }
 
     pub fn instance(&self) -> &str {
@@ -171,24 +180,34 @@ impl Bus {
     /// Resolves once the Sentinels name a master other than the one the commands go to, after
     /// moving the commands there (never, on a single server). The subscriber then reconnects to
     /// the new master too.
-    async fn master_moved(&self) {
+    async fn master_moved<H: Handler>(&self, handler: &H) {
         if !self.inner.topology.follows_failover() {
             return std::future::pending().await;
         }
         loop {
             tokio::time::sleep(topology::WATCH_EVERY).await;
-            if self.follow_master().await {
+            if self.follow_master(handler).await {
                 return;
             }
         }
     }
 
-    /// Asks the Sentinels for the master and moves the commands to it if it is another one;
-    /// true when they moved.
-    async fn follow_master(&self) -> bool {
+    /// Asks the Sentinels for the master and moves the commands to it if it is another one,
+    /// then settles the log's generation (telling `handler` when it changed); true when they
+    /// moved.
+    async fn follow_master<H: Handler>(&self, handler: &H) -> bool {
         if !self.inner.topology.follows_failover() {
             return false;
         }
+        let moved = self.move_to_master().await;
+        if (moved || self.generation_pending()) && self.settle_generation(moved).await.unwrap_or(false) {
+            handler.generation_changed();
+        }
+        moved
+    }
+
+    /// Moves the commands to the master the Sentinels name, if it is another one.
+    async fn move_to_master(&self) -> bool {
         let Ok(Ok(client)) = tokio::time::timeout(REDIS_TIMEOUT, self.inner.topology.master()).await else {
             return false;
         };
@@ -223,7 +242,7 @@ impl Bus {
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = self.session(&handler, &inlet, &operator) => r,
-                _ = self.master_moved() => Ok(()),
+                _ = self.master_moved(&handler) => Ok(()),
                 _ = self.probe_periodically() => Ok(()),
             };
             self.set_disconnected();
@@ -248,7 +267,11 @@ impl Bus {
         operator: &O,
     ) -> redis::RedisResult<()> {
         let keys = &self.inner.keys;
-        self.follow_master().await;
+        self.follow_master(handler).await;
+        // A master that restarted empty has no generation: what it logged before is gone.
+        if self.settle_generation(false).await.unwrap_or(false) {
+            handler.generation_changed();
+        }
         let client = self.inner.redis.read().unwrap().client.clone();
         let connecting = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub());
         let mut pubsub =

@@ -154,6 +154,16 @@ impl Hub {
         tracing::warn!(socket = %digest(socket.id), cut, "slow consumer: send queue full, cutting its connection");
     }
 
+    /// Cuts every tracked socket (the recovery log changed generation): each client resumes
+    /// from its cursor and is told whether the log still covers it.
+    pub fn cut_tracked(&self) {
+        let sockets = self.tracked_sockets();
+        tracing::warn!(sockets = sockets.len(), "cutting the tracked sockets: the recovery log changed generation");
+        for socket in sockets {
+            self.sessions.cut(&socket);
+        }
+    }
+
     /// Closes every local connection at a random instant within `spread` (all at once when it is
     /// zero), so that the instances that stay see a bounded reconnect rate. Deliveries go on to
     /// the connections still open.

@@ -18,6 +18,9 @@ use crate::sessions::digest;
 pub struct Tracker {
     pub session: String,
     pub user: String,
+    /// The recovery log's generation when the socket went live: its session resumes losslessly
+    /// only in a log of the same generation.
+    pub generation: String,
     state: Mutex<TrackerState>,
     /// Held while the session is written, its rooms read under it: of two writes racing (the
     /// resume's and a `subscribe`'s), the one that lands last has the latest rooms.
@@ -39,10 +42,11 @@ pub struct Overflow;
 
 impl Tracker {
     /// A tracker that holds live deliveries back until [`Tracker::go_live`].
-    pub fn replaying(session: String, user: String) -> Self {
+    pub fn replaying(session: String, user: String, generation: String) -> Self {
         Tracker {
             session,
             user,
+            generation,
             state: Mutex::new(TrackerState { last: Position::ZERO, held: Some(Vec::new()), overflowed: false }),
             writing: tokio::sync::Mutex::new(()),
         }
@@ -56,7 +60,7 @@ impl Tracker {
     /// What to keep of the socket's session: its user and the rooms it is in now.
     pub fn session_now(&self, socket: &SocketRef) -> Session {
         let rooms = Session::restorable(socket.rooms().into_iter().map(|r| r.to_string()), &socket.id.to_string());
-        Session { user: self.user.clone(), rooms }
+        Session { user: self.user.clone(), rooms, generation: Some(self.generation.clone()) }
     }
 
     /// A live delivery: held back during the replay, else sent with its cursor.

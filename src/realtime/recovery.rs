@@ -39,8 +39,13 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
         });
         match taken {
             Some(session) if session.user == identity.user_id => {
+                let generation = state.broker.generation();
+                let continuous = session.generation.as_ref().is_none_or(|g| *g == generation);
+                if !continuous {
+                    tracing::info!(socket = %digest(socket.id), "recovery: the log changed generation since; not recovered");
+                }
                 socket.join(still_allowed(state, identity, session.rooms).await);
-                from = Some(cursor.position);
+                from = continuous.then_some(cursor.position);
                 session_id = Some(cursor.session);
             }
             Some(_) => {
@@ -52,7 +57,11 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
         tracing::debug!(socket = %digest(socket.id), "recovery: the offset is not a cursor");
     }
     let session_id = session_id.unwrap_or_else(|| new_session_id(&state.instance.id));
-    socket.extensions.insert(Arc::new(Tracker::replaying(session_id, identity.user_id.clone())));
+    socket.extensions.insert(Arc::new(Tracker::replaying(
+        session_id,
+        identity.user_id.clone(),
+        state.broker.generation(),
+    )));
     socket.extensions.insert(Resume(from));
     socket.join(Room::tracked().name());
     state.hub.track();

@@ -72,12 +72,15 @@ pub fn session_instance(session: &str) -> &str {
     &session[..session.len().min(12)]
 }
 
-/// What a session keeps for its resumption: whose it is and the rooms it joined beyond the ones
-/// its token gives it.
+/// What a session keeps for its resumption: whose it is, the rooms it joined beyond the ones
+/// its token gives it, and the generation of the recovery log its socket last went live in (a
+/// log of another generation may have lost what it missed; `None` from before generations).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub user: String,
     pub rooms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<String>,
 }
 
 impl Session {

@@ -1,0 +1,73 @@
+//! The recovery log's generation. Redis replicates asynchronously: a failover can lose the last
+//! writes acknowledged by the old master (log entries, sessions), so positions handed out before
+//! a change of master may have no entry in the new master's log. The generation is a random id
+//! kept beside the log; an instance that moves to a new master starts a new one (unless another
+//! instance already did since it last looked), and a session made live in an older generation
+//! is resumed with `recovered: false`, never with a silent hole. The instances' tracked sockets
+//! are cut when the generation changes, so that each resumes and learns it.
+
+use std::sync::Mutex;
+
+use super::Bus;
+
+/// KEYS: the generation. ARGV: the generation this instance knows (`""` none), a fresh one,
+/// whether to start a new one (`1`) if the stored one is still the one this instance knows.
+/// Returns the generation now.
+const ADOPT: &str = r"
+local now = redis.call('GET', KEYS[1])
+if (not now) or (ARGV[3] == '1' and now == ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return ARGV[2]
+end
+return now
+";
+
+pub(super) struct Generation {
+    script: redis::Script,
+    current: Mutex<String>,
+    /// The master changed and the generation could not be settled yet.
+    pending: Mutex<bool>,
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Generation { script: redis::Script::new(ADOPT), current: Mutex::default(), pending: Mutex::new(false) }
+    }
+}
+
+impl Bus {
+    /// The generation of the log this instance numbers in.
+    pub fn generation(&self) -> String {
+        self.inner.generation.current.lock().unwrap().clone()
+    }
+
+    /// The master changed and its generation is not settled yet.
+    pub(super) fn generation_pending(&self) -> bool {
+        *self.inner.generation.pending.lock().unwrap()
+    }
+
+    /// Reads the master's generation (starting one if it has none; a new one when `moved` and
+    /// no other instance started one since). True when it differs from the one this instance
+    /// knew.
+    pub(super) async fn settle_generation(&self, moved: bool) -> redis::RedisResult<bool> {
+        let state = &self.inner.generation;
+        let known = self.generation();
+        let moved = moved || *state.pending.lock().unwrap();
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        let result: redis::RedisResult<String> = state
+            .script
+            .key(self.inner.keys.generation())
+            .arg(&known)
+            .arg(&fresh)
+            .arg(if moved { "1" } else { "0" })
+            .invoke_async(&mut self.connection())
+            .await;
+        *state.pending.lock().unwrap() = moved && result.is_err();
+        let now = result?;
+        *state.current.lock().unwrap() = now.clone();
+        if !known.is_empty() && now != known {
+            tracing::warn!(from = %known, to = %now, "redis: the recovery log's generation changed");
+        }
+        Ok(!known.is_empty() && now != known)
+    }
+}
