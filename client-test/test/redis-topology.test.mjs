@@ -255,3 +255,39 @@ test("a failover that loses the replication tail: the resuming client is told re
     await b.stop();
   }
 });
+
+test("a publication delivered alone while Redis was unreachable: tracked clients elsewhere are told recovered false", async () => {
+  const port = await freePort();
+  const data = mkdtempSync(join(dir, "aof-"));
+  const durable = ["--port", `${port}`, "--bind", "127.0.0.1", "--save", "", "--dir", data,
+    "--appendonly", "yes", "--appendfsync", "always"];
+  let redis = redisServer(durable);
+  await until(async () => (await ask(port, "PING")) === "PONG", "the private Redis");
+  const env = clusterEnv({ REDIS_URL: `redis://127.0.0.1:${port}` });
+  const a = await startServer(env);
+  const b = await startServer(env);
+  let client;
+  try {
+    client = resumingClient(a.url, token("d1", { organizationId: "o-d" }));
+    await client.until(() => client.recoveries.length === 1, "the first recovery event");
+    await b.publish({ event: "org:tick", to: { org: "o-d" }, data: { n: 0 } });
+    await client.until(() => client.ns("org:tick").length === 1, "a live delivery through Redis");
+
+    // Redis goes away (its data kept on disk): B delivers this one to its own connections only.
+    redis.kill("SIGKILL");
+    await new Promise((ok) => redis.once("exit", ok));
+    await b.publish({ event: "org:tick", to: { org: "o-d" }, data: { n: 1 } });
+    redis = redisServer(durable);
+
+    // Once Redis answers, the client on A, which never saw n=1, is cut and told.
+    await client.until(() => client.recoveries.length === 2, "the client told after the outage", 3000);
+    assert.equal(client.recoveries[1].recovered, false);
+    assert.deepEqual(client.ns("org:tick"), [0], "n=1 never reached it, and it knows");
+    await b.publish({ event: "org:tick", to: { org: "o-d" }, data: { n: 2 } });
+    await client.until(() => client.ns("org:tick").includes(2), "live again");
+  } finally {
+    client?.socket.close();
+    await a.stop();
+    await b.stop();
+  }
+});

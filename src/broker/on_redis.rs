@@ -79,6 +79,10 @@ impl Broker for RedisBroker {
                 self.bus.set_disconnected();
                 let offsets = self.local.number_and_deliver(publication, history_rooms, None).await?;
                 self.bus.numbered_alone(&offsets);
+                if !publication.ephemeral {
+                    // Clients elsewhere missed it and the log lacks it: a new generation follows.
+                    self.bus.delivered_alone();
+                }
                 Ok(offsets)
             }
         }

@@ -5,6 +5,10 @@
 //! instance already did since it last looked), and a session made live in an older generation
 //! is resumed with `recovered: false`, never with a silent hole. The instances' tracked sockets
 //! are cut when the generation changes, so that each resumes and learns it.
+//!
+//! An instance that delivered a recorded publication alone while Redis was unreachable (the
+//! other instances' clients missed it, and the log does not have it) starts a new generation
+//! once its probes come back, and tells every instance on the rooms channel.
 
 use std::sync::Mutex;
 
@@ -27,11 +31,18 @@ pub(super) struct Generation {
     current: Mutex<String>,
     /// The master changed and the generation could not be settled yet.
     pending: Mutex<bool>,
+    /// A recorded publication was delivered here alone since the generation was last started.
+    delivered_alone: Mutex<bool>,
 }
 
 impl Default for Generation {
     fn default() -> Self {
-        Generation { script: redis::Script::new(ADOPT), current: Mutex::default(), pending: Mutex::new(false) }
+        Generation {
+            script: redis::Script::new(ADOPT),
+            current: Mutex::default(),
+            pending: Mutex::new(false),
+            delivered_alone: Mutex::new(false),
+        }
     }
 }
 
@@ -39,6 +50,28 @@ impl Bus {
     /// The generation of the log this instance numbers in.
     pub fn generation(&self) -> String {
         self.inner.generation.current.lock().unwrap().clone()
+    }
+
+    /// Notes that a recorded publication was delivered on this instance alone (Redis was
+    /// unreachable): the next generation starts once Redis answers again.
+    pub fn delivered_alone(&self) {
+        *self.inner.generation.delivered_alone.lock().unwrap() = true;
+    }
+
+    /// After a publication delivered alone, with Redis answering again: starts a new generation
+    /// (unless another instance did) and tells every instance to settle theirs.
+    pub(super) async fn end_generation_if_alone(&self) {
+        if !std::mem::take(&mut *self.inner.generation.delivered_alone.lock().unwrap()) {
+            return;
+        }
+        let told = match self.settle_generation(true).await {
+            Ok(_) => self.announce_generation().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = told {
+            tracing::debug!(error = %e, "redis: the new generation is not settled yet");
+            self.delivered_alone();
+        }
     }
 
     /// The master changed and its generation is not settled yet.

@@ -40,8 +40,9 @@ impl Bus {
                 .arg(PROBE)
                 .query_async::<()>(&mut self.connection())
                 .await;
-            if let Err(e) = sent {
-                tracing::debug!(error = %e, "redis: probe not sent");
+            match sent {
+                Ok(()) => self.end_generation_if_alone().await,
+                Err(e) => tracing::debug!(error = %e, "redis: probe not sent"),
             }
             let now_late = !self.is_delivering() && self.is_connected();
             if now_late && !late {

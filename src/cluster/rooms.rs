@@ -23,6 +23,8 @@ enum Message {
     /// Answer `{id, count}` on `reply_to` with the connections this instance has in `room`.
     #[serde(rename_all = "camelCase")]
     Count { id: Uuid, room: String, reply_to: String, origin: String },
+    /// The recovery log's generation may have changed: read it again.
+    Generation,
 }
 
 /// An answer to a count.
@@ -84,12 +86,23 @@ impl Bus {
                 handler.apply(RoomOp { target, action }).await;
                 Ok(())
             }
+            Message::Generation => {
+                if self.settle_generation(false).await.map_err(|e| e.to_string())? {
+                    handler.generation_changed();
+                }
+                Ok(())
+            }
             Message::Count { origin, .. } if origin == self.inner.instance => Ok(()),
             Message::Count { id, room, reply_to, .. } => {
                 let reply = CountReply { id, count: handler.count(&room) };
                 self.publish(&reply_to, &reply).await.map_err(|e| e.to_string())
             }
         }
+    }
+
+    /// Tells every instance to read the log's generation again.
+    pub(super) async fn announce_generation(&self) -> redis::RedisResult<()> {
+        self.publish(&self.inner.keys.rooms_channel(), &Message::Generation).await
     }
 
     /// Hands an answer to the count waiting for it.
