@@ -81,11 +81,11 @@ pub trait Broker: Send + Sync + 'static {
     async fn save_session(&self, id: &str, session: &Session) -> Result<(), BrokerError>;
     /// Records a session whose socket closed: resumable for the recovery window.
     async fn release_session(&self, id: &str, session: &Session) -> Result<(), BrokerError>;
+    /// Takes a session for resumption: it can be resumed once.
+    async fn take_session(&self, id: &str) -> Result<Option<Session>, BrokerError>;
     /// The recovery log's generation: a session made live in another one may have missed what
     /// the log lost, and resumes with `recovered: false`.
     fn generation(&self) -> String;
-    /// Takes a session for resumption: it can be resumed once.
-    async fn take_session(&self, id: &str) -> Result<Option<Session>, BrokerError>;
 
     /// Sets this instance's count of `user` (whose status goes to `rooms`) and returns his
     /// totals across instances before and after.

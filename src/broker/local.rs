@@ -85,10 +85,6 @@ impl Local {
     pub(super) async fn observe(&self, room: &str, offset: i64) {
         self.history.observe(room, offset).await;
     }
-
-    pub(super) fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
 }
 
 /// How long ago a publication was accepted (by whichever instance accepted it).

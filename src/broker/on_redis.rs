@@ -65,7 +65,15 @@ impl RedisBroker {
     /// A Redis failure, counted and logged; the caller falls back on this instance alone.
     fn failed(&self, error: impl std::fmt::Display, fallback: &str) {
         tracing::warn!(error = %error, "redis unreachable: {fallback}");
-        self.local.metrics().redis_failed(RedisFailure::Command);
+        self.bus.count_failure(RedisFailure::Command);
+    }
+
+    /// A command's result, its failure counted (the caller logs what it gives up).
+    fn counted<T>(&self, result: redis::RedisResult<T>) -> Result<T, BrokerError> {
+        result.map_err(|e| {
+            self.bus.count_failure(RedisFailure::Command);
+            e.into()
+        })
     }
 }
 
@@ -157,11 +165,7 @@ impl Broker for RedisBroker {
     }
 
     async fn sync_presence(&self, user: &str, count: usize, rooms: &[Room]) -> Result<(usize, usize), BrokerError> {
-        let synced = self.bus.sync_presence(user, count, rooms).await;
-        synced.map_err(|e| {
-            self.bus.count_failure(RedisFailure::Command);
-            e.into()
-        })
+        self.counted(self.bus.sync_presence(user, count, rooms).await)
     }
 
     async fn connections_elsewhere(&self, user: &str) -> Result<usize, BrokerError> {
@@ -173,17 +177,11 @@ impl Broker for RedisBroker {
     }
 
     async fn heartbeat(&self) -> Result<bool, BrokerError> {
-        self.bus.beat().await.map_err(|e| {
-            self.bus.count_failure(RedisFailure::Command);
-            e.into()
-        })
+        self.counted(self.bus.beat().await)
     }
 
     async fn reap_dead(&self) -> Result<Vec<Orphan>, BrokerError> {
-        self.bus.reap_dead().await.map_err(|e| {
-            self.bus.count_failure(RedisFailure::Command);
-            e.into()
-        })
+        self.counted(self.bus.reap_dead().await)
     }
 
     async fn leave(&self) -> Result<Vec<Orphan>, BrokerError> {

@@ -11,8 +11,9 @@
 //! once its probes come back, and tells every instance on the rooms channel.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::Bus;
+use super::{Bus, Handler};
 
 /// KEYS: the generation. ARGV: the generation this instance knows (`""` none), a fresh one,
 /// whether to start a new one (`1`) if the stored one is still the one this instance knows.
@@ -30,9 +31,9 @@ pub(super) struct Generation {
     script: redis::Script,
     current: Mutex<String>,
     /// The master changed and the generation could not be settled yet.
-    pending: Mutex<bool>,
+    pending: AtomicBool,
     /// A recorded publication was delivered here alone since the generation was last started.
-    delivered_alone: Mutex<bool>,
+    delivered_alone: AtomicBool,
 }
 
 impl Default for Generation {
@@ -40,8 +41,8 @@ impl Default for Generation {
         Generation {
             script: redis::Script::new(ADOPT),
             current: Mutex::default(),
-            pending: Mutex::new(false),
-            delivered_alone: Mutex::new(false),
+            pending: AtomicBool::new(false),
+            delivered_alone: AtomicBool::new(false),
         }
     }
 }
@@ -55,13 +56,13 @@ impl Bus {
     /// Notes that a recorded publication was delivered on this instance alone (Redis was
     /// unreachable): the next generation starts once Redis answers again.
     pub fn delivered_alone(&self) {
-        *self.inner.generation.delivered_alone.lock().unwrap() = true;
+        self.inner.generation.delivered_alone.store(true, Ordering::Relaxed);
     }
 
     /// After a publication delivered alone, with Redis answering again: starts a new generation
     /// (unless another instance did) and tells every instance to settle theirs.
     pub(super) async fn end_generation_if_alone(&self) {
-        if !std::mem::take(&mut *self.inner.generation.delivered_alone.lock().unwrap()) {
+        if !self.inner.generation.delivered_alone.swap(false, Ordering::Relaxed) {
             return;
         }
         let told = match self.settle_generation(true).await {
@@ -76,7 +77,15 @@ impl Bus {
 
     /// The master changed and its generation is not settled yet.
     pub(super) fn generation_pending(&self) -> bool {
-        *self.inner.generation.pending.lock().unwrap()
+        self.inner.generation.pending.load(Ordering::Relaxed)
+    }
+
+    /// Settles the generation (see [`Bus::settle_generation`]) and tells `handler` when it
+    /// changed; a Redis that does not answer leaves it for the next try.
+    pub(super) async fn settle_generation_for<H: Handler>(&self, handler: &H, moved: bool) {
+        if self.settle_generation(moved).await.unwrap_or(false) {
+            handler.generation_changed();
+        }
     }
 
     /// Reads the master's generation (starting one if it has none; a new one when `moved` and
@@ -85,7 +94,7 @@ impl Bus {
     pub(super) async fn settle_generation(&self, moved: bool) -> redis::RedisResult<bool> {
         let state = &self.inner.generation;
         let known = self.generation();
-        let moved = moved || *state.pending.lock().unwrap();
+        let moved = moved || state.pending.load(Ordering::Relaxed);
         let fresh = uuid::Uuid::new_v4().simple().to_string();
         let result: redis::RedisResult<String> = state
             .script
@@ -95,7 +104,7 @@ impl Bus {
             .arg(if moved { "1" } else { "0" })
             .invoke_async(&mut self.connection())
             .await;
-        *state.pending.lock().unwrap() = moved && result.is_err();
+        state.pending.store(moved && result.is_err(), Ordering::Relaxed);
         let now = result?;
         *state.current.lock().unwrap() = now.clone();
         if !known.is_empty() && now != known {

@@ -45,6 +45,7 @@ use uuid::Uuid;
 pub use self::keys::BackendChannel;
 use self::keys::{Incoming, Keyspace};
 use self::topology::Topology;
+pub use self::topology::check_url;
 use crate::publication::{Offsets, Publication, RoomOp};
 
 /// How long one Redis call (or connecting) may take before the caller gives up on Redis.
@@ -196,12 +197,9 @@ impl Bus {
     /// then settles the log's generation (telling `handler` when it changed); true when they
     /// moved.
     async fn follow_master<H: Handler>(&self, handler: &H) -> bool {
-        if !self.inner.topology.follows_failover() {
-            return false;
-        }
-        let moved = self.move_to_master().await;
-        if (moved || self.generation_pending()) && self.settle_generation(moved).await.unwrap_or(false) {
-            handler.generation_changed();
+        let moved = self.inner.topology.follows_failover() && self.move_to_master().await;
+        if moved || self.generation_pending() {
+            self.settle_generation_for(handler, moved).await;
         }
         moved
     }
@@ -267,11 +265,10 @@ impl Bus {
         operator: &O,
     ) -> redis::RedisResult<()> {
         let keys = &self.inner.keys;
-        self.follow_master(handler).await;
-        // A master that restarted empty has no generation: what it logged before is gone.
-        if self.settle_generation(false).await.unwrap_or(false) {
-            handler.generation_changed();
-        }
+        // Settled at every connection: a master that restarted empty has no generation (what it
+        // logged before is gone).
+        let moved = self.inner.topology.follows_failover() && self.move_to_master().await;
+        self.settle_generation_for(handler, moved).await;
         let client = self.inner.redis.read().unwrap().client.clone();
         let connecting = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub());
         let mut pubsub =

@@ -87,9 +87,7 @@ impl Bus {
                 Ok(())
             }
             Message::Generation => {
-                if self.settle_generation(false).await.map_err(|e| e.to_string())? {
-                    handler.generation_changed();
-                }
+                self.settle_generation_for(handler, false).await;
                 Ok(())
             }
             Message::Count { origin, .. } if origin == self.inner.instance => Ok(()),

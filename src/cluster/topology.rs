@@ -19,17 +19,24 @@ pub enum Topology {
     Sentinel(tokio::sync::Mutex<SentinelClient>),
 }
 
+/// Why a `REDIS_URL` names no topology the bus can use; `Ok` for one it can.
+pub fn check_url(url: &str) -> Result<(), &'static str> {
+    if url.starts_with("redis+cluster://") || url.starts_with("rediss+cluster://") {
+        return Err("Redis Cluster (redis+cluster://) is not supported yet; use redis:// or redis+sentinel://");
+    }
+    if !["redis://", "rediss://", "redis+sentinel://"].iter().any(|scheme| url.starts_with(scheme)) {
+        return Err("must start with redis://, rediss:// or redis+sentinel://");
+    }
+    Ok(())
+}
+
 impl Topology {
     pub fn parse(url: &str) -> RedisResult<Topology> {
-        if let Some(rest) = url.strip_prefix("redis+sentinel://") {
-            return sentinel(rest).map(|client| Topology::Sentinel(tokio::sync::Mutex::new(client)));
+        check_url(url).map_err(invalid)?;
+        match url.strip_prefix("redis+sentinel://") {
+            Some(rest) => sentinel(rest).map(|client| Topology::Sentinel(tokio::sync::Mutex::new(client))),
+            None => redis::Client::open(url).map(Topology::Single),
         }
-        if url.starts_with("redis+cluster://") || url.starts_with("rediss+cluster://") {
-            return Err(invalid(
-                "Redis Cluster (redis+cluster://) is not supported yet; use redis:// or redis+sentinel://",
-            ));
-        }
-        redis::Client::open(url).map(Topology::Single)
     }
 
     /// A client of the master now.

@@ -160,12 +160,7 @@ pub(super) fn parse_history_kinds(value: Option<&str>) -> Result<Vec<HistoryKind
 
 pub(super) fn redis_url(raw: &RawSettings) -> Result<Option<Secret>, ConfigError> {
     if let Some(url) = &raw.redis_url {
-        if url.starts_with("redis+cluster://") {
-            return Err(invalid("REDIS_URL", "Redis Cluster (redis+cluster://) is not supported yet"));
-        }
-        if !["redis://", "rediss://", "redis+sentinel://"].iter().any(|scheme| url.starts_with(scheme)) {
-            return Err(invalid("REDIS_URL", "must start with redis://, rediss:// or redis+sentinel://"));
-        }
+        crate::cluster::check_url(url).map_err(|reason| invalid("REDIS_URL", reason))?;
         return Ok(Some(Secret::new(url.clone())));
     }
     let Some(host) = &raw.redis_host else {

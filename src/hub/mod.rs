@@ -202,12 +202,11 @@ impl Hub {
         self.plain.apply(&op.target, &op.action);
         let Some(sockets) = self.select(&op.target) else { return Vec::new() };
         let changes_rooms = matches!(op.action, RoomAction::Join(_) | RoomAction::Leave(_));
-        let tracked = match changes_rooms && self.tracked.load(Ordering::Relaxed) > 0 {
-            true => {
-                sockets.clone().sockets().into_iter().filter(|s| s.extensions.get::<Arc<Tracker>>().is_some()).collect()
-            }
-            false => Vec::new(),
-        };
+        let mut tracked = Vec::new();
+        if changes_rooms && self.tracked.load(Ordering::Relaxed) > 0 {
+            tracked = sockets.clone().sockets();
+            tracked.retain(|s| s.extensions.get::<Arc<Tracker>>().is_some());
+        }
         let result = match &op.action {
             RoomAction::Join(rooms) => sockets.join(rooms.clone()).await.map_err(|e| e.to_string()),
             RoomAction::Leave(rooms) => sockets.leave(rooms.clone()).await.map_err(|e| e.to_string()),
