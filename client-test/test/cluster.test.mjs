@@ -170,3 +170,41 @@ test("room member counts and membership removal span both instances", async () =
   assert.deepEqual((await m1.beforeBarrier()).map((e) => e.name), ["task:created"]);
   assert.deepEqual(await m2.beforeBarrier(), []);
 });
+
+test("an instance reads only the rooms it has members in; one a backend joins it to is read before the join", async () => {
+  const readers = async (room) => {
+    const [, count] = await redis.sendCommand(["PUBSUB", "NUMSUB", `${prefix}switchyard#room:${room}`]);
+    return count;
+  };
+  const onA = await a.connect({ auth: { token: token("i1", { organizationId: "o-i" }) } });
+  const onB = await b.connect({ auth: { token: token("i2", { organizationId: "o-i" }) } });
+  assert.equal(await readers("user:i1"), 1, "only A reads i1's room");
+  assert.equal(await readers("user:i2"), 1, "only B reads i2's room");
+  assert.equal(await readers("org:o-i"), 2, "both read the org's");
+  assert.equal(await readers("venue:i"), 0, "nobody is in the venue");
+
+  // A backend puts i2 in a channel: B reads it from then on.
+  await new Emitter(redis, { key: `${prefix}socket.io` }).in("user:i2").socketsJoin("venue:i");
+  await until(async () => (await readers("venue:i")) === 1, "B reading the venue");
+
+  // A client's join is acknowledged once its instance reads the room: a publication through the
+  // other instance right after the acknowledgement reaches it.
+  assert.equal((await a.api("PUT", "/api/tenants/t-i/projects/p-i/members/i3", {})).status, 201);
+  const onB3 = await b.connect({ auth: { token: token("i3", { tenantId: "t-i" }) } });
+  await onB3.socket.timeout(10000).emitWithAck("join-project", { projectId: "p-i" });
+  await a.publish({ event: "task:created", to: { tenant: "t-i", project: "p-i" }, data: { id: 1 } });
+  await a.api("POST", "/api/websocket", { action: "broadcast", channel: "venue:i", data: { n: 1 } });
+  await barrier();
+  for (const c of [onA, onB, onB3]) await until(async () => c.events.some((e) => e.name === "test:barrier"), "the barrier");
+  const venue = (c) => c.events.filter((e) => e.name === "venue_update").length;
+  assert.deepEqual([venue(onA), venue(onB)], [0, 1], "the venue's publication once, to the member only");
+  assert.deepEqual((await onB3.beforeBarrier()).map((e) => e.name), ["task:created"], "once, right after the join");
+});
+
+async function until(check, what) {
+  for (let i = 0; i < 400; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

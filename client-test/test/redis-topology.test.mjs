@@ -4,56 +4,13 @@
 // TLS and checks the server's certificate; an instance whose bus stops delivering end to end
 // says so on /readyz and in its metrics. Each test runs its own
 // Redis processes (never the shared one).
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createClient } from "redis";
 import { clusterEnv, forwarder, resumingClient, startServer, token } from "./helpers.mjs";
-
-const dir = mkdtempSync(join(tmpdir(), "switchyard-redis-topology-"));
-const processes = [];
-after(() => {
-  for (const p of processes) p.kill("SIGKILL");
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function freePort() {
-  return new Promise((ok) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => ok(port));
-    });
-  });
-}
-
-function redisServer(args) {
-  const child = spawn("redis-server", args, { stdio: "ignore" });
-  processes.push(child);
-  return child;
-}
-
-async function until(check, what, tries = 600) {
-  for (let i = 0; i < tries; i++) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-async function ask(port, ...command) {
-  const client = createClient({ url: `redis://127.0.0.1:${port}`, socket: { reconnectStrategy: false } });
-  client.on("error", () => {});
-  await client.connect();
-  try {
-    return await client.sendCommand(command);
-  } finally {
-    await client.disconnect().catch(() => {});
-  }
-}
+import { ask, dir, freePort, redisServer, until } from "./redis-processes.mjs";
 
 /** A master, a replica and three Sentinels watching them as `sy`, on loopback ports of their own. */
 async function sentinelTopology() {

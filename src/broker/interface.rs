@@ -64,6 +64,9 @@ pub trait Broker: Send + Sync + 'static {
     /// Applies a room operation to the audience's connections on every instance, and saves the
     /// sessions whose rooms it changed.
     async fn apply(&self, op: RoomOp);
+    /// Readies this instance to receive what is published to `rooms`: called before a local
+    /// connection enters them, so that nothing published after it entered passes it by.
+    async fn want(&self, rooms: &[String]);
     /// Connections (sockets and plain WebSockets) in `room`, on every instance that answers.
     async fn member_count(&self, room: &Room) -> usize;
     /// The last history offset handed out in `room`, by any instance that answers.
@@ -74,9 +77,14 @@ pub trait Broker: Send + Sync + 'static {
 
     /// The last position logged.
     async fn log_tail(&self) -> Result<Position, BrokerError>;
-    /// Every logged publication after `after`, oldest first; `None` when the log no longer
-    /// covers everything after it.
-    async fn log_since(&self, after: Position) -> Result<Option<Vec<(Position, Publication)>>, BrokerError>;
+    /// Every logged publication after `after` to `rooms` (or to everyone), oldest first; `None`
+    /// when the log no longer covers everything after it. It may hold others (the caller
+    /// filters); only what it must is read.
+    async fn log_since(
+        &self,
+        after: Position,
+        rooms: &[String],
+    ) -> Result<Option<Vec<(Position, Publication)>>, BrokerError>;
     /// Records a connected session (kept while its instance lives, and the window after).
     async fn save_session(&self, id: &str, session: &Session) -> Result<(), BrokerError>;
     /// Records a session whose socket closed: resumable for the recovery window.

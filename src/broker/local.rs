@@ -9,7 +9,7 @@ use super::memory_log::MemoryLog;
 use crate::history::History;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::publication::{Offsets, Publication, RoomOp};
+use crate::publication::{Offsets, Publication, RoomAction, RoomOp};
 use crate::recovery::Position;
 use crate::rooms::Room;
 
@@ -58,8 +58,13 @@ impl Local {
     }
 
     /// Applies a room operation to this instance's connections and saves, through `broker`, the
-    /// sessions whose rooms it changed.
+    /// sessions whose rooms it changed. Rooms joined here are read first ([`Broker::want`]).
     pub async fn apply(&self, op: &RoomOp, broker: &dyn Broker) {
+        if let RoomAction::Join(rooms) = &op.action
+            && self.hub.has_audience(&op.target)
+        {
+            broker.want(rooms).await;
+        }
         for socket in self.hub.apply(op).await {
             save_session(broker, &socket).await;
         }
@@ -68,6 +73,11 @@ impl Local {
     /// Cuts every tracked socket: each resumes and learns whether the log still covers it.
     pub fn cut_tracked(&self) {
         self.hub.cut_tracked();
+    }
+
+    /// Every room with a connection here.
+    pub async fn rooms_here(&self) -> std::collections::HashSet<String> {
+        self.hub.rooms_here().await
     }
 
     /// This instance's connections in `room`.

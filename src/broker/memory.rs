@@ -40,6 +40,8 @@ impl Broker for MemoryBroker {
         self.local.apply(&op, self).await;
     }
 
+    async fn want(&self, _rooms: &[String]) {}
+
     async fn member_count(&self, room: &Room) -> usize {
         self.local.count(&room.name())
     }
@@ -60,7 +62,11 @@ impl Broker for MemoryBroker {
         Ok(self.log.tail())
     }
 
-    async fn log_since(&self, after: Position) -> Result<Option<Vec<(Position, Publication)>>, BrokerError> {
+    async fn log_since(
+        &self,
+        after: Position,
+        _rooms: &[String],
+    ) -> Result<Option<Vec<(Position, Publication)>>, BrokerError> {
         Ok(self.log.since(after))
     }
 

@@ -106,6 +106,12 @@ impl Broker for RedisBroker {
         }
     }
 
+    async fn want(&self, rooms: &[String]) {
+        if let Err(e) = self.bus.want(rooms).await {
+            self.failed(e, "the rooms are read once the subscriber reconnects");
+        }
+    }
+
     async fn member_count(&self, room: &Room) -> usize {
         let name = room.name();
         let local = self.local.count(&name);
@@ -137,8 +143,12 @@ impl Broker for RedisBroker {
         Ok(Position::parse(&tail).ok_or_else(|| format!("log position `{tail}` does not parse"))?)
     }
 
-    async fn log_since(&self, after: Position) -> Result<Option<Vec<(Position, Publication)>>, BrokerError> {
-        let entries = self.bus.log_since(&after.to_string()).await?;
+    async fn log_since(
+        &self,
+        after: Position,
+        rooms: &[String],
+    ) -> Result<Option<Vec<(Position, Publication)>>, BrokerError> {
+        let entries = self.bus.log_since(&after.to_string(), rooms).await?;
         let mut read = Vec::with_capacity(entries.len());
         for (id, body) in entries {
             let position = Position::parse(&id).ok_or_else(|| format!("log position `{id}` does not parse"))?;
@@ -206,6 +216,10 @@ impl cluster::Handler for RedisBroker {
 
     fn count(&self, room: &str) -> usize {
         self.local.count(room)
+    }
+
+    async fn rooms_here(&self) -> std::collections::HashSet<String> {
+        self.local.rooms_here().await
     }
 
     fn generation_changed(&self) {

@@ -1,36 +1,44 @@
 //! Cross-instance delivery. With Redis configured, a publication is not delivered by the
-//! instance that accepted it: it is published once on the deliver channel, and every instance,
-//! that one included, delivers what it reads there to its *own* connections only. Each
-//! publication thus reaches each subscriber once, whichever instance he is connected to.
+//! instance that accepted it: it is published once on the channel of each of its rooms (or on
+//! the everyone channel), and every instance with a member in one of those rooms, that one
+//! included, delivers it to its *own* connections only. An instance reads only the rooms it has
+//! members in ([`super::interest`]); one that reads a publication on two of its rooms' channels
+//! delivers it once. Each publication thus reaches each subscriber once, whichever instance he
+//! is connected to.
 //!
 //! A Lua script takes the history offsets (`INCR` per room), appends a recorded publication to
-//! the recovery log (`XADD`, its id the publication's position) and publishes, in one step, so
-//! the order every instance reads equals offset order and log order, and offsets increase
-//! strictly per room across the cluster.
+//! the log stream of each of its rooms under one position (positions are one sequence across
+//! the streams) and publishes, in one step, so the order every instance reads equals offset
+//! order and log order, and offsets increase strictly per room across the cluster. On a Redis
+//! Cluster every name the script touches carries one hash tag, so it runs on one shard.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::keys::Stream;
 use super::{Bus, Numbered};
 use crate::event::EventName;
 use crate::publication::{Audience, Payload, Publication, Source};
 use crate::rooms::Room;
 
-/// KEYS: the recovery log, then the rooms' offset counters. ARGV: channel, payload, whether to
-/// log (`1`/`0`), the log's trim floor (ms), then per room a floor: the counter is raised to it
-/// first (-1: no floor). A counter Redis lost (a restart that kept nothing) is refused with
-/// `UNSEEDED` unless a floor comes with it, so the caller reads the database and asks again;
-/// nothing is published then. Returns `{position, offsets}`; the message published is
-/// `{offsets}\n{position}\n{payload}`.
+/// KEYS: the newest log position, the rooms' offset counters (ARGV[6] of them), then the log
+/// stream of each channel. ARGV: the payload, whether to log (`1`/`0`), the log's trim floor
+/// (ms), how long a stream outlives its last entry (ms), the publish command, the number of
+/// counters, then per counter a floor: the counter is raised to it first (-1: no floor), then
+/// the channels. A counter Redis lost (a restart that kept nothing) is refused with `UNSEEDED`
+/// unless a floor comes with it, so the caller reads the database and asks again; nothing is
+/// published then. A logged publication's position is `{ms}-{seq}`, after the newest one handed
+/// out. Returns `{position, offsets}`; the message published is `{offsets}\n{position}\n{payload}`.
 const SCRIPT: &str = r"
-for i = 2, #KEYS do
-  local key = KEYS[i]
-  local floor = tonumber(ARGV[i + 3])
+local n = tonumber(ARGV[6])
+for i = 1, n do
+  local key = KEYS[1 + i]
+  local floor = tonumber(ARGV[6 + i])
   local current = redis.call('GET', key)
   if not current then
     if floor < 0 then return redis.error_reply('UNSEEDED') end
@@ -40,12 +48,30 @@ for i = 2, #KEYS do
   end
 end
 local offsets = {}
-for i = 2, #KEYS do offsets[i - 1] = redis.call('INCR', KEYS[i]) end
+for i = 1, n do offsets[i] = redis.call('INCR', KEYS[1 + i]) end
+local streams = #KEYS - 1 - n
 local position = ''
-if ARGV[3] == '1' then
-  position = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[4], '*', 'm', ARGV[2])
+if ARGV[2] == '1' then
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local seq = 0
+  local last = redis.call('GET', KEYS[1])
+  if last then
+    local last_ms, last_seq = string.match(last, '^(%d+)-(%d+)$')
+    if ms <= tonumber(last_ms) then
+      ms = tonumber(last_ms)
+      seq = tonumber(last_seq) + 1
+    end
+  end
+  position = string.format('%.0f-%.0f', ms, seq)
+  redis.call('SET', KEYS[1], position)
+  for j = 1, streams do
+    redis.call('XADD', KEYS[1 + n + j], 'MINID', '~', ARGV[3], position, 'm', ARGV[1])
+    redis.call('PEXPIRE', KEYS[1 + n + j], ARGV[4])
+  end
 end
-redis.call('PUBLISH', ARGV[1], table.concat(offsets, ',') .. '\n' .. position .. '\n' .. ARGV[2])
+local message = table.concat(offsets, ',') .. '\n' .. position .. '\n' .. ARGV[1]
+for j = 1, streams do redis.call(ARGV[5], ARGV[6 + n + j], message) end
 return {position, offsets}
 ";
 
@@ -59,6 +85,9 @@ pub(super) struct Numbering {
     /// publication in hand instead of being decoded again; a message that finds nothing here is
     /// decoded, so an entry given up costs a decode and nothing else.
     in_hand: Mutex<BTreeMap<Uuid, InHand>>,
+    /// The publications read last: one sent to several rooms comes once per room channel this
+    /// instance reads, one right after the other (the script publishes them in one step).
+    recent: Mutex<VecDeque<Uuid>>,
 }
 
 /// A publication sent and not yet back, with the history rooms it was sent to be numbered in.
@@ -71,9 +100,17 @@ struct InHand {
 /// came back (sent while the subscriber was between connections) stay this long.
 const IN_HAND_MAX: usize = 4_096;
 
+/// Publications remembered as read, to drop their other rooms' copies.
+const RECENT_MAX: usize = 64;
+
 impl Default for Numbering {
     fn default() -> Self {
-        Numbering { script: redis::Script::new(SCRIPT), numbered_alone: Mutex::default(), in_hand: Mutex::default() }
+        Numbering {
+            script: redis::Script::new(SCRIPT),
+            numbered_alone: Mutex::default(),
+            in_hand: Mutex::default(),
+            recent: Mutex::default(),
+        }
     }
 }
 
@@ -128,16 +165,25 @@ impl Bus {
             let kept = InHand { publication: Arc::clone(publication), history_rooms: history_rooms.to_vec() };
             in_hand.insert(publication.id, kept);
         }
+        let keys = &self.inner.keys;
+        let rooms = stream_rooms(&publication.audience);
+        let streams = streams(&rooms);
         let mut invocation = numbering.script.prepare_invoke();
         invocation
-            .key(self.inner.keys.log())
-            .arg(self.inner.keys.deliver_channel())
+            .key(keys.log_last())
             .arg(payload)
             .arg(if publication.ephemeral { "0" } else { "1" })
-            .arg(self.log_floor_ms());
+            .arg(self.log_floor_ms())
+            .arg(self.log_lifetime_ms())
+            .arg(keys.publish_command())
+            .arg(history_rooms.len());
         for (room, floor) in history_rooms.iter().zip(floors) {
-            invocation.key(self.inner.keys.offset(room));
+            invocation.key(keys.offset(room));
             invocation.arg(*floor);
+        }
+        for stream in &streams {
+            invocation.key(keys.log(*stream));
+            invocation.arg(keys.deliver_channel(*stream));
         }
         let (position, offsets): (String, Vec<i64>) =
             invocation.invoke_async(&mut self.connection()).await.map_err(|e| {
@@ -187,7 +233,8 @@ impl Bus {
 
     /// Reads a deliver-channel message: the publication (this instance's own from the hand it
     /// was kept in, another's decoded) and how it was numbered.
-    pub(super) fn receive(&self, message: &[u8]) -> Result<(Arc<Publication>, Numbered), String> {
+    /// `None` for a copy of a publication already read on another of its rooms' channels.
+    pub(super) fn receive(&self, message: &[u8]) -> Result<Option<(Arc<Publication>, Numbered)>, String> {
         let text = std::str::from_utf8(message).map_err(|e| e.to_string())?;
         let (header, rest) = text.split_once('\n').ok_or("no offset header")?;
         let (position, body) = rest.split_once('\n').ok_or("no position header")?;
@@ -196,7 +243,18 @@ impl Bus {
         } else {
             header.split(',').map(|o| o.parse::<i64>().map_err(|e| e.to_string())).collect::<Result<_, _>>()?
         };
-        let (publication, history_rooms) = match sent_id(body).and_then(|id| self.take(id)) {
+        let id = sent_id(body);
+        if let Some(id) = id {
+            let mut recent = self.inner.numbering.recent.lock().unwrap();
+            if recent.contains(&id) {
+                return Ok(None);
+            }
+            if recent.len() >= RECENT_MAX {
+                recent.pop_front();
+            }
+            recent.push_back(id);
+        }
+        let (publication, history_rooms) = match id.and_then(|id| self.take(id)) {
             Some(kept) => (kept.publication, kept.history_rooms),
             None => {
                 let mut wire: Wire = serde_json::from_str(body).map_err(|e| e.to_string())?;
@@ -208,7 +266,27 @@ impl Bus {
             offsets: history_rooms.into_iter().zip(offsets).collect(),
             position: Some(position.to_owned()).filter(|p| !p.is_empty()),
         };
-        Ok((publication, numbered))
+        Ok(Some((publication, numbered)))
+    }
+}
+
+/// The rooms whose channels (and log streams) a publication goes to, each once; `None` for
+/// everyone's.
+fn stream_rooms(audience: &Audience) -> Option<Vec<String>> {
+    if audience.everyone {
+        return None;
+    }
+    let mut rooms = audience.room_names();
+    let mut seen = HashSet::new();
+    rooms.retain(|r| seen.insert(r.clone()));
+    Some(rooms)
+}
+
+/// The streams of [`stream_rooms`]'s answer.
+fn streams(rooms: &Option<Vec<String>>) -> Vec<Stream<'_>> {
+    match rooms {
+        None => vec![Stream::Everyone],
+        Some(rooms) => rooms.iter().map(|r| Stream::Room(r)).collect(),
     }
 }
 

@@ -1,11 +1,19 @@
 //! The Redis keyspace: every key and channel Switchyard uses, each named here once, all behind
 //! `REDIS_CHANNEL_PREFIX` so that deployments (and test runs) can share one Redis.
 //!
-//! | name                                   | kind    | what                                      |
+//! On one server (or a Sentinel-watched master) the names start `{prefix}switchyard`. On a
+//! Redis Cluster they start `{{prefix}switchyard}`: one hash tag, so that every key and every
+//! channel the bus uses is in one slot, and each numbering script (a publication's rooms, its
+//! log entries, its channels) runs on one shard; the bus's channels are then sharded
+//! (`SPUBLISH`/`SSUBSCRIBE`). Backends' channels keep their contract names on every topology.
+//!
+//! | name (after the prefix)                | kind    | what                                      |
 //! |----------------------------------------|---------|-------------------------------------------|
-//! | `switchyard#deliver`                   | channel | numbered publications, to every instance  |
+//! | `switchyard#room:{room}`               | channel | numbered publications to a room, read by the instances with a member in it |
+//! | `switchyard#everyone`                  | channel | numbered publications to everyone, read by every instance |
 //! | `switchyard#rooms`                     | channel | room operations and count queries         |
 //! | `switchyard#reply:{instance}`          | channel | answers to one instance's count queries, and its own probes |
+//! | `switchyard#admin`                     | channel | what instances tell the admin UIs         |
 //! | `switchyard:offset:{room}`             | string  | a room's last history offset              |
 //! | `switchyard:claim:{name}`              | string  | a cluster-wide lock (`SET NX PX`)         |
 //! | `switchyard:instances`                 | set     | instances that have sent a heartbeat      |
@@ -13,7 +21,9 @@
 //! | `switchyard:instance-users:{instance}` | set     | users with a connection on that instance  |
 //! | `switchyard:presence:{user}`           | hash    | a user's connections, by instance         |
 //! | `switchyard:presence-rooms:{user}`     | string  | JSON list of the rooms his status goes to |
-//! | `switchyard:log`                       | stream  | recorded publications, for the recovery window |
+//! | `switchyard:log:room:{room}`           | stream  | recorded publications to a room, for the recovery window |
+//! | `switchyard:log:everyone`              | stream  | recorded publications to everyone         |
+//! | `switchyard:log-last`                  | string  | the newest log position (positions are one sequence across streams) |
 //! | `switchyard:generation`                | string  | the log's generation: new after a change of master |
 //! | `switchyard:sessions:{instance}`       | hash    | resumable sessions connected to that instance |
 //! | `switchyard:session:{id}`              | string  | a disconnected session, for the window    |
@@ -68,63 +78,97 @@ pub enum Incoming {
 #[derive(Debug, Clone)]
 pub struct Keyspace {
     prefix: String,
+    /// What every bus key and channel starts with: `{prefix}switchyard`, hash-tagged on a Cluster.
+    base: String,
     instance: String,
+    sharded: bool,
+}
+
+/// Where a numbered publication travels: its rooms' channels (and log streams), or everyone's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream<'a> {
+    Room(&'a str),
+    Everyone,
 }
 
 impl Keyspace {
-    pub fn new(prefix: &str, instance: &str) -> Self {
-        Keyspace { prefix: prefix.to_owned(), instance: instance.to_owned() }
+    /// `sharded`: on a Redis Cluster (one hash tag, sharded channels).
+    pub fn new(prefix: &str, instance: &str, sharded: bool) -> Self {
+        let base = if sharded { format!("{{{prefix}switchyard}}") } else { format!("{prefix}switchyard") };
+        Keyspace { prefix: prefix.to_owned(), base, instance: instance.to_owned(), sharded }
     }
 
-    pub fn deliver_channel(&self) -> String {
-        format!("{}switchyard#deliver", self.prefix)
+    /// Whether the bus's channels are sharded (published with `SPUBLISH`).
+    pub fn sharded(&self) -> bool {
+        self.sharded
+    }
+
+    /// The command that publishes on the bus's channels.
+    pub fn publish_command(&self) -> &'static str {
+        if self.sharded { "SPUBLISH" } else { "PUBLISH" }
+    }
+
+    /// Where publications to `stream` are published.
+    pub fn deliver_channel(&self, stream: Stream) -> String {
+        match stream {
+            Stream::Room(room) => format!("{}#room:{room}", self.base),
+            Stream::Everyone => format!("{}#everyone", self.base),
+        }
     }
     pub fn rooms_channel(&self) -> String {
-        format!("{}switchyard#rooms", self.prefix)
+        format!("{}#rooms", self.base)
     }
     /// Where instances tell every admin UI what they hold (stats, sockets coming and going).
     pub fn admin_channel(&self) -> String {
-        format!("{}switchyard#admin", self.prefix)
+        format!("{}#admin", self.base)
     }
     /// Where this instance hears answers to its queries.
     pub fn reply_channel(&self) -> String {
-        format!("{}switchyard#reply:{}", self.prefix, self.instance)
+        format!("{}#reply:{}", self.base, self.instance)
     }
     pub fn offset(&self, room: &str) -> String {
-        format!("{}switchyard:offset:{room}", self.prefix)
+        format!("{}:offset:{room}", self.base)
     }
     pub fn claim(&self, name: &str) -> String {
-        format!("{}switchyard:claim:{name}", self.prefix)
+        format!("{}:claim:{name}", self.base)
     }
     pub fn instances(&self) -> String {
-        format!("{}switchyard:instances", self.prefix)
+        format!("{}:instances", self.base)
     }
     pub fn heartbeat(&self, instance: &str) -> String {
-        format!("{}switchyard:instance:{instance}", self.prefix)
+        format!("{}:instance:{instance}", self.base)
     }
     pub fn instance_users(&self, instance: &str) -> String {
-        format!("{}switchyard:instance-users:{instance}", self.prefix)
+        format!("{}:instance-users:{instance}", self.base)
     }
     pub fn presence(&self, user: &str) -> String {
-        format!("{}switchyard:presence:{user}", self.prefix)
+        format!("{}:presence:{user}", self.base)
     }
     pub fn presence_rooms(&self, user: &str) -> String {
-        format!("{}switchyard:presence-rooms:{user}", self.prefix)
+        format!("{}:presence-rooms:{user}", self.base)
     }
-    pub fn log(&self) -> String {
-        format!("{}switchyard:log", self.prefix)
+    /// The recovery log of `stream`.
+    pub fn log(&self, stream: Stream) -> String {
+        match stream {
+            Stream::Room(room) => format!("{}:log:room:{room}", self.base),
+            Stream::Everyone => format!("{}:log:everyone", self.base),
+        }
+    }
+    /// The newest position handed out in any log stream.
+    pub fn log_last(&self) -> String {
+        format!("{}:log-last", self.base)
     }
     pub fn generation(&self) -> String {
-        format!("{}switchyard:generation", self.prefix)
+        format!("{}:generation", self.base)
     }
     pub fn sessions(&self, instance: &str) -> String {
-        format!("{}switchyard:sessions:{instance}", self.prefix)
+        format!("{}:sessions:{instance}", self.base)
     }
     pub fn session(&self, id: &str) -> String {
-        format!("{}switchyard:session:{id}", self.prefix)
+        format!("{}:session:{id}", self.base)
     }
     pub fn session_home(&self, id: &str) -> String {
-        format!("{}switchyard:session-home:{id}", self.prefix)
+        format!("{}:session-home:{id}", self.base)
     }
 
     fn json_channel(&self, name: &str) -> String {
@@ -137,13 +181,16 @@ impl Keyspace {
         format!("{}{EMITTER_KEY}-request#/#", self.prefix)
     }
 
-    /// Every channel the subscriber subscribes to, and the one pattern (emitter broadcasts).
-    pub fn subscriptions(&self) -> (Vec<String>, String) {
+    /// The bus's own channels every instance reads (sharded on a Cluster); room channels come
+    /// and go with the rooms that have members here.
+    pub fn bus_channels(&self) -> Vec<String> {
+        vec![self.deliver_channel(Stream::Everyone), self.rooms_channel(), self.reply_channel(), self.admin_channel()]
+    }
+
+    /// The backends' channels (never sharded: backends publish with `PUBLISH`), and the one
+    /// pattern (emitter broadcasts).
+    pub fn backend_channels(&self) -> (Vec<String>, String) {
         let channels = vec![
-            self.deliver_channel(),
-            self.rooms_channel(),
-            self.reply_channel(),
-            self.admin_channel(),
             self.json_channel(INVITATION_UPDATES),
             self.json_channel(NOTIFICATIONS),
             self.json_channel(PUBLISH),
@@ -157,12 +204,19 @@ impl Keyspace {
         if channel.starts_with(&self.emitter_broadcasts()) {
             return Some(Incoming::Backend(BackendChannel::EmitterBroadcast));
         }
+        let bus = channel.strip_prefix(self.base.as_str()).and_then(|bus| match bus {
+            "#everyone" => Some(Incoming::Deliver),
+            _ if bus.starts_with("#room:") => Some(Incoming::Deliver),
+            "#rooms" => Some(Incoming::Rooms),
+            "#admin" => Some(Incoming::Admin),
+            _ if channel == self.reply_channel() => Some(Incoming::Reply),
+            _ => None,
+        });
+        if bus.is_some() {
+            return bus;
+        }
         let bare = channel.strip_prefix(self.prefix.as_str())?;
         Some(match bare {
-            "switchyard#deliver" => Incoming::Deliver,
-            "switchyard#rooms" => Incoming::Rooms,
-            "switchyard#admin" => Incoming::Admin,
-            _ if channel == self.reply_channel() => Incoming::Reply,
             INVITATION_UPDATES => Incoming::Backend(BackendChannel::InvitationUpdates),
             NOTIFICATIONS => Incoming::Backend(BackendChannel::Notifications),
             PUBLISH => Incoming::Backend(BackendChannel::Publish),
@@ -178,25 +232,43 @@ mod tests {
 
     #[test]
     fn every_subscribed_channel_is_classified_as_what_it_carries() {
-        let keys = Keyspace::new("t1:", "i1");
-        let (channels, pattern) = keys.subscriptions();
-        let kinds: Vec<_> = channels.iter().map(|c| keys.classify(c)).collect();
-        assert_eq!(
-            kinds,
-            [
-                Some(Incoming::Deliver),
-                Some(Incoming::Rooms),
-                Some(Incoming::Reply),
-                Some(Incoming::Admin),
-                Some(Incoming::Backend(BackendChannel::InvitationUpdates)),
-                Some(Incoming::Backend(BackendChannel::Notifications)),
-                Some(Incoming::Backend(BackendChannel::Publish)),
-                Some(Incoming::Backend(BackendChannel::EmitterRequest)),
-            ]
-        );
-        assert_eq!(pattern, "t1:socket.io#/#*");
-        assert_eq!(keys.classify("t1:socket.io#/#org:1#"), Some(Incoming::Backend(BackendChannel::EmitterBroadcast)));
-        assert_eq!(keys.classify("t1:switchyard#reply:other"), None, "another instance's replies");
-        assert_eq!(keys.classify("t2:switchyard#deliver"), None, "another prefix");
+        for sharded in [false, true] {
+            let keys = Keyspace::new("t1:", "i1", sharded);
+            let (backend, pattern) = keys.backend_channels();
+            let channels = keys.bus_channels().into_iter().chain(backend);
+            let kinds: Vec<_> = channels.map(|c| keys.classify(&c)).collect();
+            assert_eq!(
+                kinds,
+                [
+                    Some(Incoming::Deliver),
+                    Some(Incoming::Rooms),
+                    Some(Incoming::Reply),
+                    Some(Incoming::Admin),
+                    Some(Incoming::Backend(BackendChannel::InvitationUpdates)),
+                    Some(Incoming::Backend(BackendChannel::Notifications)),
+                    Some(Incoming::Backend(BackendChannel::Publish)),
+                    Some(Incoming::Backend(BackendChannel::EmitterRequest)),
+                ]
+            );
+            assert_eq!(pattern, "t1:socket.io#/#*");
+            let room = keys.deliver_channel(Stream::Room("org:1"));
+            assert_eq!(keys.classify(&room), Some(Incoming::Deliver));
+            assert_eq!(
+                keys.classify("t1:socket.io#/#org:1#"),
+                Some(Incoming::Backend(BackendChannel::EmitterBroadcast))
+            );
+            let other = Keyspace::new("t1:", "other", sharded);
+            assert_eq!(keys.classify(&other.reply_channel()), None, "another instance's replies");
+            let elsewhere = Keyspace::new("t2:", "i1", sharded);
+            assert_eq!(keys.classify(&elsewhere.rooms_channel()), None, "another prefix");
+        }
+    }
+
+    #[test]
+    fn on_a_cluster_every_bus_name_shares_one_hash_tag() {
+        let keys = Keyspace::new("t1:", "i1", true);
+        let names = [keys.offset("org:1"), keys.log(Stream::Room("user:2")), keys.deliver_channel(Stream::Everyone)];
+        assert!(names.iter().all(|n| n.starts_with("{t1:switchyard}")), "{names:?}");
+        assert_eq!(Keyspace::new("t1:", "i1", false).offset("org:1"), "t1:switchyard:offset:org:1");
     }
 }

@@ -8,8 +8,10 @@
 //! - [`locks`]: cluster-wide claims (one instance acts on a message, a job tick, a reaping).
 //! - [`presence`]: per-user connection counts by instance, heartbeats, reaping dead instances.
 //! - [`recovery`]: the recovery log (a stream) and resumable sessions.
+//! - `interest`: the rooms whose channels this instance reads (those it has members in).
 //! - `probe`: a probe through pub/sub every second; the bus counts as delivering only while
-//!   probes come back. `topology`: one server, or the master Sentinels name (followed).
+//!   probes come back. `topology`: one server, the master Sentinels name (followed), or a Redis
+//!   Cluster; `connection`: the commands' and the subscriber's connections on each.
 //!
 //! One subscriber connection ([`Bus::run`]) reads the bus's channels and the backends' channels
 //! (JSON channels, the Node emitter) in the order Redis delivers them, hands publications and
@@ -20,8 +22,10 @@
 //! timeouts; a Redis that does not answer fails a call within [`REDIS_TIMEOUT`], and callers fall
 //! back to this instance alone.
 
+mod connection;
 pub mod deliver;
 mod generation;
+mod interest;
 pub mod keys;
 pub mod locks;
 pub mod presence;
@@ -38,18 +42,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use self::connection::Commands;
+pub use self::connection::REDIS_TIMEOUT;
 pub use self::keys::BackendChannel;
 use self::keys::{Incoming, Keyspace};
-use self::topology::Topology;
 pub use self::topology::check_url;
+use self::topology::{Master, Topology};
 use crate::publication::{Offsets, Publication, RoomOp};
-
-/// How long one Redis call (or connecting) may take before the caller gives up on Redis.
-pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A publication as the bus numbered it: history offsets, and its recovery log position (a
 /// stream id) when it was logged.
@@ -70,6 +72,8 @@ pub trait Handler: Send + Sync + 'static {
     fn generation_changed(&self);
     /// The connections here in `room`, to answer another instance's count.
     fn count(&self, room: &str) -> usize;
+    /// The rooms with a connection here (the others' channels need not be read).
+    fn rooms_here(&self) -> impl Future<Output = std::collections::HashSet<String>> + Send;
 }
 
 /// What instances tell the operators' screens (the admin UI's relay implements it).
@@ -89,11 +93,13 @@ pub struct Bus {
 }
 
 struct Inner {
-    /// Where the master is: one server, or the one the Sentinels name.
+    /// Where the master is: one server, the one the Sentinels name, or a cluster's.
     topology: Topology,
     /// Commands (scripts, publishes, locks) to the master; reconnects by itself, and is replaced
     /// when the Sentinels name another master.
     redis: RwLock<Master>,
+    /// The rooms whose channels the subscriber reads.
+    interest: interest::Interest,
     keys: Keyspace,
     instance: String,
     /// Whether the subscriber is connected (status, readiness, and whether this instance's own
@@ -126,12 +132,14 @@ impl Bus {
         metrics: Arc<Metrics>,
     ) -> redis::RedisResult<Bus> {
         let topology = Topology::parse(url)?;
-        let redis = RwLock::new(Master::connect(topology.master().await?).await?);
+        let keys = Keyspace::new(prefix, instance, topology.is_cluster());
+        let redis = RwLock::new(topology.master().await?);
         let bus = Bus {
             inner: Arc::new(Inner {
                 topology,
                 redis,
-                keys: Keyspace::new(prefix, instance),
+                interest: interest::Interest::default(),
+                keys,
                 instance: instance.to_owned(),
                 connected: AtomicBool::new(false),
                 numbering: deliver::Numbering::default(),
@@ -144,6 +152,9 @@ impl Bus {
                 metrics,
             }),
         };
+        if bus.inner.topology.is_cluster() {
+            bus.move_to_master().await;
+        }
         bus.settle_generation(false).await?;
         Ok(bus)
     }
@@ -155,7 +166,8 @@ impl Bus {
     /// Tells every instance's admin UIs (the subscribers hand it to their [`Operator`]).
     pub async fn tell_admins(&self, payload: String) -> redis::RedisResult<()> {
         let mut redis = self.connection();
-        redis::cmd("PUBLISH").arg(self.inner.keys.admin_channel()).arg(payload).query_async::<()>(&mut redis).await
+        let publish = self.inner.keys.publish_command();
+        redis::cmd(publish).arg(self.inner.keys.admin_channel()).arg(payload).query_async::<()>(&mut redis).await
     }
 
     /// Counts a Redis failure (the callers that fall back on this instance alone say which).
@@ -174,7 +186,7 @@ impl Bus {
         self.inner.connected.store(false, Ordering::Relaxed);
     }
 
-    fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> Commands {
         self.inner.redis.read().unwrap().connection.clone()
     }
 
@@ -204,16 +216,26 @@ impl Bus {
         moved
     }
 
-    /// Moves the commands to the master the Sentinels name, if it is another one.
+    /// Moves the commands to the master the Sentinels name, if it is another one; on a cluster,
+    /// notes which master holds the bus's slot. True when the master changed.
     async fn move_to_master(&self) -> bool {
-        let Ok(Ok(client)) = tokio::time::timeout(REDIS_TIMEOUT, self.inner.topology.master()).await else {
+        if self.inner.topology.is_cluster() {
+            let Some(now) = self.slot_master().await else { return false };
+            let mut master = self.inner.redis.write().unwrap();
+            let was = std::mem::replace(&mut master.address, now.clone());
+            if !was.is_empty() && was != now {
+                tracing::warn!(from = %was, to = %now, "redis: another master holds the bus's slot");
+            }
+            return !was.is_empty() && was != now;
+        }
+        let Ok(Some(Ok(client))) = tokio::time::timeout(REDIS_TIMEOUT, self.inner.topology.named_master()).await else {
             return false;
         };
         let (now, was) = (topology::address(&client), self.inner.redis.read().unwrap().address.clone());
         if now == was {
             return false;
         }
-        match Master::connect(client).await {
+        match Master::server(client).await {
             Ok(master) => {
                 tracing::warn!(from = %was, to = %now, "redis: the Sentinels name a new master; moving to it");
                 *self.inner.redis.write().unwrap() = master;
@@ -224,6 +246,18 @@ impl Bus {
                 false
             }
         }
+    }
+
+    /// On a cluster, the address of the master holding the bus's slot, as the cluster says.
+    async fn slot_master(&self) -> Option<String> {
+        let mut redis = self.connection();
+        let key = self.inner.keys.generation();
+        let asking = async {
+            let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key).query_async(&mut redis).await?;
+            let slots: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut redis).await?;
+            redis::RedisResult::Ok(slot_owner(slots, slot))
+        };
+        tokio::time::timeout(REDIS_TIMEOUT, asking).await.ok()?.ok()?
     }
 
     /// Runs the subscriber until `shutdown`: reconnects with backoff, subscribes every channel
@@ -242,7 +276,9 @@ impl Bus {
                 r = self.session(&handler, &inlet, &operator) => r,
                 _ = self.master_moved(&handler) => Ok(()),
                 _ = self.probe_periodically() => Ok(()),
+                _ = self.forget_empty_rooms(&handler) => Ok(()),
             };
+            self.listener_gone();
             self.set_disconnected();
             self.count_failure(RedisFailure::Connection);
             match result {
@@ -269,27 +305,27 @@ impl Bus {
         // logged before is gone).
         let moved = self.inner.topology.follows_failover() && self.move_to_master().await;
         self.settle_generation_for(handler, moved).await;
-        let client = self.inner.redis.read().unwrap().client.clone();
-        let connecting = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub());
-        let mut pubsub =
-            connecting.await.map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connecting timed out")))??;
-        let (channels, pattern) = keys.subscriptions();
-        pubsub.subscribe(&channels).await?;
-        pubsub.psubscribe(&pattern).await?;
+        let opener = self.inner.redis.read().unwrap().opener.clone();
+        let (mut listener, mut messages) = tokio::time::timeout(REDIS_TIMEOUT * 2, opener.listen())
+            .await
+            .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connecting timed out")))??;
+        let (backends, pattern) = keys.backend_channels();
+        listener.subscribe_backends(&backends, &pattern).await?;
+        listener.subscribe_bus(&keys.bus_channels()).await?;
+        self.subscribe_wanted(listener).await?;
         self.probe_returned();
         self.inner.connected.store(true, Ordering::Relaxed);
-        tracing::info!(?channels, %pattern, "redis: subscribed");
+        tracing::info!(rooms = self.rooms_read(), sharded = keys.sharded(), "redis: subscribed");
 
-        let mut messages = pubsub.on_message();
         while let Some(message) = messages.next().await {
-            let channel = message.get_channel_name();
-            let payload = message.get_payload_bytes();
+            let (channel, payload) = (message.channel.as_str(), message.payload.as_slice());
             let result = match keys.classify(channel) {
                 Some(Incoming::Deliver) => match self.receive(payload) {
-                    Ok((publication, numbered)) => {
+                    Ok(Some((publication, numbered))) => {
                         handler.deliver(&publication, numbered).await;
                         Ok(())
                     }
+                    Ok(None) => Ok(()),
                     Err(e) => Err(e),
                 },
                 Some(Incoming::Rooms) => self.room_message(handler, payload).await,
@@ -311,21 +347,18 @@ impl Bus {
     }
 }
 
-/// The master the commands go to: its client (the subscriber connects with it), its address,
-/// and the commands' connection.
-struct Master {
-    client: redis::Client,
-    address: String,
-    connection: ConnectionManager,
-}
-
-impl Master {
-    async fn connect(client: redis::Client) -> redis::RedisResult<Master> {
-        let config = ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT));
-        let connection = ConnectionManager::new_with_config(client.clone(), config).await?;
-        Ok(Master { address: topology::address(&client), client, connection })
-    }
+/// The master's address in a `CLUSTER SLOTS` answer for the range holding `slot`.
+fn slot_owner(slots: redis::Value, slot: i64) -> Option<String> {
+    let redis::Value::Array(ranges) = slots else { return None };
+    ranges.into_iter().find_map(|range| {
+        let redis::Value::Array(fields) = range else { return None };
+        let mut fields = fields.into_iter();
+        let start: i64 = redis::from_redis_value(fields.next()?).ok()?;
+        let end: i64 = redis::from_redis_value(fields.next()?).ok()?;
+        let redis::Value::Array(master) = fields.next()? else { return None };
+        let mut master = master.into_iter();
+        let host: String = redis::from_redis_value(master.next()?).ok()?;
+        let port: i64 = redis::from_redis_value(master.next()?).ok()?;
+        (start..=end).contains(&slot).then(|| format!("{host}:{port}"))
+    })
 }

@@ -35,7 +35,7 @@ impl Bus {
         let mut late = false;
         loop {
             tokio::time::sleep(PROBE_EVERY).await;
-            let sent = redis::cmd("PUBLISH")
+            let sent = redis::cmd(self.inner.keys.publish_command())
                 .arg(self.inner.keys.reply_channel())
                 .arg(PROBE)
                 .query_async::<()>(&mut self.connection())

@@ -1,7 +1,9 @@
 //! The recovery log and resumable sessions in Redis, so that a client can resume on any
-//! instance. The log is a stream the numbering script appends to in the same step as it
-//! publishes (so log order is delivery order), trimmed by age to the recovery window and a
-//! margin. A connected session is a field of its instance's hash, which expires the window
+//! instance. The log is a stream per room (and one for everyone) the numbering script appends
+//! to in the same step as it publishes (so log order is delivery order), under positions that
+//! are one sequence across the streams; each is trimmed by age to the recovery window and a
+//! margin, and expires that long after its last entry. A resume reads the streams of its
+//! session's rooms only. A connected session is a field of its instance's hash, which expires the window
 //! after the instance's last heartbeat (a killed instance's sessions stay resumable that long),
 //! and a pointer says which instance holds it (a resumed session keeps its id wherever it
 //! lands); a disconnected one is a key of its own that expires after the window. Taking a
@@ -10,6 +12,8 @@
 use std::time::Duration;
 
 use super::Bus;
+use super::keys::Stream;
+use crate::recovery::Position;
 
 /// Stream entries as XRANGE answers them: `(id, [(field, value)])`.
 type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
@@ -32,31 +36,40 @@ impl Bus {
         now.saturating_sub((self.inner.recovery_window + LOG_MARGIN).as_millis() as u64)
     }
 
-    /// The id of the newest log entry (`0-0` for an empty log).
-    pub async fn log_tail(&self) -> redis::RedisResult<String> {
-        let last: Entries = redis::cmd("XREVRANGE")
-            .arg(self.inner.keys.log())
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.connection())
-            .await?;
-        Ok(last.into_iter().next().map(|(id, _)| id).unwrap_or_else(|| "0-0".to_owned()))
+    /// How long a log stream outlives its last entry: the window and the margin, after which
+    /// every entry it holds would be trimmed anyway.
+    pub(super) fn log_lifetime_ms(&self) -> u64 {
+        (self.inner.recovery_window + LOG_MARGIN).as_millis() as u64
     }
 
-    /// Log entries after `after` (a stream id), oldest first, as (id, published message body).
-    pub async fn log_since(&self, after: &str) -> redis::RedisResult<Vec<(String, Vec<u8>)>> {
-        let entries: Entries = redis::cmd("XRANGE")
-            .arg(self.inner.keys.log())
-            .arg(format!("({after}"))
-            .arg("+")
-            .query_async(&mut self.connection())
-            .await?;
-        Ok(entries
+    /// The newest position handed out (`0-0` before the first).
+    pub async fn log_tail(&self) -> redis::RedisResult<String> {
+        let last: Option<String> =
+            redis::cmd("GET").arg(self.inner.keys.log_last()).query_async(&mut self.connection()).await?;
+        Ok(last.unwrap_or_else(|| "0-0".to_owned()))
+    }
+
+    /// Entries after `after` (a position) in the log streams of `rooms` and of everyone, oldest
+    /// first, each once, as (position, published message body). Only those streams are read.
+    pub async fn log_since(&self, after: &str, rooms: &[String]) -> redis::RedisResult<Vec<(String, Vec<u8>)>> {
+        let keys = &self.inner.keys;
+        let streams = rooms.iter().map(|r| Stream::Room(r)).chain([Stream::Everyone]);
+        let mut reads = redis::pipe();
+        for stream in streams {
+            reads.cmd("XRANGE").arg(keys.log(stream)).arg(format!("({after}")).arg("+");
+        }
+        let read: Vec<Entries> = reads.query_async(&mut self.connection()).await?;
+        let mut merged: Vec<(Position, String, Vec<u8>)> = read
             .into_iter()
-            .filter_map(|(id, fields)| fields.into_iter().find(|(f, _)| f == "m").map(|(_, body)| (id, body)))
-            .collect())
+            .flatten()
+            .filter_map(|(id, fields)| {
+                let body = fields.into_iter().find(|(f, _)| f == "m")?.1;
+                Some((Position::parse(&id)?, id, body))
+            })
+            .collect();
+        merged.sort_by_key(|(position, ..)| *position);
+        merged.dedup_by_key(|(position, ..)| *position);
+        Ok(merged.into_iter().map(|(_, id, body)| (id, body)).collect())
     }
 
     /// Records a connected session of this instance.

@@ -113,7 +113,7 @@ impl Bus {
     }
 
     async fn publish(&self, channel: &str, message: &impl Serialize) -> redis::RedisResult<()> {
-        redis::cmd("PUBLISH")
+        redis::cmd(self.inner.keys.publish_command())
             .arg(channel)
             .arg(serde_json::to_string(message).expect("serializable"))
             .query_async(&mut self.connection())

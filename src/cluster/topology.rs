@@ -1,15 +1,20 @@
-//! Where the bus finds its Redis, by `REDIS_URL`: one server (`redis://…`), or the master a set
-//! of Sentinels names (`redis+sentinel://[:password@]host:port[,host:port…]/master-name`, the
-//! port 26379 when left out). With Sentinels the master is asked for again at every
-//! (re)connection and every [`WATCH_EVERY`], so that a failover moves the bus to the new master
-//! without anyone editing `REDIS_URL`.
+//! Where the bus finds its Redis, by `REDIS_URL`: one server (`redis://…`), the master a set of
+//! Sentinels names (`redis+sentinel://[:password@]host:port[,host:port…]/master-name`, the
+//! port 26379 when left out), or a Redis Cluster (`redis+cluster://[:password@]host:port[,…]`,
+//! any of its nodes). `rediss` in place of `redis` talks TLS to the servers. With Sentinels the
+//! master is asked for again at every (re)connection and every [`WATCH_EVERY`], so that a
+//! failover moves the bus to the new master without anyone editing `REDIS_URL`; on a Cluster
+//! the redis crate follows the slots, and the bus watches which master holds its slot.
 
 use std::time::Duration;
 
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, ErrorKind, RedisError, RedisResult};
 
-/// How often the Sentinels are asked whether the master moved.
+use super::connection::{Commands, Listener, Messages, REDIS_TIMEOUT};
+
+/// How often the Sentinels (or the cluster's slots) are asked whether the master moved.
 pub const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 const SENTINEL_PORT: u16 = 26379;
@@ -17,15 +22,15 @@ const SENTINEL_PORT: u16 = 26379;
 pub enum Topology {
     Single(redis::Client),
     Sentinel(tokio::sync::Mutex<SentinelClient>),
+    /// The seed nodes, as `redis://[:password@]host:port` (or `rediss://`).
+    Cluster(Vec<String>),
 }
 
 /// Why a `REDIS_URL` names no topology the bus can use; `Ok` for one it can.
 pub fn check_url(url: &str) -> Result<(), &'static str> {
-    if url.starts_with("redis+cluster://") || url.starts_with("rediss+cluster://") {
-        return Err("Redis Cluster (redis+cluster://) is not supported yet; use redis:// or redis+sentinel://");
-    }
-    if !["redis://", "rediss://", "redis+sentinel://"].iter().any(|scheme| url.starts_with(scheme)) {
-        return Err("must start with redis://, rediss:// or redis+sentinel://");
+    const SCHEMES: [&str; 5] = ["redis://", "rediss://", "redis+sentinel://", "redis+cluster://", "rediss+cluster://"];
+    if !SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+        return Err("must start with redis://, rediss://, redis+sentinel://, redis+cluster:// or rediss+cluster://");
     }
     Ok(())
 }
@@ -33,29 +38,128 @@ pub fn check_url(url: &str) -> Result<(), &'static str> {
 impl Topology {
     pub fn parse(url: &str) -> RedisResult<Topology> {
         check_url(url).map_err(invalid)?;
-        match url.strip_prefix("redis+sentinel://") {
-            Some(rest) => sentinel(rest).map(|client| Topology::Sentinel(tokio::sync::Mutex::new(client))),
-            None => redis::Client::open(url).map(Topology::Single),
+        if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            return sentinel(rest).map(|client| Topology::Sentinel(tokio::sync::Mutex::new(client)));
+        }
+        for (scheme, nodes) in [("redis+cluster://", "redis"), ("rediss+cluster://", "rediss")] {
+            if let Some(rest) = url.strip_prefix(scheme) {
+                return cluster_nodes(rest, nodes).map(Topology::Cluster);
+            }
+        }
+        redis::Client::open(url).map(Topology::Single)
+    }
+
+    /// The master to talk to now, connected.
+    pub async fn master(&self) -> RedisResult<Master> {
+        match self {
+            Topology::Single(client) => Master::server(client.clone()).await,
+            Topology::Sentinel(sentinels) => Master::server(sentinels.lock().await.async_get_client().await?).await,
+            Topology::Cluster(nodes) => Master::cluster(nodes.clone()).await,
         }
     }
 
-    /// A client of the master now.
-    pub async fn master(&self) -> RedisResult<redis::Client> {
+    /// The address of the master the Sentinels name now (`None` on other topologies).
+    pub async fn named_master(&self) -> Option<RedisResult<redis::Client>> {
         match self {
-            Topology::Single(client) => Ok(client.clone()),
-            Topology::Sentinel(sentinels) => sentinels.lock().await.async_get_client().await,
+            Topology::Sentinel(sentinels) => Some(sentinels.lock().await.async_get_client().await),
+            _ => None,
         }
     }
 
     /// Whether the master can move (and should be watched).
     pub fn follows_failover(&self) -> bool {
-        matches!(self, Topology::Sentinel(_))
+        !matches!(self, Topology::Single(_))
     }
+
+    /// Whether this is a Redis Cluster (hash-tagged names, sharded channels).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Topology::Cluster(_))
+    }
+}
+
+/// The master the commands go to: how to open a subscriber on it, its address (on a cluster,
+/// the master of the bus's slot, filled in once known), and the commands' connection.
+pub struct Master {
+    pub opener: Opener,
+    pub address: String,
+    pub connection: Commands,
+}
+
+/// How to open a subscriber on a master.
+#[derive(Clone)]
+pub enum Opener {
+    Server(Box<redis::Client>),
+    Cluster(Vec<String>),
+}
+
+impl Opener {
+    /// A new subscriber (on a cluster, on whichever nodes hold its channels).
+    pub async fn listen(&self) -> RedisResult<(Listener, Messages)> {
+        match self {
+            Opener::Server(client) => Listener::server(client).await,
+            Opener::Cluster(nodes) => {
+                let (pushes, messages) = tokio::sync::mpsc::unbounded_channel();
+                let client =
+                    cluster_client(nodes).use_protocol(redis::ProtocolVersion::RESP3).push_sender(pushes).build()?;
+                Listener::cluster(&client, messages).await
+            }
+        }
+    }
+}
+
+impl Master {
+    pub async fn server(client: redis::Client) -> RedisResult<Master> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        let connection = redis::aio::ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(Master {
+            address: address(&client),
+            opener: Opener::Server(Box::new(client)),
+            connection: Commands::Server(connection),
+        })
+    }
+
+    async fn cluster(nodes: Vec<String>) -> RedisResult<Master> {
+        let client = cluster_client(&nodes).build()?;
+        let connection = tokio::time::timeout(REDIS_TIMEOUT * 2, client.get_async_connection())
+            .await
+            .map_err(|_| RedisError::from((ErrorKind::Io, "connecting to the cluster timed out")))??;
+        Ok(Master { opener: Opener::Cluster(nodes), address: String::new(), connection: Commands::Cluster(connection) })
+    }
+}
+
+/// A cluster client that gives up on a node as a single server's connection does.
+fn cluster_client(nodes: &[String]) -> ClusterClientBuilder {
+    ClusterClient::builder(nodes.to_vec())
+        .connection_timeout(REDIS_TIMEOUT)
+        .response_timeout(REDIS_TIMEOUT)
+        .retries(2)
+        .min_retry_wait(50)
+        .max_retry_wait(500)
 }
 
 /// The address a client connects to, to tell masters apart.
 pub fn address(client: &redis::Client) -> String {
     client.get_connection_info().addr().to_string()
+}
+
+/// `[:password@]host:port[,host:port…]` into node URLs of `scheme`.
+fn cluster_nodes(rest: &str, scheme: &str) -> RedisResult<Vec<String>> {
+    let (credentials, hosts) = match rest.trim_end_matches('/').rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), rest.trim_end_matches('/')),
+    };
+    let nodes: Vec<String> =
+        hosts.split(',').filter(|h| !h.is_empty()).map(|host| format!("{scheme}://{credentials}{host}")).collect();
+    if nodes.is_empty() {
+        return Err(invalid("redis+cluster:// names no node"));
+    }
+    for node in &nodes {
+        redis::Client::open(node.as_str())?;
+    }
+    Ok(nodes)
 }
 
 /// `[:password@]host[:port][,host[:port]…]/master-name`.
@@ -104,7 +208,13 @@ mod tests {
         for bad in ["redis+sentinel://10.0.0.1:26379", "redis+sentinel:///m", "redis+sentinel://h:x/m"] {
             assert!(Topology::parse(bad).is_err(), "{bad}");
         }
-        let cluster = Topology::parse("redis+cluster://10.0.0.1:7000").err().unwrap();
-        assert!(cluster.to_string().contains("not supported yet"));
+        match Topology::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001") {
+            Ok(Topology::Cluster(nodes)) => {
+                assert_eq!(nodes, ["redis://:pw@10.0.0.1:7000", "redis://:pw@10.0.0.2:7001"])
+            }
+            _ => panic!("a cluster URL"),
+        }
+        assert!(Topology::parse("redis+cluster://").is_err());
+        assert!(Topology::parse("http://10.0.0.1").is_err());
     }
 }

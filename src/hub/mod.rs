@@ -218,6 +218,12 @@ impl Hub {
         tracked
     }
 
+    /// Whether some local connection is in `audience`.
+    pub fn has_audience(&self, audience: &Audience) -> bool {
+        let sockets = self.select(audience).is_some_and(|s| !s.sockets().is_empty());
+        sockets || self.plain.has_audience(audience)
+    }
+
     /// Local connections (sockets and plain WebSockets) in `room`.
     pub fn count(&self, room: &str) -> usize {
         self.main().map_or(0, |ns| ns.within(room.to_owned()).sockets().len()) + self.plain.members(room)
@@ -233,6 +239,15 @@ impl Hub {
         let sockets = self.main().map(|ns| ns.sockets()).unwrap_or_default();
         let v4 = sockets.iter().filter(|s| s.protocol() == socketioxide::ProtocolVersion::V4).count();
         ConnectionCounts { socketio_v5: sockets.len() - v4, socketio_v4: v4, plain: self.plain.connections() }
+    }
+
+    /// Every room with a connection here (either protocol).
+    pub async fn rooms_here(&self) -> std::collections::HashSet<String> {
+        let mut rooms: std::collections::HashSet<String> = self.plain.rooms().into_iter().collect();
+        if let Some(ns) = self.main() {
+            rooms.extend(ns.rooms().await.unwrap_or_default().into_iter().map(|r| r.to_string()));
+        }
+        rooms
     }
 
     /// Socket.IO rooms that have a member here.

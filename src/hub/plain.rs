@@ -129,6 +129,11 @@ impl PlainConnections {
         }
     }
 
+    /// Whether some connection is in `target`.
+    pub fn has_audience(&self, target: &Audience) -> bool {
+        !self.registry.read().unwrap().audience(target).is_empty()
+    }
+
     /// Applies a room operation to the connections of its audience.
     pub fn apply(&self, target: &Audience, action: &RoomAction) {
         let ids: Vec<ConnId> = {
@@ -156,6 +161,12 @@ impl PlainConnections {
     pub fn rooms_of(&self, id: &str) -> Vec<String> {
         let reg = self.registry.read().unwrap();
         reg.conns.get(id).map(|c| c.rooms.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The rooms with a connection in them.
+    pub fn rooms(&self) -> Vec<String> {
+        let reg = self.registry.read().unwrap();
+        reg.rooms.iter().filter(|(_, members)| !members.is_empty()).map(|(room, _)| room.clone()).collect()
     }
 
     /// Connections in `room`.

@@ -167,8 +167,10 @@ async fn serve(mut upgraded: Box<Upgraded>) {
         // Store updates go to every customer.
         rooms.push(Room::stores());
     }
-    for room in &rooms {
-        hub.join(&id, &room.name());
+    let names: Vec<String> = rooms.iter().map(Room::name).collect();
+    state.broker.want(&names).await;
+    for room in &names {
+        hub.join(&id, room);
     }
     tracing::info!(conn = %id, user = %identity.user_id, ?dialect, "plain websocket connected");
     state.presence.count_in(&identity.user_id);

@@ -46,8 +46,10 @@ pub(super) async fn handle(
             };
             let hub = connections(state);
             let new = renewed.home_rooms();
+            let added: Vec<String> = new.iter().filter(|r| !old.contains(r)).map(|r| r.name()).collect();
+            state.broker.want(&added).await;
             old.iter().filter(|r| !new.contains(r)).for_each(|r| hub.leave(id, &r.name()));
-            new.iter().filter(|r| !old.contains(r)).for_each(|r| hub.join(id, &r.name()));
+            added.iter().for_each(|r| hub.join(id, r));
             state.lifetimes.bind(Conn::Plain(id.to_owned()), renewed.expires_at);
             let expires_at = chrono::DateTime::<chrono::Utc>::from_timestamp(renewed.expires_at, 0).unwrap_or_default();
             *identity.lock().unwrap() = renewed;
@@ -64,6 +66,7 @@ pub(super) async fn handle(
                 let current = hub.rooms_of(id);
                 let limit = state.settings.max_subscriptions;
                 let room = subscriptions::subscribe(patterns, limit, channel, current.iter().map(String::as_str))?;
+                state.broker.want(&[room.name()]).await;
                 let since = match message.get("since").filter(|v| !v.is_null()) {
                     None => {
                         hub.join(id, &room.name());

@@ -33,7 +33,13 @@ pub fn register(state: &AppState, io: &SocketIo) {
             .inspect_err(|e| {
                 tracing::info!(socket = %digest(socket.id), code = e.code(), "connection refused");
             })?;
-            prepare(&state, &socket, &identity);
+            // Its home rooms, and its own id so that a backend can address exactly this socket;
+            // read from Redis before it enters them.
+            let mut rooms = identity.home_rooms();
+            rooms.push(Room::connection(socket.id));
+            let rooms: Vec<String> = rooms.iter().map(Room::name).collect();
+            state.broker.want(&rooms).await;
+            prepare(&state, &socket, &identity, rooms);
             socket.extensions.insert(identity.clone());
             super::lifetime::bind(&state, &socket, &identity);
             // `auth.offset` opts into recovery (a string: "" the first time, then a cursor).
@@ -64,11 +70,8 @@ async fn authenticate(state: &AppState, socket: &SocketRef, auth: Option<Value>)
 /// handlers and its disconnect handler. Done in the middleware because socketioxide sends the
 /// CONNECT packet before it runs the connect handler, and a client that emits (or is published
 /// to) right after `connect` would otherwise find no handler (or no room) yet.
-fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity) {
-    // Its home rooms, and its own id so that a backend can address exactly this socket.
-    let mut rooms = identity.home_rooms();
-    rooms.push(Room::connection(socket.id));
-    socket.join(rooms.iter().map(Room::name).collect::<Vec<_>>());
+fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity, rooms: Vec<String>) {
+    socket.join(rooms);
 
     socket.extensions.insert(std::sync::Arc::new(Bucket::new(state.settings.client_event_rate)));
     let event_state = state.clone();

@@ -62,6 +62,7 @@ pub async fn refresh(state: AppState, socket: SocketRef, data: Value) -> AckResu
     let (old, new) = (current.home_rooms(), renewed.home_rooms());
     let gone: Vec<String> = old.iter().filter(|r| !new.contains(r)).map(Room::name).collect();
     let added: Vec<String> = new.iter().filter(|r| !old.contains(r)).map(Room::name).collect();
+    state.broker.want(&added).await;
     socket.leave(gone);
     socket.join(added);
     socket.extensions.insert(renewed.clone());

@@ -44,7 +44,9 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
                 if !continuous {
                     tracing::info!(socket = %digest(socket.id), "recovery: the log changed generation since; not recovered");
                 }
-                socket.join(still_allowed(state, identity, session.rooms).await);
+                let rooms = still_allowed(state, identity, session.rooms).await;
+                state.broker.want(&rooms).await;
+                socket.join(rooms);
                 from = continuous.then_some(cursor.position);
                 session_id = Some(cursor.session);
             }
@@ -97,7 +99,7 @@ pub async fn resume(state: &AppState, socket: &SocketRef) {
     let from = socket.extensions.get::<Resume>().and_then(|r| r.0);
     let rooms: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
     let read = match from {
-        Some(after) => state.broker.log_since(after).await.map(|entries| entries.map(|e| (after, e))),
+        Some(after) => state.broker.log_since(after, &rooms).await.map(|entries| entries.map(|e| (after, e))),
         None => Ok(None),
     };
     let (recovered, covered, missed) = match read {
@@ -162,6 +164,7 @@ async fn save(state: &AppState, socket: &SocketRef) {
 /// A client's join: the socket enters `rooms` and its session is saved with them, as a
 /// backend's join saves it ([`crate::broker::Local::apply`]).
 pub async fn join(state: &AppState, socket: &SocketRef, rooms: Vec<String>) {
+    state.broker.want(&rooms).await;
     socket.join(rooms);
     save(state, socket).await;
 }
