@@ -201,6 +201,41 @@ test("an instance reads only the rooms it has members in; one a backend joins it
   assert.deepEqual((await onB3.beforeBarrier()).map((e) => e.name), ["task:created"], "once, right after the join");
 });
 
+test("beside an instance of the build before interest-based delivery (one channel for every publication): each side gets the other's once", async () => {
+  // The older build's instance, as the bus sees it: a reader and a publisher of its channel.
+  const older = `${prefix}switchyard#deliver`;
+  const heard = [];
+  const listener = redis.duplicate();
+  await listener.connect();
+  await listener.subscribe(older, (message) => heard.push(JSON.parse(message.split("\n").slice(2).join("\n"))));
+  const onA = await a.connect({ auth: { token: token("v1", { organizationId: "o-v" }) } });
+  const onB = await b.connect({ auth: { token: token("v2", { organizationId: "o-v" }) } });
+  try {
+    // Once this build's instances see the older one (they count readers every few seconds),
+    // what they publish reaches it too.
+    for (let n = 0; !heard.some((p) => p.event === "org:tick"); n++) {
+      assert.ok(n < 400, "the older instance never heard this build's publications");
+      await a.publish({ event: "org:tick", to: { org: "o-v" }, data: { n: -1 } });
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (let n = 0; n < 3; n++) await b.publish({ event: "org:tick", to: { org: "o-v" }, data: { n } });
+    // What the older instance publishes (its wire form) reaches this build's sockets.
+    const wire = { id: randomUUID(), event: "org:tick", everyone: false, rooms: ["org:o-v"], except: [],
+      data: { n: 100 }, historyRooms: [], ephemeral: false };
+    await redis.publish(older, `\n\n${JSON.stringify(wire)}`);
+    await barrier();
+    for (const c of [onA, onB]) await until(async () => c.events.some((e) => e.name === "test:barrier"), "the barrier");
+    const ticks = (c) => c.events.filter((e) => e.name === "org:tick").map((e) => e.args[0].n).filter((n) => n >= 0);
+    assert.deepEqual(ticks(onA), [0, 1, 2, 100], "A: each once");
+    assert.deepEqual(ticks(onB), [0, 1, 2, 100], "B: each once");
+    await until(async () => heard.filter((p) => p.event === "org:tick" && p.data.n >= 0).length >= 3, "the older instance");
+    assert.deepEqual(heard.filter((p) => p.event === "org:tick" && p.data.n >= 0 && p.data.n < 100).map((p) => p.data.n), [0, 1, 2],
+      "the older instance: each once");
+  } finally {
+    await listener.quit();
+  }
+});
+
 async function until(check, what) {
   for (let i = 0; i < 400; i++) {
     if (await check()) return;

@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,7 @@ use crate::rooms::Room;
 /// stream of each channel. ARGV: the payload, whether to log (`1`/`0`), the log's trim floor
 /// (ms), how long a stream outlives its last entry (ms), the publish command, the number of
 /// counters, then per counter a floor: the counter is raised to it first (-1: no floor), then
-/// the channels. A counter Redis lost (a restart that kept nothing) is refused with `UNSEEDED`
+/// the channels: one per stream, and any others (the older builds' channel). A counter Redis lost (a restart that kept nothing) is refused with `UNSEEDED`
 /// unless a floor comes with it, so the caller reads the database and asks again; nothing is
 /// published then. A logged publication's position is `{ms}-{seq}`, after the newest one handed
 /// out. Returns `{position, offsets}`; the message published is `{offsets}\n{position}\n{payload}`.
@@ -50,6 +51,7 @@ end
 local offsets = {}
 for i = 1, n do offsets[i] = redis.call('INCR', KEYS[1 + i]) end
 local streams = #KEYS - 1 - n
+local channels = #ARGV - 6 - n
 local position = ''
 if ARGV[2] == '1' then
   local now = redis.call('TIME')
@@ -71,7 +73,7 @@ if ARGV[2] == '1' then
   end
 end
 local message = table.concat(offsets, ',') .. '\n' .. position .. '\n' .. ARGV[1]
-for j = 1, streams do redis.call(ARGV[5], ARGV[6 + n + j], message) end
+for j = 1, channels do redis.call(ARGV[5], ARGV[6 + n + j], message) end
 return {position, offsets}
 ";
 
@@ -88,6 +90,9 @@ pub(super) struct Numbering {
     /// The publications read last: one sent to several rooms comes once per room channel this
     /// instance reads, one right after the other (the script publishes them in one step).
     recent: Mutex<VecDeque<Uuid>>,
+    /// An instance of a build before interest-based delivery reads the bus: publish on its
+    /// channel too (see [`super::keys`]).
+    older_instances: AtomicBool,
 }
 
 /// A publication sent and not yet back, with the history rooms it was sent to be numbered in.
@@ -110,6 +115,7 @@ impl Default for Numbering {
             numbered_alone: Mutex::default(),
             in_hand: Mutex::default(),
             recent: Mutex::default(),
+            older_instances: AtomicBool::new(false),
         }
     }
 }
@@ -185,6 +191,9 @@ impl Bus {
             invocation.key(keys.log(*stream));
             invocation.arg(keys.deliver_channel(*stream));
         }
+        if numbering.older_instances.load(Ordering::Relaxed) {
+            invocation.arg(keys.legacy_deliver_channel());
+        }
         let (position, offsets): (String, Vec<i64>) =
             invocation.invoke_async(&mut self.connection()).await.map_err(|e| {
                 self.take(publication.id);
@@ -200,6 +209,25 @@ impl Bus {
             offsets: history_rooms.iter().cloned().zip(offsets).collect(),
             position: Some(position).filter(|p| !p.is_empty()),
         })
+    }
+
+    /// Notes whether instances of a build before interest-based delivery read the bus: more
+    /// readers of their channel than of the everyone channel (which only this build reads, and
+    /// every instance of it reads both).
+    pub(super) async fn watch_older_instances(&self) -> redis::RedisResult<()> {
+        let keys = &self.inner.keys;
+        if keys.sharded() {
+            return Ok(());
+        }
+        let (older, everyone) = (keys.legacy_deliver_channel(), keys.deliver_channel(Stream::Everyone));
+        let counts: Vec<(String, usize)> =
+            redis::cmd("PUBSUB").arg("NUMSUB").arg(&older).arg(&everyone).query_async(&mut self.connection()).await?;
+        let count = |name: &str| counts.iter().find(|(c, _)| c == name).map_or(0, |(_, n)| *n);
+        let present = count(&older) > count(&everyone);
+        if self.inner.numbering.older_instances.swap(present, Ordering::Relaxed) != present {
+            tracing::warn!(present, "redis: instances of a build before interest-based delivery on the bus");
+        }
+        Ok(())
     }
 
     /// The last history offset the cluster handed out in `room` (0 when none).

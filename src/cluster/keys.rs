@@ -11,6 +11,7 @@
 //! |----------------------------------------|---------|-------------------------------------------|
 //! | `switchyard#room:{room}`               | channel | numbered publications to a room, read by the instances with a member in it |
 //! | `switchyard#everyone`                  | channel | numbered publications to everyone, read by every instance |
+//! | `switchyard#deliver`                   | channel | every publication, as builds before interest-based delivery read them (see below) |
 //! | `switchyard#rooms`                     | channel | room operations and count queries         |
 //! | `switchyard#reply:{instance}`          | channel | answers to one instance's count queries, and its own probes |
 //! | `switchyard#admin`                     | channel | what instances tell the admin UIs         |
@@ -24,12 +25,20 @@
 //! | `switchyard:log:room:{room}`           | stream  | recorded publications to a room, for the recovery window |
 //! | `switchyard:log:everyone`              | stream  | recorded publications to everyone         |
 //! | `switchyard:log-last`                  | string  | the newest log position (positions are one sequence across streams) |
-//! | `switchyard:generation`                | string  | the log's generation: new after a change of master |
+//! | `switchyard:log-generation`            | string  | the log's generation: new after a change of master |
 //! | `switchyard:sessions:{instance}`       | hash    | resumable sessions connected to that instance |
 //! | `switchyard:session:{id}`              | string  | a disconnected session, for the window    |
 //! | `switchyard:session-home:{id}`         | string  | the instance a connected session is on    |
 //! | `invitation-updates`, `notifications`, `switchyard:publish` | channels | backends' JSON messages |
 //! | `socket.io#/#…`, `socket.io-request#/#` | channels | the Node `@socket.io/redis-emitter`      |
+
+//!
+//! During a rolling upgrade from a build before interest-based delivery (its instances publish
+//! and read `switchyard#deliver` only, and log in `switchyard:log`), instances of this build read
+//! that channel too, and while one of the older instances is subscribed they publish there as
+//! well; each instance delivers a publication once however many copies it reads. The log's
+//! generation has a key of its own, so a session moved between the two builds resumes with
+//! `recovered: false` rather than from a log the other build does not write.
 
 /// The JSON channels backends publish to, as the contracts name them.
 pub const INVITATION_UPDATES: &str = "invitation-updates";
@@ -115,6 +124,10 @@ impl Keyspace {
             Stream::Everyone => format!("{}#everyone", self.base),
         }
     }
+    /// Where builds before interest-based delivery publish and read every publication.
+    pub fn legacy_deliver_channel(&self) -> String {
+        format!("{}#deliver", self.base)
+    }
     pub fn rooms_channel(&self) -> String {
         format!("{}#rooms", self.base)
     }
@@ -159,7 +172,7 @@ impl Keyspace {
         format!("{}:log-last", self.base)
     }
     pub fn generation(&self) -> String {
-        format!("{}:generation", self.base)
+        format!("{}:log-generation", self.base)
     }
     pub fn sessions(&self, instance: &str) -> String {
         format!("{}:sessions:{instance}", self.base)
@@ -184,7 +197,16 @@ impl Keyspace {
     /// The bus's own channels every instance reads (sharded on a Cluster); room channels come
     /// and go with the rooms that have members here.
     pub fn bus_channels(&self) -> Vec<String> {
-        vec![self.deliver_channel(Stream::Everyone), self.rooms_channel(), self.reply_channel(), self.admin_channel()]
+        let mut channels = vec![
+            self.deliver_channel(Stream::Everyone),
+            self.rooms_channel(),
+            self.reply_channel(),
+            self.admin_channel(),
+        ];
+        if !self.sharded {
+            channels.push(self.legacy_deliver_channel());
+        }
+        channels
     }
 
     /// The backends' channels (never sharded: backends publish with `PUBLISH`), and the one
@@ -205,7 +227,7 @@ impl Keyspace {
             return Some(Incoming::Backend(BackendChannel::EmitterBroadcast));
         }
         let bus = channel.strip_prefix(self.base.as_str()).and_then(|bus| match bus {
-            "#everyone" => Some(Incoming::Deliver),
+            "#everyone" | "#deliver" => Some(Incoming::Deliver),
             _ if bus.starts_with("#room:") => Some(Incoming::Deliver),
             "#rooms" => Some(Incoming::Rooms),
             "#admin" => Some(Incoming::Admin),
@@ -235,7 +257,9 @@ mod tests {
         for sharded in [false, true] {
             let keys = Keyspace::new("t1:", "i1", sharded);
             let (backend, pattern) = keys.backend_channels();
-            let channels = keys.bus_channels().into_iter().chain(backend);
+            let bus = keys.bus_channels();
+            assert_eq!(bus.len(), if sharded { 4 } else { 5 }, "the older builds' channel on one server only");
+            let channels = bus.into_iter().take(4).chain(backend);
             let kinds: Vec<_> = channels.map(|c| keys.classify(&c)).collect();
             assert_eq!(
                 kinds,
@@ -253,6 +277,7 @@ mod tests {
             assert_eq!(pattern, "t1:socket.io#/#*");
             let room = keys.deliver_channel(Stream::Room("org:1"));
             assert_eq!(keys.classify(&room), Some(Incoming::Deliver));
+            assert_eq!(keys.classify(&keys.legacy_deliver_channel()), Some(Incoming::Deliver));
             assert_eq!(
                 keys.classify("t1:socket.io#/#org:1#"),
                 Some(Incoming::Backend(BackendChannel::EmitterBroadcast))

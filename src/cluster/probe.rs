@@ -33,8 +33,13 @@ impl Bus {
     /// Sends a probe every [`PROBE_EVERY`], for as long as the subscriber runs.
     pub(super) async fn probe_periodically(&self) {
         let mut late = false;
-        loop {
+        for round in 0u64.. {
             tokio::time::sleep(PROBE_EVERY).await;
+            if round % 5 == 0
+                && let Err(e) = self.watch_older_instances().await
+            {
+                tracing::debug!(error = %e, "redis: could not count the bus's readers");
+            }
             let sent = redis::cmd(self.inner.keys.publish_command())
                 .arg(self.inner.keys.reply_channel())
                 .arg(PROBE)
