@@ -12,6 +12,7 @@
 //! - [`drops`]: the drop benchmark (clients cut off every second, recovery on).
 //! - [`soak`]: connection churn for a fixed time; memory and descriptors before and after.
 
+mod bus;
 mod client;
 mod drops;
 mod measure;
@@ -43,6 +44,9 @@ enum Command {
     /// The drop benchmark: clients cut off every second while a stream runs, each server's
     /// recovery on; writes bench/results/drops.{md,json,svg}.
     Drops(drops::DropSizes),
+    /// The bus: Redis bytes out and each instance's bytes in per publication as the instance
+    /// count grows, against the build given as `--before`; writes bench/results/bus.md.
+    Bus(bus::BusSizes),
     /// A few seconds at small sizes, to keep the generator honest (part of the test command).
     Smoke,
 }
@@ -58,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Smoke => scenarios::Sizes::smoke(),
         Command::Drops(sizes) => return run_drops(&sizes, false).await,
         Command::Soak(sizes) => return run_soak(&sizes, false).await,
+        Command::Bus(sizes) => return run_bus(&sizes, false).await,
     };
     // bench/results holds whole side-by-side runs only: a one-server or one-scenario run
     // (profiling, measuring a change) just prints.
@@ -82,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
         report::check_smoke(&results)?;
         run_drops(&drops::DropSizes::smoke(), true).await?;
         run_soak(&soak::SoakSizes::smoke(), true).await?;
+        run_bus(&bus::BusSizes::smoke(), true).await?;
         println!("smoke: 1 passed, 0 failed");
     } else if both {
         let dir = results_dir();
@@ -90,6 +96,23 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(dir.join("latency.svg"), report::svg(&results))?;
         std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&report::json(&results, &sizes))?)?;
         eprintln!("written to {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Runs the bus benchmark; a smoke run fails unless every publication was accepted and read,
+/// and writes nothing.
+async fn run_bus(sizes: &bus::BusSizes, smoke: bool) -> anyhow::Result<()> {
+    let rows = bus::run(sizes, smoke).await?;
+    let table = bus::markdown(&rows, sizes);
+    println!("{table}");
+    if !smoke {
+        let dir = results_dir();
+        std::fs::create_dir_all(&dir)?;
+        let name = if sizes.real { "bus-real" } else { "bus" };
+        std::fs::write(dir.join(format!("{name}.md")), &table)?;
+        let json = serde_json::json!({"sizes": sizes, "rows": rows});
+        std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(&json)?)?;
     }
     Ok(())
 }

@@ -35,6 +35,15 @@ impl Server {
     /// Starts one instance with extra environment (e.g. `REDIS_URL` for two instances; the drop
     /// benchmark's rolling restart passes Switchyard's `SHUTDOWN_DRAIN` this way).
     pub fn start_with(kind: Kind, env: &[(&str, String)]) -> anyhow::Result<Server> {
+        Server::spawn(kind, None, env)
+    }
+
+    /// Starts a Switchyard instance of another build (the bus benchmark's `--before`).
+    pub fn start_switchyard_at(binary: PathBuf, env: &[(&str, String)]) -> anyhow::Result<Server> {
+        Server::spawn(Kind::Switchyard, Some(binary), env)
+    }
+
+    fn spawn(kind: Kind, binary: Option<PathBuf>, env: &[(&str, String)]) -> anyhow::Result<Server> {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let nth = STARTED.fetch_add(1, Ordering::Relaxed);
@@ -44,9 +53,11 @@ impl Server {
         command.arg("-c").arg("0");
         match kind {
             Kind::Switchyard => {
-                let binary = std::env::var("SWITCHYARD_BIN")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|_| root.join("target/release/switchyard"));
+                let binary = binary.unwrap_or_else(|| {
+                    std::env::var("SWITCHYARD_BIN")
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|_| root.join("target/release/switchyard"))
+                });
                 if !binary.exists() {
                     bail!("{} is missing: run `cargo build --release` first", binary.display());
                 }
