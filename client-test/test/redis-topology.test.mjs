@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { clusterEnv, forwarder, resumingClient, startServer, token } from "./helpers.mjs";
+import { failoverUnderLoad } from "./failover.mjs";
 import { ask, dir, freePort, redisServer, until } from "./redis-processes.mjs";
 
 /** A master, a replica and three Sentinels watching them as `sy`, on loopback ports of their own. */
@@ -67,6 +68,20 @@ test("through Sentinels: exactly once across instances, and again after the mast
     assert.deepEqual(ticks().filter((t) => t >= 1000), [1000, 1001, 1002, 1003, 1004], "each once, in order, after the failover");
     const since = ticks().filter((t) => t >= 100);
     assert.equal(new Set(since).size, since.length, "nothing twice");
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
+test("through Sentinels, the master killed under load: no silent loss, no duplicate, delivery back by itself", async () => {
+  const { masterProcess, url, promoted } = await sentinelTopology();
+  const env = clusterEnv({ REDIS_URL: url });
+  const a = await startServer(env);
+  const b = await startServer(env);
+  try {
+    const figures = await failoverUnderLoad({ a, b, org: "o-l", kill: async () => masterProcess.kill("SIGKILL"), promoted });
+    console.log(`# sentinel failover under load: ${figures}`);
   } finally {
     await a.stop();
     await b.stop();

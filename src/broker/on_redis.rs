@@ -170,6 +170,10 @@ impl Broker for RedisBroker {
     }
 
     async fn take_session(&self, id: &str) -> Result<Option<Session>, BrokerError> {
+        // The generation a resume is judged by must be the current master's: on a Cluster the
+        // new master answers (the redis crate follows the slots) before the periodic check
+        // notices it was promoted.
+        self.bus.follow_master(self).await;
         let found = self.bus.take_session(id, session_instance(id)).await?;
         Ok(found.and_then(|json| serde_json::from_str(&json).ok()))
     }

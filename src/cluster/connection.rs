@@ -111,8 +111,8 @@ impl Listener {
             return Ok(());
         }
         match self {
-            Listener::Server(sink) => sink.subscribe(channels).await,
-            Listener::Cluster(connection) => connection.ssubscribe(channels).await,
+            Listener::Server(sink) => within(sink.subscribe(channels)).await,
+            Listener::Cluster(connection) => within(connection.ssubscribe(channels)).await,
         }
     }
 
@@ -121,8 +121,8 @@ impl Listener {
             return Ok(());
         }
         match self {
-            Listener::Server(sink) => sink.unsubscribe(channels).await,
-            Listener::Cluster(connection) => connection.sunsubscribe(channels).await,
+            Listener::Server(sink) => within(sink.unsubscribe(channels)).await,
+            Listener::Cluster(connection) => within(connection.sunsubscribe(channels)).await,
         }
     }
 
@@ -130,13 +130,21 @@ impl Listener {
     pub async fn subscribe_backends(&mut self, channels: &[String], pattern: &str) -> RedisResult<()> {
         match self {
             Listener::Server(sink) => {
-                sink.subscribe(channels).await?;
-                sink.psubscribe(pattern).await
+                within(sink.subscribe(channels)).await?;
+                within(sink.psubscribe(pattern)).await
             }
             Listener::Cluster(connection) => {
-                connection.subscribe(channels).await?;
-                connection.psubscribe(pattern).await
+                within(connection.subscribe(channels)).await?;
+                within(connection.psubscribe(pattern)).await
             }
         }
     }
+}
+
+/// A subscription command that gives up after [`REDIS_TIMEOUT`] (a subscriber whose connection
+/// died may never answer), so that no caller waits on it for ever.
+async fn within(command: impl std::future::Future<Output = RedisResult<()>>) -> RedisResult<()> {
+    tokio::time::timeout(REDIS_TIMEOUT, command).await.unwrap_or_else(|_| {
+        Err(redis::RedisError::from((redis::ErrorKind::Io, "the subscriber did not answer in time")))
+    })
 }

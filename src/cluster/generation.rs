@@ -61,12 +61,19 @@ impl Bus {
 
     /// After a publication delivered alone, with Redis answering again: starts a new generation
     /// (unless another instance did) and tells every instance to settle theirs.
-    pub(super) async fn end_generation_if_alone(&self) {
+    /// This instance's tracked sockets are cut too: the other instances may have delivered
+    /// alone meanwhile, and a change this instance made itself is not announced back to it.
+    pub(super) async fn end_generation_if_alone<H: Handler>(&self, handler: &H) {
         if !self.inner.generation.delivered_alone.swap(false, Ordering::Relaxed) {
             return;
         }
         let told = match self.settle_generation(true).await {
-            Ok(_) => self.announce_generation().await,
+            Ok(changed) => {
+                if changed {
+                    handler.generation_changed();
+                }
+                self.announce_generation().await
+            }
             Err(e) => Err(e),
         };
         if let Err(e) = told {

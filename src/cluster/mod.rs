@@ -208,7 +208,7 @@ impl Bus {
     /// Asks the Sentinels for the master and moves the commands to it if it is another one,
     /// then settles the log's generation (telling `handler` when it changed); true when they
     /// moved.
-    async fn follow_master<H: Handler>(&self, handler: &H) -> bool {
+    pub async fn follow_master<H: Handler>(&self, handler: &H) -> bool {
         let moved = self.inner.topology.follows_failover() && self.move_to_master().await;
         if moved || self.generation_pending() {
             self.settle_generation_for(handler, moved).await;
@@ -275,7 +275,7 @@ impl Bus {
                 _ = shutdown.cancelled() => return,
                 r = self.session(&handler, &inlet, &operator) => r,
                 _ = self.master_moved(&handler) => Ok(()),
-                _ = self.probe_periodically() => Ok(()),
+                _ = self.probe_periodically(&handler) => Ok(()),
                 _ = self.forget_empty_rooms(&handler) => Ok(()),
             };
             self.listener_gone();
@@ -285,11 +285,13 @@ impl Bus {
                 Ok(()) => tracing::warn!("redis: subscriber connection closed; reconnecting"),
                 Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "redis: subscriber connection failed"),
             }
-            tokio::select! {
+            // A new master named meanwhile is tried at once.
+            let moved = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+                _ = tokio::time::sleep(backoff) => false,
+                _ = self.master_moved(&handler) => true,
+            };
+            backoff = if moved { Duration::from_millis(100) } else { (backoff * 2).min(Duration::from_secs(5)) };
         }
     }
 
@@ -330,7 +332,9 @@ impl Bus {
                 },
                 Some(Incoming::Rooms) => self.room_message(handler, payload).await,
                 Some(Incoming::Reply) if payload == probe::PROBE => {
+                    // Through the subscriber: it is connected, whatever a failed command said.
                     self.probe_returned();
+                    self.inner.connected.store(true, Ordering::Relaxed);
                     Ok(())
                 }
                 Some(Incoming::Reply) => self.count_answered(payload),

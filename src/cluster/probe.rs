@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::Bus;
+use super::{Bus, Handler};
 use crate::metrics::RedisFailure;
 
 /// How often a probe is sent.
@@ -31,7 +31,7 @@ impl Default for Probes {
 
 impl Bus {
     /// Sends a probe every [`PROBE_EVERY`], for as long as the subscriber runs.
-    pub(super) async fn probe_periodically(&self) {
+    pub(super) async fn probe_periodically<H: Handler>(&self, handler: &H) {
         let mut late = false;
         for round in 0u64.. {
             tokio::time::sleep(PROBE_EVERY).await;
@@ -46,7 +46,7 @@ impl Bus {
                 .query_async::<()>(&mut self.connection())
                 .await;
             match sent {
-                Ok(()) => self.end_generation_if_alone().await,
+                Ok(()) => self.end_generation_if_alone(handler).await,
                 Err(e) => tracing::debug!(error = %e, "redis: probe not sent"),
             }
             let now_late = !self.is_delivering() && self.is_connected();
