@@ -6,8 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { clusterEnv, forwarder, resumingClient, startServer, token } from "./helpers.mjs";
-import { failoverUnderLoad } from "./failover.mjs";
+import { clusterEnv, forwarder, startServer, token } from "./helpers.mjs";
+import { failoverUnderLoad, tailLostFailover } from "./failover.mjs";
 import { createServer } from "node:net";
 import { ask, dir, redisServer, until } from "./redis-processes.mjs";
 
@@ -138,39 +138,16 @@ test("on a Redis Cluster, a failover that loses the replication tail: the resumi
       replica = line && Number(line.split(" ")[1].split("@")[0].split(":")[1]);
       return Boolean(replica);
     }, "the master's replica");
-    client = resumingClient(lb.url, token("t1", { organizationId: "o-t" }));
-    await client.until(() => client.recoveries.length === 1, "the first recovery event");
-    for (let n = 0; n < 3; n++) await b.publish({ event: "org:tick", to: { org: "o-t" }, data: { n } });
-    await client.until(() => client.ns("org:tick").length === 3, "live deliveries");
-
-    // Away; once its released session is on the replica, the replica is frozen and unlinked, so
-    // what follows reaches the master's log only; then the master dies and the replica takes over.
-    const gone = new Promise((ok) => client.socket.once("disconnect", ok));
-    lb.hold();
-    lb.cut();
-    await gone;
-    await until(async () => (await ask(replica, "KEYS", `${tag}:session:*`)).length === 1, "the session on the replica");
-    nodes.get(replica).kill("SIGSTOP");
-    await ask(master, "CLIENT", "KILL", "TYPE", "replica");
-    for (let n = 3; n < 6; n++) await b.publish({ event: "org:tick", to: { org: "o-t" }, data: { n } });
-    nodes.get(master).kill("SIGKILL");
-    nodes.get(replica).kill("SIGCONT");
     const survivor = ports.find((p) => p !== master && p !== replica);
-    await until(async () => (await masterOf(survivor, `${tag}:log-generation`)) === replica, "the replica promoted", 1200);
-    // Delivery back through the new master before the client returns.
-    const watcher = await a.connect({ auth: { token: token("t2", { organizationId: "o-w" }) } });
-    for (let n = 0; !watcher.events.some((e) => e.name === "org:tick"); n++) {
-      assert.ok(n < 600, "delivery through the new master never came back");
-      await b.publish({ event: "org:tick", to: { org: "o-w" }, data: { n } }).catch(() => {});
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    lb.release();
-
-    await client.until(() => client.recoveries.length >= 2, "the resumption");
-    const ticks = client.ns("org:tick");
-    assert.equal(new Set(ticks).size, ticks.length, "nothing twice");
-    assert.deepEqual(ticks.slice(0, 3), [0, 1, 2]);
-    assert.equal(client.recoveries.at(-1).recovered, false, "the tail was lost: the client is told");
+    client = await tailLostFailover({
+      a, b, lb, org: "o-t",
+      sessionOnReplica: async () => (await ask(replica, "KEYS", `${tag}:session:*`)).length === 1,
+      freeze: async () => nodes.get(replica).kill("SIGSTOP"),
+      unlink: () => ask(master, "CLIENT", "KILL", "TYPE", "replica"),
+      kill: async () => nodes.get(master).kill("SIGKILL"),
+      thaw: async () => nodes.get(replica).kill("SIGCONT"),
+      promoted: () => until(async () => (await masterOf(survivor, `${tag}:log-generation`)) === replica, "the replica promoted", 1200),
+    });
   } finally {
     client?.socket.close();
     await lb.close();

@@ -71,8 +71,8 @@ impl Local {
     }
 
     /// Cuts every tracked socket: each resumes and learns whether the log still covers it.
-    pub fn cut_tracked(&self) {
-        self.hub.cut_tracked();
+    pub fn cut_tracked(&self, why: &str) {
+        self.hub.cut_tracked(why);
     }
 
     /// Every room with a connection here.

@@ -227,6 +227,10 @@ impl cluster::Handler for RedisBroker {
     }
 
     fn generation_changed(&self) {
-        self.local.cut_tracked();
+        self.local.cut_tracked("the recovery log changed generation");
+    }
+
+    fn resubscribed(&self) {
+        self.local.cut_tracked("the subscriber was away: publications meanwhile passed this instance by");
     }
 }

@@ -1,8 +1,8 @@
 //! The bus's two connections to Redis, whatever the topology: [`Commands`] (scripts, publishes,
 //! keys; multiplexed, reconnecting by itself) and a [`Listener`], the subscriber, with the
 //! stream of [`Message`]s it reads. On one server the subscriber is a pub/sub connection; on a
-//! Redis Cluster it is a RESP3 cluster connection whose pushes are the messages (the redis
-//! crate subscribes again by itself after a node's connection drops).
+//! Redis Cluster it is a RESP3 cluster connection whose pushes are the messages. Either stream
+//! ends when its connection drops (on a Cluster, any node's), and the bus connects a new one.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -90,6 +90,10 @@ impl Listener {
                 pushes,
                 |mut pushes| async move { pushes.recv().await.map(|push| (push, pushes)) },
             );
+        // A node's connection dropped: the crate subscribes again by itself, but what was
+        // published meanwhile is gone. The messages end there, so that the bus counts the
+        // subscriber as reconnected (its tracked sockets resume from the log).
+        let pushes = pushes.take_while(|push| std::future::ready(push.kind != PushKind::Disconnection));
         let messages = pushes.filter_map(|push| async move {
             let mut data = push.data.into_iter();
             let (channel, payload) = match push.kind {

@@ -37,7 +37,7 @@ mod topology;
 use crate::metrics::{Metrics, RedisFailure};
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -70,6 +70,9 @@ pub trait Handler: Send + Sync + 'static {
     /// The recovery log's generation changed (a new master): what was logged before may be
     /// lost, so the sockets resuming from it must be told.
     fn generation_changed(&self);
+    /// The subscriber is back after being away: what was published meanwhile did not reach the
+    /// connections here (the tracked ones resume from the log, which has it).
+    fn resubscribed(&self);
     /// The connections here in `room`, to answer another instance's count.
     fn count(&self, room: &str) -> usize;
     /// The rooms with a connection here (the others' channels need not be read).
@@ -105,6 +108,10 @@ struct Inner {
     /// Whether the subscriber is connected (status, readiness, and whether this instance's own
     /// publications will come back to it).
     connected: AtomicBool,
+    /// How many times the master moved (see [`Bus::master_moved`]).
+    moves: AtomicU64,
+    /// Whether a subscriber connected before (a later one follows a gap).
+    subscribed_before: AtomicBool,
     numbering: deliver::Numbering,
     /// Count queries waiting for answers.
     pending_counts: Mutex<HashMap<Uuid, tokio::sync::mpsc::UnboundedSender<usize>>>,
@@ -142,6 +149,8 @@ impl Bus {
                 keys,
                 instance: instance.to_owned(),
                 connected: AtomicBool::new(false),
+                moves: AtomicU64::new(0),
+                subscribed_before: AtomicBool::new(false),
                 numbering: deliver::Numbering::default(),
                 pending_counts: Mutex::default(),
                 presence: presence::Scripts::default(),
@@ -190,19 +199,25 @@ impl Bus {
         self.inner.redis.read().unwrap().connection.clone()
     }
 
-    /// Resolves once the Sentinels name a master other than the one the commands go to, after
-    /// moving the commands there (never, on a single server). The subscriber then reconnects to
-    /// the new master too.
-    async fn master_moved<H: Handler>(&self, handler: &H) {
+    /// Resolves once the master moved since `seen` (a count of [`Bus::moves`]), whoever noticed
+    /// it (this watch, every [`topology::WATCH_EVERY`], or a resume); never on a single server.
+    /// The subscriber then reconnects to the new master too.
+    async fn master_moved<H: Handler>(&self, handler: &H, seen: u64) {
         if !self.inner.topology.follows_failover() {
             return std::future::pending().await;
         }
         loop {
             tokio::time::sleep(topology::WATCH_EVERY).await;
-            if self.follow_master(handler).await {
+            self.follow_master(handler).await;
+            if self.moves() != seen {
                 return;
             }
         }
+    }
+
+    /// How many times the master moved since the bus connected.
+    fn moves(&self) -> u64 {
+        self.inner.moves.load(Ordering::Relaxed)
     }
 
     /// Asks the Sentinels for the master and moves the commands to it if it is another one,
@@ -223,10 +238,12 @@ impl Bus {
             let Some(now) = self.slot_master().await else { return false };
             let mut master = self.inner.redis.write().unwrap();
             let was = std::mem::replace(&mut master.address, now.clone());
-            if !was.is_empty() && was != now {
+            let moved = !was.is_empty() && was != now;
+            if moved {
                 tracing::warn!(from = %was, to = %now, "redis: another master holds the bus's slot");
+                self.inner.moves.fetch_add(1, Ordering::Relaxed);
             }
-            return !was.is_empty() && was != now;
+            return moved;
         }
         let Ok(Some(Ok(client))) = tokio::time::timeout(REDIS_TIMEOUT, self.inner.topology.named_master()).await else {
             return false;
@@ -239,6 +256,7 @@ impl Bus {
             Ok(master) => {
                 tracing::warn!(from = %was, to = %now, "redis: the Sentinels name a new master; moving to it");
                 *self.inner.redis.write().unwrap() = master;
+                self.inner.moves.fetch_add(1, Ordering::Relaxed);
                 true
             }
             Err(e) => {
@@ -271,10 +289,22 @@ impl Bus {
     ) {
         let mut backoff = Duration::from_millis(100);
         loop {
+            // Settled at every connection: a master that restarted empty has no generation (what
+            // it logged before is gone). The subscriber connects to the master known now; a move
+            // after this ends it.
+            let settling = async {
+                let moved = self.inner.topology.follows_failover() && self.move_to_master().await;
+                self.settle_generation_for(&handler, moved).await;
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = settling => {}
+            }
+            let moves = self.moves();
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = self.session(&handler, &inlet, &operator) => r,
-                _ = self.master_moved(&handler) => Ok(()),
+                _ = self.master_moved(&handler, moves) => Ok(()),
                 _ = self.probe_periodically(&handler) => Ok(()),
                 _ = self.forget_empty_rooms(&handler) => Ok(()),
             };
@@ -289,7 +319,7 @@ impl Bus {
             let moved = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => false,
-                _ = self.master_moved(&handler) => true,
+                _ = self.master_moved(&handler, moves) => true,
             };
             backoff = if moved { Duration::from_millis(100) } else { (backoff * 2).min(Duration::from_secs(5)) };
         }
@@ -303,10 +333,6 @@ impl Bus {
         operator: &O,
     ) -> redis::RedisResult<()> {
         let keys = &self.inner.keys;
-        // Settled at every connection: a master that restarted empty has no generation (what it
-        // logged before is gone).
-        let moved = self.inner.topology.follows_failover() && self.move_to_master().await;
-        self.settle_generation_for(handler, moved).await;
         let opener = self.inner.redis.read().unwrap().opener.clone();
         let (mut listener, mut messages) = tokio::time::timeout(REDIS_TIMEOUT * 2, opener.listen())
             .await
@@ -317,6 +343,9 @@ impl Bus {
         self.subscribe_wanted(listener).await?;
         self.probe_returned();
         self.inner.connected.store(true, Ordering::Relaxed);
+        if self.inner.subscribed_before.swap(true, Ordering::Relaxed) {
+            handler.resubscribed();
+        }
         tracing::info!(rooms = self.rooms_read(), sharded = keys.sharded(), "redis: subscribed");
 
         while let Some(message) = messages.next().await {

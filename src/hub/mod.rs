@@ -154,11 +154,12 @@ impl Hub {
         tracing::warn!(socket = %digest(socket.id), cut, "slow consumer: send queue full, cutting its connection");
     }
 
-    /// Cuts every tracked socket (the recovery log changed generation): each client resumes
-    /// from its cursor and is told whether the log still covers it.
-    pub fn cut_tracked(&self) {
+    /// Cuts every tracked socket (the recovery log changed generation, or deliveries passed this
+    /// instance by, as `why` says): each client resumes from its cursor, replayed from the log
+    /// or told it no longer covers it.
+    pub fn cut_tracked(&self, why: &str) {
         let sockets = self.tracked_sockets();
-        tracing::warn!(sockets = sockets.len(), "cutting the tracked sockets: the recovery log changed generation");
+        tracing::warn!(sockets = sockets.len(), why, "cutting the tracked sockets");
         for socket in sockets {
             self.sessions.cut(&socket);
         }
