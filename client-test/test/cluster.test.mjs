@@ -151,6 +151,30 @@ test("@socket.io/redis-emitter: socketsJoin, socketsLeave and disconnectSockets"
   assert.equal(p.socket.connected, true);
 });
 
+test("beside Node servers, without NODE_FLEET: never counted as an adapter peer, and a request naming one socket the old way disconnects nobody", async () => {
+  // @socket.io/redis-adapter counts its peers with PUBSUB NUMSUB on the request channel, then
+  // waits for an answer from each: an instance counted there would make every Node server's
+  // fetchSockets() and allRooms() time out.
+  const requests = `${prefix}socket.io-request#/#`;
+  const [, peers] = await redis.sendCommand(["PUBSUB", "NUMSUB", requests]);
+  assert.equal(Number(peers), 0, "no instance is subscribed to the request channel by name");
+
+  const r = await a.connect({ auth: { token: token("lr", { organizationId: "org-l" }) } });
+  const s = await b.connect({ auth: { token: token("ls", { organizationId: "org-l" }) } });
+  // socket.io-redis-adapter 7.x's remoteDisconnect(sid, close): no `opts`. Read as "everyone",
+  // it would close every connection; a peer not holding that socket leaves it alone.
+  await redis.publish(requests, JSON.stringify({ uid: "AbC12x", requestId: "r1", type: 4, sid: "nobody-here", close: true }));
+  await redis.publish(requests, JSON.stringify({ uid: "AbC12x", requestId: "r2", type: 5, opts: { rooms: [], except: [] } }));
+  // The emitter's requests still arrive (through the same pattern): one that does act, after them.
+  const emitter = new Emitter(redis, { key: `${prefix}socket.io` });
+  emitter.in("user:lr").socketsJoin("legacy:after");
+  emitter.to("legacy:after").emit("after", 1);
+  emitter.emit("test:barrier");
+  assert.deepEqual((await r.beforeBarrier()).map((e) => e.name), ["after"]);
+  assert.deepEqual((await s.beforeBarrier()).map((e) => e.name), []);
+  assert.equal(r.socket.connected && s.socket.connected, true, "both still connected");
+});
+
 test("room member counts and membership removal span both instances", async () => {
   for (const user of ["m1", "m2"]) {
     assert.equal((await a.api("PUT", `/api/tenants/t-c/projects/p-c/members/${user}`, {})).status, 201);

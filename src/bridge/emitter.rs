@@ -132,26 +132,53 @@ fn json(value: &Mp) -> Option<Value> {
 }
 
 /// A request (`socketsJoin`, `socketsLeave`, `disconnectSockets`) as the room operation this
-/// instance applies to its own connections; `Ok(None)` for a server-side emit (those are for
-/// server handlers, and Switchyard has none).
+/// instance applies to its own connections; `Ok(None)` for what is not for it:
+/// - a server-side emit (6): those are for server handlers, and Switchyard has none;
+/// - what a Node server's `@socket.io/redis-adapter` asks its peers (0, 1, 5, 7: socket lists,
+///   rooms, fetches, broadcasts with acks, the last in msgpack), which an instance that is not
+///   counted as a peer must not answer;
+/// - the older adapters' forms that name one socket (`{type, sid, room}`, no `opts`), which
+///   only the peer holding that socket answers.
+///
+/// A request with neither `opts` nor `sid` is refused: read as "everyone", a disconnect would
+/// close every connection.
 pub fn request(payload: &[u8]) -> Result<Option<RoomOp>, String> {
+    if payload.first() != Some(&b'{') {
+        // Node's adapter sends its broadcasts with acks in msgpack; its JSON requests open with `{`.
+        return Ok(None);
+    }
     let request: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
     let list = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default()
+        v.and_then(Value::as_array).map(|a| a.iter().filter_map(room_name).collect()).unwrap_or_default()
     };
-    let opts = request.get("opts");
-    let target =
-        Audience::from_names(&list(opts.and_then(|o| o.get("rooms"))), &list(opts.and_then(|o| o.get("except"))));
-    let action = match request.get("type").and_then(Value::as_i64) {
+    let kind = request.get("type").and_then(Value::as_i64);
+    if matches!(kind, Some(0 | 1 | 5 | 6 | 7)) {
+        return Ok(None);
+    }
+    let Some(opts) = request.get("opts") else {
+        if request.get("sid").is_some() {
+            return Ok(None);
+        }
+        return Err(format!("request type {kind:?} has no `opts` (nor a `sid`): it names no connections"));
+    };
+    let target = Audience::from_names(&list(opts.get("rooms")), &list(opts.get("except")));
+    let action = match kind {
         Some(2) => RoomAction::Join(list(request.get("rooms"))),
         Some(3) => RoomAction::Leave(list(request.get("rooms"))),
         Some(4) => RoomAction::Disconnect,
-        Some(6) => return Ok(None),
         other => return Err(format!("unknown request type {other:?}")),
     };
     Ok(Some(RoomOp { target, action }))
+}
+
+/// A room name as Node sends it: a string, or a number (`io.to(123)`), which Node's rooms hold
+/// as that number and which is addressed here by its text.
+fn room_name(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +232,34 @@ mod tests {
         assert!(all.target.everyone);
         assert_eq!(all.action, RoomAction::Disconnect);
         assert_eq!(request(br#"{"type": 6, "opts": {}}"#).unwrap(), None);
-        assert!(request(br#"{"type": 9}"#).is_err());
+        assert!(request(br#"{"type": 9, "opts": {}}"#).is_err());
+        let numeric = request(br#"{"type": 3, "opts": {"rooms": [123]}, "rooms": [7]}"#).unwrap().unwrap();
+        assert_eq!(
+            (numeric.target.room_names(), numeric.action),
+            (vec!["123".to_owned()], RoomAction::Leave(vec!["7".into()]))
+        );
+    }
+
+    #[test]
+    fn what_node_servers_ask_their_adapter_peers_is_left_to_them() {
+        for peer_request in [
+            r#"{"uid": "AbC12x", "requestId": "r1", "type": 5, "opts": {"rooms": [], "except": []}}"#,
+            r#"{"uid": "AbC12x", "requestId": "r2", "type": 1}"#,
+            r#"{"uid": "AbC12x", "requestId": "r3", "type": 0, "rooms": []}"#,
+        ] {
+            assert_eq!(request(peer_request.as_bytes()).unwrap(), None, "{peer_request}");
+        }
+        // A broadcast with acks: msgpack {uid, requestId, type: 7, packet, opts}.
+        assert_eq!(request(&[0x85, 0xa3, b'u', b'i', b'd']).unwrap(), None);
+    }
+
+    #[test]
+    fn a_request_naming_one_socket_the_old_way_never_reaches_everyone() {
+        // socket.io-redis-adapter 7.x: remoteDisconnect(sid, close), remoteJoin(sid, room).
+        let legacy_disconnect = br#"{"uid": "AbC12x", "requestId": "r4", "type": 4, "sid": "s1", "close": true}"#;
+        assert_eq!(request(legacy_disconnect).unwrap(), None);
+        assert_eq!(request(br#"{"requestId": "r5", "type": 2, "sid": "s1", "room": "org:1"}"#).unwrap(), None);
+        let err = request(br#"{"type": 4, "close": true}"#).unwrap_err();
+        assert!(err.contains("names no connections"), "{err}");
     }
 }

@@ -130,16 +130,16 @@ impl Listener {
         }
     }
 
-    /// Subscribes backends' channels and one pattern (never sharded).
-    pub async fn subscribe_backends(&mut self, channels: &[String], pattern: &str) -> RedisResult<()> {
+    /// Subscribes backends' channels and patterns (never sharded).
+    pub async fn subscribe_backends(&mut self, channels: &[String], patterns: &[String]) -> RedisResult<()> {
         match self {
             Listener::Server(sink) => {
                 within(sink.subscribe(channels)).await?;
-                within(sink.psubscribe(pattern)).await
+                within(sink.psubscribe(patterns)).await
             }
             Listener::Cluster(connection) => {
                 within(connection.subscribe(channels)).await?;
-                within(connection.psubscribe(pattern)).await
+                within(connection.psubscribe(patterns)).await
             }
         }
     }

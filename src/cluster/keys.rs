@@ -30,7 +30,7 @@
 //! | `switchyard:session:{id}`              | string  | a disconnected session, for the window    |
 //! | `switchyard:session-home:{id}`         | string  | the instance a connected session is on    |
 //! | `invitation-updates`, `notifications`, `switchyard:publish` | channels | backends' JSON messages |
-//! | `socket.io#/#…`, `socket.io-request#/#` | channels | the Node `@socket.io/redis-emitter`      |
+//! | `socket.io#/#…`, `socket.io-request#/#` | patterns | the Node `@socket.io/redis-emitter` (read by pattern, so Node's adapter does not count this instance as a peer) |
 
 //!
 //! During a rolling upgrade from a build before interest-based delivery (its instances publish
@@ -209,16 +209,17 @@ impl Keyspace {
         channels
     }
 
-    /// The backends' channels (never sharded: backends publish with `PUBLISH`), and the one
-    /// pattern (emitter broadcasts).
-    pub fn backend_channels(&self) -> (Vec<String>, String) {
-        let channels = vec![
-            self.json_channel(INVITATION_UPDATES),
-            self.json_channel(NOTIFICATIONS),
-            self.json_channel(PUBLISH),
-            self.emitter_requests(),
-        ];
-        (channels, format!("{}*", self.emitter_broadcasts()))
+    /// The backends' channels (never sharded: backends publish with `PUBLISH`), and the
+    /// patterns: the emitter's broadcasts (`socket.io#/#*`) and its request channel, read
+    /// through an exact pattern so that `PUBSUB NUMSUB` (how a Node server's
+    /// `@socket.io/redis-adapter` counts its peers, and then waits for each one's answer) does not
+    /// count this instance.
+    pub fn backend_channels(&self) -> (Vec<String>, Vec<String>) {
+        let channels =
+            vec![self.json_channel(INVITATION_UPDATES), self.json_channel(NOTIFICATIONS), self.json_channel(PUBLISH)];
+        let patterns =
+            vec![format!("{}*", glob_escaped(&self.emitter_broadcasts())), glob_escaped(&self.emitter_requests())];
+        (channels, patterns)
     }
 
     /// What a message on `channel` is; `None` for a channel this instance does not read.
@@ -248,6 +249,18 @@ impl Keyspace {
     }
 }
 
+/// `name` as a pattern that matches it alone (a prefix may hold `*`, `?`, `[` or `\\`).
+fn glob_escaped(name: &str) -> String {
+    let mut pattern = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,7 +269,7 @@ mod tests {
     fn every_subscribed_channel_is_classified_as_what_it_carries() {
         for sharded in [false, true] {
             let keys = Keyspace::new("t1:", "i1", sharded);
-            let (backend, pattern) = keys.backend_channels();
+            let (backend, patterns) = keys.backend_channels();
             let bus = keys.bus_channels();
             assert_eq!(bus.len(), if sharded { 4 } else { 5 }, "the older builds' channel on one server only");
             let channels = bus.into_iter().take(4).chain(backend);
@@ -271,10 +284,13 @@ mod tests {
                     Some(Incoming::Backend(BackendChannel::InvitationUpdates)),
                     Some(Incoming::Backend(BackendChannel::Notifications)),
                     Some(Incoming::Backend(BackendChannel::Publish)),
-                    Some(Incoming::Backend(BackendChannel::EmitterRequest)),
                 ]
             );
-            assert_eq!(pattern, "t1:socket.io#/#*");
+            assert_eq!(patterns, ["t1:socket.io#/#*", "t1:socket.io-request#/#"]);
+            assert_eq!(
+                keys.classify("t1:socket.io-request#/#"),
+                Some(Incoming::Backend(BackendChannel::EmitterRequest))
+            );
             let room = keys.deliver_channel(Stream::Room("org:1"));
             assert_eq!(keys.classify(&room), Some(Incoming::Deliver));
             assert_eq!(keys.classify(&keys.legacy_deliver_channel()), Some(Incoming::Deliver));
@@ -287,6 +303,12 @@ mod tests {
             let elsewhere = Keyspace::new("t2:", "i1", sharded);
             assert_eq!(keys.classify(&elsewhere.rooms_channel()), None, "another prefix");
         }
+    }
+
+    #[test]
+    fn a_prefix_with_glob_characters_matches_itself_only() {
+        let (_, patterns) = Keyspace::new("a*[b]?:", "i1", false).backend_channels();
+        assert_eq!(patterns, [r"a\*\[b\]\?:socket.io#/#*", r"a\*\[b\]\?:socket.io-request#/#"]);
     }
 
     #[test]

@@ -337,8 +337,8 @@ impl Bus {
         let (mut listener, mut messages) = tokio::time::timeout(REDIS_TIMEOUT * 2, opener.listen())
             .await
             .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connecting timed out")))??;
-        let (backends, pattern) = keys.backend_channels();
-        listener.subscribe_backends(&backends, &pattern).await?;
+        let (backends, patterns) = keys.backend_channels();
+        listener.subscribe_backends(&backends, &patterns).await?;
         listener.subscribe_bus(&keys.bus_channels()).await?;
         self.subscribe_wanted(listener).await?;
         self.probe_returned();
