@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bridge::Bridge;
+use crate::bridge::fleet::NodeFleet;
 use crate::broker::Cluster;
 use crate::history;
 use crate::jobs;
@@ -26,6 +27,10 @@ pub fn spawn(state: &AppState, cluster: Option<Cluster>, tasks: &TaskTracker, st
             events_allow_unknown: state.settings.events_allow_unknown,
             bus: bus.clone(),
             max_payload: state.settings.max_payload,
+            fleet: state
+                .settings
+                .node_fleet
+                .then(|| std::sync::Arc::new(NodeFleet::new(bus.clone(), state.hub.clone(), state.publisher.clone()))),
         };
         tasks.spawn(bus.run(broker, bridge, state.admin.clone(), stop.clone()));
     }

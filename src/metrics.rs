@@ -41,7 +41,7 @@ pub struct Metrics {
     registry: Registry,
     connections: IntGaugeVec,
     /// By [`Source`]: http, redis, emitter, client, presence, job, admin.
-    publications: [IntCounter; 7],
+    publications: [IntCounter; 8],
     deliveries: IntCounter,
     auth_failures: IntCounterVec,
     rate_limited: IntCounter,
@@ -147,6 +147,7 @@ impl Metrics {
                 source("presence"),
                 source("job"),
                 source("admin"),
+                source("node_server"),
             ],
             redis_errors: [kind("connection"), kind("command"), kind("message"), kind("probe")],
             slow_disconnects: ["socketio", "websocket"].map(|t| slow_disconnects.with_label_values(&[t])),
@@ -172,6 +173,7 @@ impl Metrics {
             Source::Presence => 4,
             Source::Job => 5,
             Source::Admin => 6,
+            Source::NodeServer => 7,
             Source::Cluster => return,
         };
         self.publications[index].inc();

@@ -24,6 +24,8 @@ pub enum Source {
     Job,
     /// The admin UI's `emit` command.
     Admin,
+    /// A Node server's broadcast, through its `@socket.io/redis-adapter` (`NODE_FLEET`).
+    NodeServer,
     /// Received from another instance.
     Cluster,
 }

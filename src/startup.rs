@@ -19,6 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::admin::{self, Admin};
 use crate::auth::TokenVerifier;
+use crate::bridge::fleet::NodeMirror;
 use crate::broker::{self, Cluster, Local};
 use crate::catalogue::Catalogue;
 use crate::config::{DEVELOPMENT_API_KEY, Settings};
@@ -108,6 +109,7 @@ impl Application {
             presence: presence.clone(),
             db: db.clone(),
             metrics: metrics.clone(),
+            mirror: bus.clone().filter(|_| settings.node_fleet).map(|bus| Arc::new(NodeMirror::new(bus)) as _),
         });
         let admin = Arc::new(Admin::new(
             settings.operations.admin.clone(),

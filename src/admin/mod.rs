@@ -116,10 +116,11 @@ impl Admin {
     /// A socket of the main namespace connected: every admin UI hears of it.
     pub fn socket_connected(self: &Arc<Self>, socket: &SocketRef) {
         self.tally.opened();
+        // Kept whether or not the admin UI is on: Node servers' fetchSockets read it too.
+        socket.extensions.insert(ConnectedAt(report::now_ms()));
         if !self.enabled() {
             return;
         }
-        socket.extensions.insert(ConnectedAt(report::now_ms()));
         let event = (SOCKET_CONNECTED.to_owned(), vec![report::socket(socket, "/"), report::timestamp()]);
         self.spawn_tell(None, vec![event]);
     }

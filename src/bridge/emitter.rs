@@ -20,16 +20,16 @@ use serde_json::Value;
 use crate::event::EventName;
 use crate::publication::{Audience, Payload, Publication, RoomAction, RoomOp, Source};
 
-/// The emitter's default key; `REDIS_CHANNEL_PREFIX` goes before it.
-pub const KEY: &str = "socket.io";
 /// The only namespace Switchyard serves.
 const NAMESPACE: &str = "/";
 
 /// One decoded broadcast.
 #[derive(Debug, PartialEq)]
 pub struct Broadcast {
+    /// Who sent it: `emitter` for the emitter, a Node server's adapter's own id otherwise.
+    pub uid: String,
     pub event: String,
-    args: Vec<Mp>,
+    pub args: Vec<Mp>,
     pub rooms: Vec<String>,
     pub except: Vec<String>,
 }
@@ -38,7 +38,7 @@ pub struct Broadcast {
 pub fn decode_broadcast(payload: &[u8]) -> Result<Option<Broadcast>, String> {
     let value = rmpv::decode::read_value(&mut &payload[..]).map_err(|e| format!("not msgpack: {e}"))?;
     let parts = value.as_array().ok_or("not an array")?;
-    let [_uid, packet, opts, ..] = parts.as_slice() else {
+    let [uid, packet, opts, ..] = parts.as_slice() else {
         return Err("expected [uid, packet, opts]".into());
     };
     if field(packet, "nsp").and_then(Mp::as_str).unwrap_or(NAMESPACE) != NAMESPACE {
@@ -51,6 +51,7 @@ pub fn decode_broadcast(payload: &[u8]) -> Result<Option<Broadcast>, String> {
     let (event, args) = data.split_first().ok_or("packet data is empty")?;
     let event = event.as_str().ok_or("event name is not a string")?.to_owned();
     Ok(Some(Broadcast {
+        uid: uid.as_str().unwrap_or_default().to_owned(),
         event,
         args: args.iter().map(normalize).collect(),
         rooms: strings(field(opts, "rooms")),
@@ -58,15 +59,18 @@ pub fn decode_broadcast(payload: &[u8]) -> Result<Option<Broadcast>, String> {
     }))
 }
 
-fn field<'a>(map: &'a Mp, key: &str) -> Option<&'a Mp> {
+pub(crate) fn field<'a>(map: &'a Mp, key: &str) -> Option<&'a Mp> {
     map.as_map()?.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
 }
 
-fn strings(value: Option<&Mp>) -> Vec<String> {
-    value
-        .and_then(Mp::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
+/// Room names, numbers (`io.to(123)`) read as their text.
+pub(crate) fn strings(value: Option<&Mp>) -> Vec<String> {
+    let name = |v: &Mp| match v {
+        Mp::String(s) => s.as_str().map(str::to_owned),
+        Mp::Integer(i) => Some(i.to_string()),
+        _ => None,
+    };
+    value.and_then(Mp::as_array).map(|a| a.iter().filter_map(name).collect()).unwrap_or_default()
 }
 
 /// Dates (msgpack timestamp extension, type -1) become ISO strings, recursively.
@@ -97,13 +101,17 @@ fn timestamp(bytes: &[u8]) -> Option<String> {
 /// A broadcast as the publication this instance delivers to its own connections; `Ok(None)`
 /// for another namespace.
 pub fn broadcast(payload: &[u8]) -> Result<Option<Publication>, String> {
-    let Some(broadcast) = decode_broadcast(payload)? else { return Ok(None) };
+    decode_broadcast(payload)?.map(publication).transpose()
+}
+
+/// A decoded broadcast as a publication (ephemeral, from the emitter).
+pub fn publication(broadcast: Broadcast) -> Result<Publication, String> {
     let event = EventName::parse(&broadcast.event).map_err(|e| e.to_string())?;
     let json = match broadcast.args.as_slice() {
         [arg] => json(arg),
         _ => None,
     };
-    Ok(Some(Publication {
+    Ok(Publication {
         id: uuid::Uuid::now_v7(),
         event,
         audience: Audience::from_names(&broadcast.rooms, &broadcast.except),
@@ -111,11 +119,11 @@ pub fn broadcast(payload: &[u8]) -> Result<Option<Publication>, String> {
         source: Source::Emitter,
         published_at: Utc::now(),
         ephemeral: true,
-    }))
+    })
 }
 
 /// A msgpack value as JSON; `None` when it holds binary.
-fn json(value: &Mp) -> Option<Value> {
+pub fn json(value: &Mp) -> Option<Value> {
     Some(match value {
         Mp::Nil => Value::Null,
         Mp::Boolean(b) => Value::Bool(*b),

@@ -30,7 +30,7 @@ pub use crate::cluster::presence::Orphan;
 
 use std::sync::Arc;
 
-use crate::cluster::Bus;
+use crate::cluster::{Bus, Names};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 
@@ -59,8 +59,13 @@ pub async fn connect(
     let Some(url) = &settings.redis_url else {
         return Ok(Connected { broker: Arc::new(MemoryBroker::new(local, window)), cluster: None });
     };
-    let prefix = &settings.redis_channel_prefix;
-    let bus = Bus::connect(url.expose(), prefix, instance, settings.presence_ttl, window, metrics).await?;
+    let names = Names {
+        prefix: &settings.redis_channel_prefix,
+        instance,
+        node_adapter_key: &settings.node_adapter_key,
+        node_peer: settings.node_fleet,
+    };
+    let bus = Bus::connect(url.expose(), names, settings.presence_ttl, window, metrics).await?;
     let broker = RedisBroker::new(bus.clone(), local);
     Ok(Connected { broker: Arc::new(broker.clone()), cluster: Some(Cluster { bus, broker }) })
 }

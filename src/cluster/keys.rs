@@ -30,7 +30,8 @@
 //! | `switchyard:session:{id}`              | string  | a disconnected session, for the window    |
 //! | `switchyard:session-home:{id}`         | string  | the instance a connected session is on    |
 //! | `invitation-updates`, `notifications`, `switchyard:publish` | channels | backends' JSON messages |
-//! | `socket.io#/#…`, `socket.io-request#/#` | patterns | the Node `@socket.io/redis-emitter` (read by pattern, so Node's adapter does not count this instance as a peer) |
+//! | `socket.io#/#…`, `socket.io-request#/#` | patterns | the Node `@socket.io/redis-emitter` and Node servers' `@socket.io/redis-adapter` (the request channel read by pattern, so Node's adapter does not count this instance as a peer; subscribed as a channel with `NODE_FLEET`, when it answers as one) |
+//! | `socket.io-response#/#{uid}#` | channel | answers to one Node server's requests (published only) |
 
 //!
 //! During a rolling upgrade from a build before interest-based delivery (its instances publish
@@ -40,12 +41,12 @@
 //! generation has a key of its own, so a session moved between the two builds resumes with
 //! `recovered: false` rather than from a log the other build does not write.
 
+use crate::config::NODE_ADAPTER_KEY;
+
 /// The JSON channels backends publish to, as the contracts name them.
 pub const INVITATION_UPDATES: &str = "invitation-updates";
 pub const NOTIFICATIONS: &str = "notifications";
 pub const PUBLISH: &str = "switchyard:publish";
-/// The Node emitter's default key.
-const EMITTER_KEY: &str = "socket.io";
 
 /// A channel backends (not instances) publish to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +84,17 @@ pub enum Incoming {
     Backend(BackendChannel),
 }
 
+/// Who an instance is on the bus, and what its names start with.
+pub struct Names<'a> {
+    /// Goes before every key and channel (`REDIS_CHANNEL_PREFIX`).
+    pub prefix: &'a str,
+    pub instance: &'a str,
+    /// The Node adapter's and emitter's key (`NODE_ADAPTER_KEY`).
+    pub node_adapter_key: &'a str,
+    /// Whether this instance answers Node servers as their adapter's peer (`NODE_FLEET`).
+    pub node_peer: bool,
+}
+
 /// Names, with the prefix applied.
 #[derive(Debug, Clone)]
 pub struct Keyspace {
@@ -91,6 +103,10 @@ pub struct Keyspace {
     base: String,
     instance: String,
     sharded: bool,
+    /// The Node adapter's key (`socket.io`), after the prefix.
+    node_key: String,
+    /// Whether this instance answers Node servers' requests as an adapter peer (`NODE_FLEET`).
+    node_peer: bool,
 }
 
 /// Where a numbered publication travels: its rooms' channels (and log streams), or everyone's.
@@ -104,7 +120,19 @@ impl Keyspace {
     /// `sharded`: on a Redis Cluster (one hash tag, sharded channels).
     pub fn new(prefix: &str, instance: &str, sharded: bool) -> Self {
         let base = if sharded { format!("{{{prefix}switchyard}}") } else { format!("{prefix}switchyard") };
-        Keyspace { prefix: prefix.to_owned(), base, instance: instance.to_owned(), sharded }
+        Keyspace {
+            prefix: prefix.to_owned(),
+            base,
+            instance: instance.to_owned(),
+            sharded,
+            node_key: format!("{prefix}{NODE_ADAPTER_KEY}"),
+            node_peer: false,
+        }
+    }
+
+    /// The Node adapter's `key` (after the prefix), and whether this instance is its peer.
+    pub fn with_node_adapter(self, key: &str, peer: bool) -> Self {
+        Keyspace { node_key: format!("{}{key}", self.prefix), node_peer: peer, ..self }
     }
 
     /// Whether the bus's channels are sharded (published with `SPUBLISH`).
@@ -187,11 +215,17 @@ impl Keyspace {
     fn json_channel(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
-    fn emitter_broadcasts(&self) -> String {
-        format!("{}{EMITTER_KEY}#/#", self.prefix)
+    /// Where Node servers and the emitter broadcast (`…#{room}#` after it for one room).
+    pub fn node_broadcasts(&self) -> String {
+        format!("{}#/#", self.node_key)
     }
-    fn emitter_requests(&self) -> String {
-        format!("{}{EMITTER_KEY}-request#/#", self.prefix)
+    /// Where Node servers ask their peers, and the emitter sends room operations.
+    pub fn node_requests(&self) -> String {
+        format!("{}-request#/#", self.node_key)
+    }
+    /// Where the Node server whose adapter is `uid` hears answers meant for it alone.
+    pub fn node_response(&self, uid: &str) -> String {
+        format!("{}-response#/#{uid}#", self.node_key)
     }
 
     /// The bus's own channels every instance reads (sharded on a Cluster); room channels come
@@ -210,21 +244,26 @@ impl Keyspace {
     }
 
     /// The backends' channels (never sharded: backends publish with `PUBLISH`), and the
-    /// patterns: the emitter's broadcasts (`socket.io#/#*`) and its request channel, read
-    /// through an exact pattern so that `PUBSUB NUMSUB` (how a Node server's
-    /// `@socket.io/redis-adapter` counts its peers, and then waits for each one's answer) does not
-    /// count this instance.
+    /// patterns: the Node broadcasts (`socket.io#/#*`) and the request channel. `PUBSUB NUMSUB`
+    /// of the request channel is how a Node server's `@socket.io/redis-adapter` counts its peers
+    /// (and then waits for each one's answer): an instance that answers them (`NODE_FLEET`)
+    /// subscribes it as a channel, one that does not reads it through an exact pattern, which
+    /// that count leaves out.
     pub fn backend_channels(&self) -> (Vec<String>, Vec<String>) {
-        let channels =
+        let mut channels =
             vec![self.json_channel(INVITATION_UPDATES), self.json_channel(NOTIFICATIONS), self.json_channel(PUBLISH)];
-        let patterns =
-            vec![format!("{}*", glob_escaped(&self.emitter_broadcasts())), glob_escaped(&self.emitter_requests())];
+        let mut patterns = vec![format!("{}*", glob_escaped(&self.node_broadcasts()))];
+        if self.node_peer {
+            channels.push(self.node_requests());
+        } else {
+            patterns.push(glob_escaped(&self.node_requests()));
+        }
         (channels, patterns)
     }
 
     /// What a message on `channel` is; `None` for a channel this instance does not read.
     pub fn classify(&self, channel: &str) -> Option<Incoming> {
-        if channel.starts_with(&self.emitter_broadcasts()) {
+        if channel.starts_with(&self.node_broadcasts()) {
             return Some(Incoming::Backend(BackendChannel::EmitterBroadcast));
         }
         let bus = channel.strip_prefix(self.base.as_str()).and_then(|bus| match bus {
@@ -243,7 +282,7 @@ impl Keyspace {
             INVITATION_UPDATES => Incoming::Backend(BackendChannel::InvitationUpdates),
             NOTIFICATIONS => Incoming::Backend(BackendChannel::Notifications),
             PUBLISH => Incoming::Backend(BackendChannel::Publish),
-            _ if channel == self.emitter_requests() => Incoming::Backend(BackendChannel::EmitterRequest),
+            _ if channel == self.node_requests() => Incoming::Backend(BackendChannel::EmitterRequest),
             _ => return None,
         })
     }
@@ -303,6 +342,18 @@ mod tests {
             let elsewhere = Keyspace::new("t2:", "i1", sharded);
             assert_eq!(keys.classify(&elsewhere.rooms_channel()), None, "another prefix");
         }
+    }
+
+    #[test]
+    fn a_node_fleet_peer_subscribes_the_request_channel_itself() {
+        let keys = Keyspace::new("t1:", "i1", false).with_node_adapter("app", true);
+        let (channels, patterns) = keys.backend_channels();
+        assert_eq!(channels.last().unwrap(), "t1:app-request#/#");
+        assert_eq!(patterns, ["t1:app#/#*"]);
+        assert_eq!(keys.classify("t1:app#/#"), Some(Incoming::Backend(BackendChannel::EmitterBroadcast)));
+        assert_eq!(keys.classify("t1:app-request#/#"), Some(Incoming::Backend(BackendChannel::EmitterRequest)));
+        assert_eq!(keys.node_response("AbC12x"), "t1:app-response#/#AbC12x#");
+        assert_eq!(keys.classify("t1:socket.io#/#"), None, "the default key is not read under another");
     }
 
     #[test]

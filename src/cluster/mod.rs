@@ -6,6 +6,7 @@
 //! - [`deliver`]: numbering and publishing a publication in one Lua step, and reading it back.
 //! - [`rooms`]: room operations and member counts across instances.
 //! - [`locks`]: cluster-wide claims (one instance acts on a message, a job tick, a reaping).
+//! - [`node_fleet`]: what instances say to Node servers' `@socket.io/redis-adapter` (`NODE_FLEET`).
 //! - [`presence`]: per-user connection counts by instance, heartbeats, reaping dead instances.
 //! - [`recovery`]: the recovery log (a stream) and resumable sessions.
 //! - `interest`: the rooms whose channels this instance reads (those it has members in).
@@ -28,6 +29,7 @@ mod generation;
 mod interest;
 pub mod keys;
 pub mod locks;
+pub mod node_fleet;
 pub mod presence;
 mod probe;
 pub mod recovery;
@@ -47,7 +49,7 @@ use uuid::Uuid;
 
 use self::connection::Commands;
 pub use self::connection::REDIS_TIMEOUT;
-pub use self::keys::BackendChannel;
+pub use self::keys::{BackendChannel, Names};
 use self::keys::{Incoming, Keyspace};
 pub use self::topology::check_url;
 use self::topology::{Master, Topology};
@@ -129,17 +131,18 @@ struct Inner {
 }
 
 impl Bus {
-    /// Connects to the Redis at `url`; `prefix` goes before every key and channel.
+    /// Connects to the Redis at `url`, with the names of `names`.
     pub async fn connect(
         url: &str,
-        prefix: &str,
-        instance: &str,
+        names: Names<'_>,
         presence_ttl: Duration,
         recovery_window: Duration,
         metrics: Arc<Metrics>,
     ) -> redis::RedisResult<Bus> {
         let topology = Topology::parse(url)?;
-        let keys = Keyspace::new(prefix, instance, topology.is_cluster());
+        let keys = Keyspace::new(names.prefix, names.instance, topology.is_cluster())
+            .with_node_adapter(names.node_adapter_key, names.node_peer);
+        let instance = names.instance;
         let redis = RwLock::new(topology.master().await?);
         let bus = Bus {
             inner: Arc::new(Inner {

@@ -121,6 +121,11 @@ pub struct Settings {
     /// Prepended to every Redis channel and key Switchyard uses (`REDIS_CHANNEL_PREFIX`), so
     /// that several deployments (or test runs) can share one Redis.
     pub redis_channel_prefix: String,
+    /// `NODE_FLEET`: this instance is a peer of the Node servers' `@socket.io/redis-adapter` on
+    /// the same Redis (answers their requests, mirrors its publications to their sockets).
+    pub node_fleet: bool,
+    /// `NODE_ADAPTER_KEY`: the Node adapter's and emitter's `key` (after the prefix).
+    pub node_adapter_key: String,
     /// Which rooms keep history, and for how long.
     pub history: HistorySettings,
     /// `WS_ALLOW_USER_QUERY`: `/api/ws?userId=` without a token (development only).
@@ -207,6 +212,9 @@ pub enum ConfigError {
     Source(#[from] config::ConfigError),
 }
 
+/// The default key of the Node emitter and `@socket.io/redis-adapter` (`NODE_ADAPTER_KEY`).
+pub const NODE_ADAPTER_KEY: &str = "socket.io";
+
 fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { var, reason: reason.into() }
 }
@@ -237,6 +245,8 @@ struct RawSettings {
     events_allow_unknown: Option<String>,
     channel_patterns: Option<String>,
     redis_channel_prefix: Option<String>,
+    node_fleet: Option<String>,
+    node_adapter_key: Option<String>,
     history_rooms: Option<String>,
     history_max_per_room: Option<String>,
     history_max_age: Option<String>,
@@ -313,6 +323,10 @@ impl Settings {
         let (host, port) = sections::listener(&raw)?;
         let redis_url = sections::redis_url(&raw)?;
         let database_url = sections::database_url(raw.database_url.as_deref())?;
+        let node_fleet = values::parse_bool("NODE_FLEET", raw.node_fleet.as_deref())?;
+        if node_fleet && redis_url.is_none() {
+            return Err(invalid("NODE_FLEET", "Node servers are met on Redis: set REDIS_URL (or REDIS_HOST) too"));
+        }
         let jwt = sections::jwt(&raw, production)?;
         let (api_keys, using_development_api_key) = sections::api_keys(raw.api_keys.as_deref(), production);
         Ok(Settings {
@@ -365,6 +379,8 @@ impl Settings {
             })?,
             rust_log: raw.rust_log,
             redis_channel_prefix: raw.redis_channel_prefix.unwrap_or_default(),
+            node_fleet,
+            node_adapter_key: raw.node_adapter_key.unwrap_or_else(|| NODE_ADAPTER_KEY.to_owned()),
         })
     }
 }

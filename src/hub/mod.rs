@@ -7,6 +7,7 @@
 //! broker delivers through it (as centrifuge's Hub is reached through its Node); connection
 //! handlers use it for their own bookkeeping.
 
+mod asked;
 mod outbox;
 pub mod plain;
 mod tracker;

@@ -1,8 +1,9 @@
 //! The Publisher: the one road every publication takes, whichever way it came in (HTTP, Redis
 //! JSON channels, client events, presence, jobs). In order: pick the rooms that keep history →
 //! hand it to the broker, once, which numbers it (history offsets, a recovery log position)
-//! and delivers it to the connections of every instance, this one's included → record its
-//! history (and a user notification's inbox entry) and wait until that is durable.
+//! and delivers it to the connections of every instance, this one's included (and, with
+//! `NODE_FLEET`, to the Node servers' sockets) → record its history (and a user
+//! notification's inbox entry) and wait until that is durable.
 //!
 //! Room operations, member counts, claims and offsets are asked of it too, and go to the
 //! broker the same way. The Node emitter's messages, which every instance receives itself, are
@@ -58,6 +59,14 @@ pub enum PublishError {
     History(String),
 }
 
+/// Where publications and room operations are handed on besides the broker: the sockets of
+/// Node servers beside Switchyard (`NODE_FLEET`, implemented in the bridge's `fleet`).
+#[async_trait::async_trait]
+pub trait Mirror: Send + Sync {
+    async fn publication(&self, publication: &Publication);
+    async fn room_op(&self, op: &RoomOp);
+}
+
 /// Delivers publications. Cheap to clone; one per application.
 #[derive(Clone)]
 pub struct Publisher {
@@ -75,6 +84,8 @@ pub struct Parts {
     pub presence: Arc<Presence>,
     pub db: DatabaseConnection,
     pub metrics: Arc<Metrics>,
+    /// Node servers on the same Redis (`NODE_FLEET`), which get what is published here too.
+    pub mirror: Option<Arc<dyn Mirror>>,
 }
 
 impl Publisher {
@@ -91,11 +102,11 @@ impl Publisher {
         inner.metrics.published(publication.source);
         let history_rooms: Vec<&Room> =
             publication.audience.rooms.iter().filter(|r| !publication.ephemeral && inner.history.keeps(r)).collect();
-        let offsets = inner
-            .broker
-            .publish(&publication, &history_rooms)
-            .await
-            .map_err(|e| PublishError::History(e.to_string()))?;
+        let numbered = inner.broker.publish(&publication, &history_rooms).await;
+        if let Some(mirror) = &inner.mirror {
+            mirror.publication(&publication).await;
+        }
+        let offsets = numbered.map_err(|e| PublishError::History(e.to_string()))?;
         self.record(&publication, &offsets).await?;
         Ok(Receipt {
             id: publication.id,
@@ -116,6 +127,9 @@ impl Publisher {
     /// Applies a room operation to the audience's connections on every instance (this one alone
     /// without Redis, or while Redis is down).
     pub async fn apply(&self, op: RoomOp) {
+        if let Some(mirror) = &self.inner.mirror {
+            mirror.room_op(&op).await;
+        }
         self.inner.broker.apply(op).await;
     }
 
