@@ -1,4 +1,5 @@
-//! The command line: `switchyard [serve]`, `switchyard migrate`, `switchyard token`.
+//! The command line: `switchyard [serve]`, `switchyard migrate`, `switchyard token`,
+//! `switchyard catalogue`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +24,20 @@ pub enum Command {
     Migrate,
     /// Print a development JWT signed with the configured HS256 secret.
     Token(TokenArgs),
+    /// Print the event catalogue for clients: TypeScript interfaces for socket.io-client, or
+    /// JSON Schema.
+    Catalogue(CatalogueArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct CatalogueArgs {
+    /// `ServerToClientEvents` and `ClientToServerEvents`, as a `.d.ts` file.
+    #[arg(long)]
+    pub typescript: bool,
+    /// The catalogue as JSON Schema.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use migration::MigratorTrait;
 use switchyard::auth::{Claims, TokenVerifier};
-use switchyard::cli::{Cli, Command, TokenArgs};
+use switchyard::catalogue::Catalogue;
+use switchyard::cli::{CatalogueArgs, Cli, Command, TokenArgs};
 use switchyard::config::Settings;
 use switchyard::startup::{self, Application};
 use switchyard::telemetry;
@@ -23,6 +24,7 @@ async fn main() -> ExitCode {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
         Command::Token(args) => token(&settings, args),
+        Command::Catalogue(args) => catalogue(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,6 +46,16 @@ async fn migrate(settings: Settings) -> anyhow::Result<()> {
     let db = startup::connect_database(&settings.database_url).await?;
     migration::Migrator::up(&db, None).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+fn catalogue(args: CatalogueArgs) -> anyhow::Result<()> {
+    let catalogue = Catalogue::builtin();
+    if args.json {
+        println!("{:#}", catalogue.json_schema());
+    } else {
+        print!("{}", catalogue.typescript());
+    }
     Ok(())
 }
 

@@ -101,3 +101,16 @@ fn payload<T: DeserializeOwned>(data: Value) -> Result<T, AckError> {
 fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_client_event_of_the_catalogue_has_its_handler() {
+        let catalogue = crate::catalogue::Catalogue::builtin();
+        let names: Vec<&str> = catalogue.client_events().collect();
+        assert_eq!(names.len(), 13, "{names:?}");
+        for name in names {
+            assert!(super::handler(name).is_some(), "{name}");
+        }
+    }
+}

@@ -1,5 +1,10 @@
-//! The event catalogue: which event names exist and what their payloads look like.
-//! The names and shapes are data (`catalogue.toml`, compiled in), read once at start.
+//! The event catalogue: which event names exist and what their payloads look like: those
+//! backends publish, those Switchyard sends itself, and the client events sockets emit (with
+//! their answers). The names and shapes are data (`catalogue.toml`, compiled in), read once.
+//!
+//! - [`export`]: the catalogue as TypeScript interfaces for socket.io-client, or JSON Schema.
+
+mod export;
 
 use std::collections::HashMap;
 
@@ -9,7 +14,7 @@ use serde_json::Value;
 use crate::event::EventName;
 
 /// A payload field as a contract documents it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum FieldType {
     Id,
@@ -18,10 +23,14 @@ enum FieldType {
     Boolean,
     Object,
     Datetime,
-    Enum { values: Vec<String> },
+    Enum {
+        values: Vec<String>,
+    },
+    /// A list of ids.
+    Ids,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 struct Field {
     #[serde(flatten)]
     kind: FieldType,
@@ -37,9 +46,52 @@ struct Family {
     shape: Option<HashMap<String, Field>>,
 }
 
+/// Events Switchyard sends its sockets itself (never publishable).
+#[derive(Debug, Deserialize)]
+struct Own {
+    events: Vec<String>,
+    #[serde(default)]
+    shape: Option<HashMap<String, Field>>,
+}
+
+/// Client events of one payload shape.
+#[derive(Debug, Deserialize)]
+struct ClientFamily {
+    events: Vec<String>,
+    /// The field that may be sent alone, instead of the object.
+    #[serde(default)]
+    bare: Option<String>,
+    #[serde(default)]
+    payload: HashMap<String, Field>,
+    #[serde(default)]
+    answer: HashMap<String, Field>,
+}
+
 #[derive(Debug, Deserialize)]
 struct File {
     family: Vec<Family>,
+    #[serde(default)]
+    own: Vec<Own>,
+    #[serde(default)]
+    client: Vec<ClientFamily>,
+}
+
+/// Fields by name, sorted.
+type Shape = Vec<(String, Field)>;
+
+fn sorted(fields: HashMap<String, Field>) -> Shape {
+    let mut fields: Shape = fields.into_iter().collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    fields
+}
+
+/// One event a socket may emit.
+#[derive(Debug, Clone)]
+struct ClientEvent {
+    name: String,
+    bare: Option<String>,
+    payload: Shape,
+    answer: Shape,
 }
 
 /// What the catalogue knows of one event.
@@ -61,25 +113,46 @@ pub struct PayloadError {
 #[derive(Debug)]
 pub struct Catalogue {
     events: HashMap<String, EventSpec>,
+    /// Every event sent to sockets, in the file's order: (name, contract, shape); Switchyard's
+    /// own events have the contract `switchyard`.
+    sent: Vec<(String, String, Option<Shape>)>,
+    client: Vec<ClientEvent>,
 }
 
 impl Catalogue {
     /// The compiled-in catalogue.
     pub fn builtin() -> Catalogue {
         let file: File = toml::from_str(include_str!("catalogue.toml")).expect("catalogue.toml is valid");
-        let mut events = HashMap::new();
+        let (mut events, mut sent) = (HashMap::new(), Vec::new());
         for family in file.family {
-            let mut shape: Option<Vec<(String, Field)>> = family.shape.map(|s| s.into_iter().collect());
-            if let Some(fields) = &mut shape {
-                fields.sort_by(|a, b| a.0.cmp(&b.0));
-            }
+            let shape = family.shape.map(sorted);
             for name in family.events {
                 EventName::parse(&name).expect("catalogue names are valid event names");
                 let spec = EventSpec { contract: family.contract.clone(), shape: shape.clone() };
                 assert!(events.insert(name.clone(), spec).is_none(), "{name} listed twice");
+                sent.push((name, family.contract.clone(), shape.clone()));
             }
         }
-        Catalogue { events }
+        for own in file.own {
+            let shape = own.shape.map(sorted);
+            sent.extend(own.events.into_iter().map(|name| (name, "switchyard".to_owned(), shape.clone())));
+        }
+        let mut client = Vec::new();
+        for family in file.client {
+            let (payload, answer) = (sorted(family.payload), sorted(family.answer));
+            client.extend(family.events.into_iter().map(|name| ClientEvent {
+                name,
+                bare: family.bare.clone(),
+                payload: payload.clone(),
+                answer: answer.clone(),
+            }));
+        }
+        Catalogue { events, sent, client }
+    }
+
+    /// The names of the client events, in the catalogue's order.
+    pub fn client_events(&self) -> impl Iterator<Item = &str> {
+        self.client.iter().map(|e| e.name.as_str())
     }
 
     pub fn get(&self, event: &str) -> Option<&EventSpec> {
@@ -117,6 +190,7 @@ fn check(kind: &FieldType, value: &Value) -> Result<(), String> {
         FieldType::Object => value.is_object(),
         FieldType::Datetime => value.as_str().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
         FieldType::Enum { values } => value.as_str().is_some_and(|s| values.iter().any(|v| v == s)),
+        FieldType::Ids => value.as_array().is_some_and(|items| items.iter().all(|v| check(&FieldType::Id, v).is_ok())),
     };
     if ok {
         return Ok(());
@@ -129,6 +203,7 @@ fn check(kind: &FieldType, value: &Value) -> Result<(), String> {
         FieldType::Object => "must be an object".into(),
         FieldType::Datetime => "must be an RFC 3339 date-time like 2024-01-01T00:00:00Z".into(),
         FieldType::Enum { values } => format!("must be one of {}", values.join(", ")),
+        FieldType::Ids => "must be a list of ids".into(),
     })
 }
 
