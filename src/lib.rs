@@ -66,6 +66,7 @@ pub mod config;
 pub mod demo;
 pub mod directory;
 pub mod event;
+pub mod filters;
 pub mod history;
 pub mod http;
 pub mod hub;

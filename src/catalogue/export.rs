@@ -122,13 +122,15 @@ fn inline(shape: &Shape) -> String {
 
 fn member(name: &str, field: &Field) -> String {
     let optional = if field.required { "" } else { "?" };
-    format!("{name}{optional}: {}", ts_type(&field.kind))
+    let null = if field.nullable { " | null" } else { "" };
+    format!("{name}{optional}: {}{null}", ts_type(&field.kind))
 }
 
 fn ts_type(kind: &FieldType) -> String {
     match kind {
         FieldType::Id => "Id".into(),
         FieldType::Ids => "Id[]".into(),
+        FieldType::Strings => "string[]".into(),
         FieldType::String => "string".into(),
         FieldType::Number => "number".into(),
         FieldType::Boolean => "boolean".into(),
@@ -141,7 +143,11 @@ fn ts_type(kind: &FieldType) -> String {
 }
 
 fn object_schema(shape: &Shape, open: bool) -> Value {
-    let properties: Map<String, Value> = shape.iter().map(|(n, f)| (n.clone(), field_schema(&f.kind))).collect();
+    let schema = |f: &Field| match f.nullable {
+        true => json!({"anyOf": [field_schema(&f.kind), {"type": "null"}]}),
+        false => field_schema(&f.kind),
+    };
+    let properties: Map<String, Value> = shape.iter().map(|(n, f)| (n.clone(), schema(f))).collect();
     let required: Vec<&str> = shape.iter().filter(|(_, f)| f.required).map(|(n, _)| n.as_str()).collect();
     json!({"type": "object", "properties": properties, "required": required, "additionalProperties": open})
 }
@@ -151,6 +157,7 @@ fn field_schema(kind: &FieldType) -> Value {
     match kind {
         FieldType::Id => id,
         FieldType::Ids => json!({"type": "array", "items": id}),
+        FieldType::Strings => json!({"type": "array", "items": {"type": "string"}}),
         FieldType::String => json!({"type": "string"}),
         FieldType::Number => json!({"type": "number"}),
         FieldType::Boolean => json!({"type": "boolean"}),

@@ -28,6 +28,8 @@ enum FieldType {
     },
     /// A list of ids.
     Ids,
+    /// A list of strings.
+    Strings,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -36,6 +38,9 @@ struct Field {
     kind: FieldType,
     #[serde(default)]
     required: bool,
+    /// `null` is a value of it too.
+    #[serde(default)]
+    nullable: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +196,7 @@ fn check(kind: &FieldType, value: &Value) -> Result<(), String> {
         FieldType::Datetime => value.as_str().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
         FieldType::Enum { values } => value.as_str().is_some_and(|s| values.iter().any(|v| v == s)),
         FieldType::Ids => value.as_array().is_some_and(|items| items.iter().all(|v| check(&FieldType::Id, v).is_ok())),
+        FieldType::Strings => value.as_array().is_some_and(|items| items.iter().all(Value::is_string)),
     };
     if ok {
         return Ok(());
@@ -204,6 +210,7 @@ fn check(kind: &FieldType, value: &Value) -> Result<(), String> {
         FieldType::Datetime => "must be an RFC 3339 date-time like 2024-01-01T00:00:00Z".into(),
         FieldType::Enum { values } => format!("must be one of {}", values.join(", ")),
         FieldType::Ids => "must be a list of ids".into(),
+        FieldType::Strings => "must be a list of strings".into(),
     })
 }
 

@@ -8,8 +8,10 @@
 //! handlers use it for their own bookkeeping.
 
 mod asked;
+mod filtered;
 mod outbox;
 pub mod plain;
+mod socket_filters;
 mod tracker;
 
 pub use self::outbox::Outbox;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
 use socketioxide::{SendError, SocketError, SocketIo};
@@ -41,11 +44,20 @@ pub struct Hub {
     sessions: Arc<Sessions>,
     /// Counts the connections cut as slow consumers.
     metrics: Arc<Metrics>,
+    /// The filter groups of the rooms here.
+    groups: filtered::Groups,
 }
 
 impl Hub {
     pub fn new(sockets: SocketIo, sessions: Arc<Sessions>, metrics: Arc<Metrics>) -> Self {
-        Hub { sockets, plain: PlainConnections::default(), tracked: AtomicUsize::new(0), sessions, metrics }
+        Hub {
+            sockets,
+            plain: PlainConnections::default(),
+            tracked: AtomicUsize::new(0),
+            sessions,
+            metrics,
+            groups: filtered::Groups::default(),
+        }
     }
 
     /// The plain WebSocket registry, for the connections' own bookkeeping (register, join).
@@ -82,8 +94,12 @@ impl Hub {
             return 0;
         }
         let Some(selection) = self.select(&publication.audience) else { return 0 };
+        let filtered = self.filter_plan(publication).is_some();
         let mut delivered = 0;
         for socket in selection.sockets() {
+            if filtered && !Hub::passes(&socket, publication) {
+                continue;
+            }
             if let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() {
                 if tracker.deliver(&socket, publication, position).is_err() {
                     self.cut_slow(&socket);
@@ -95,14 +111,45 @@ impl Hub {
     }
 
     /// Delivers to every other connection of the audience: one broadcast to the sockets that
-    /// did not opt into recovery, and the plain WebSocket connections.
+    /// did not opt into recovery (and, when its rooms have filters, one to the filter groups it
+    /// passes: [`filtered`]), and the plain WebSocket connections.
     pub async fn deliver_untracked(&self, publication: &Publication, offsets: &[(String, i64)]) -> usize {
         let mut delivered = self.plain.deliver(publication, offsets);
-        let Some(selection) = self.select(&publication.audience) else { return delivered };
-        let sockets = selection.except(Room::tracked().name());
-        // Counted for the metrics: the selection is walked once more (one list per publication;
-        // socketioxide's broadcast does not say how many it reached).
-        delivered += sockets.clone().sockets().len();
+        let (Some(main), Some(selection)) = (self.main(), self.select(&publication.audience)) else { return delivered };
+        let tracked = Room::tracked().name();
+        let Some(plan) = self.filter_plan(publication) else {
+            return delivered + self.broadcast(selection.except(tracked), publication).await;
+        };
+        let unfiltered = [plan.markers.as_slice(), std::slice::from_ref(&tracked)].concat();
+        delivered += self.broadcast(selection.except(unfiltered), publication).await;
+        let mut except = publication.audience.except_names();
+        except.push(tracked);
+        if !plan.passing.is_empty() {
+            delivered +=
+                self.broadcast(main.clone().to(plan.passing.clone()).except(except.clone()), publication).await;
+        }
+        if publication.audience.rooms.len() > 1 {
+            // Filtered sockets their filters stopped, that are in another of its rooms.
+            let others = main.to(plan.markers).except([except, plan.passing].concat());
+            for socket in others.sockets().into_iter().filter(|s| Hub::passes(s, publication)) {
+                let sent = match &publication.data {
+                    Payload::Json(data) => socket.emit(publication.event.as_str(), data),
+                    Payload::Emitted { args, .. } => socket.emit(publication.event.as_str(), &SpreadArgs(args)),
+                };
+                match sent {
+                    Err(SendError::Socket(SocketError::InternalChannelFull)) => self.cut_slow(&socket),
+                    _ => delivered += 1,
+                }
+            }
+        }
+        delivered
+    }
+
+    /// One broadcast of a publication; says to how many sockets.
+    async fn broadcast(&self, sockets: BroadcastOperators<LocalAdapter>, publication: &Publication) -> usize {
+        // Listed for the count (socketioxide's broadcast does not say how many it reached) and
+        // for the full queues below.
+        let members = sockets.clone().sockets();
         let event = publication.event.as_str();
         let result = match &publication.data {
             Payload::Json(data) => sockets.emit(event, data).await,
@@ -110,27 +157,23 @@ impl Hub {
         };
         // A closed socket is on its way out; a full queue means a client that stopped reading,
         // which lost this delivery: it is cut, so that it knows and reconnects. socketioxide does
-        // not say which sockets were full: each of the selection is asked.
+        // not say which sockets were full: each is asked.
         match result {
             Err(socketioxide::BroadcastError::Socket(errors)) => {
                 let full = errors.iter().filter(|e| matches!(e, SocketError::InternalChannelFull)).count();
-                if full > 0 {
-                    let selection = self.select(&publication.audience).map(|s| s.except(Room::tracked().name()));
-                    let sockets = selection.map(|s| s.sockets()).unwrap_or_default();
-                    let mut cut = 0;
-                    for socket in sockets.iter().filter(|s| queue_full(s)) {
-                        self.cut_slow(socket);
-                        cut += 1;
-                    }
-                    if cut < full {
-                        tracing::warn!(full, cut, event, "a delivery was lost by sockets that could not all be found");
-                    }
+                let mut cut = 0;
+                for socket in members.iter().filter(|s| full > 0 && queue_full(s)) {
+                    self.cut_slow(socket);
+                    cut += 1;
+                }
+                if cut < full {
+                    tracing::warn!(full, cut, event, "a delivery was lost by sockets that could not all be found");
                 }
             }
             Err(error) => tracing::warn!(%error, "delivery failed"),
             Ok(()) => {}
         }
-        delivered
+        members.len()
     }
 
     /// Sends one socket an event outside the log (an inbox notification at connect), with the
@@ -203,6 +246,13 @@ impl Hub {
     pub async fn apply(&self, op: &RoomOp) -> Vec<SocketRef> {
         self.plain.apply(&op.target, &op.action);
         let Some(sockets) = self.select(&op.target) else { return Vec::new() };
+        if let RoomAction::Leave(rooms) = &op.action
+            && self.has_filters()
+        {
+            for socket in sockets.clone().sockets() {
+                self.drop_filters(&socket, Some(rooms));
+            }
+        }
         let changes_rooms = matches!(op.action, RoomAction::Join(_) | RoomAction::Leave(_));
         let mut tracked = Vec::new();
         if changes_rooms && self.tracked.load(Ordering::Relaxed) > 0 {
@@ -275,12 +325,12 @@ impl Hub {
 
     /// The main namespace's sockets; none once the server closed it (at shutdown, when a last
     /// publication may still come through).
-    fn main(&self) -> Option<BroadcastOperators<socketioxide::adapter::LocalAdapter>> {
+    fn main(&self) -> Option<BroadcastOperators<LocalAdapter>> {
         self.sockets.of("/")
     }
 
     /// The sockets of an audience: the one place rooms and exceptions become a selection.
-    fn select(&self, audience: &Audience) -> Option<BroadcastOperators<socketioxide::adapter::LocalAdapter>> {
+    fn select(&self, audience: &Audience) -> Option<BroadcastOperators<LocalAdapter>> {
         let main = self.main()?;
         let operators = if audience.everyone { main } else { main.to(audience.room_names()) };
         Some(operators.except(audience.except_names()))

@@ -13,6 +13,8 @@ use crate::publication::{Payload, Publication, SpreadArgs};
 use crate::recovery::{Cursor, Position, Session};
 use crate::sessions::digest;
 
+use super::socket_filters;
+
 /// One opted-in socket's place: its session (and whose it is), the last position it was given,
 /// and, while its replay runs, the live deliveries held back.
 pub struct Tracker {
@@ -60,7 +62,8 @@ impl Tracker {
     /// What to keep of the socket's session: its user and the rooms it is in now.
     pub fn session_now(&self, socket: &SocketRef) -> Session {
         let rooms = Session::restorable(socket.rooms().into_iter().map(|r| r.to_string()), &socket.id.to_string());
-        Session { user: self.user.clone(), rooms, generation: Some(self.generation.clone()) }
+        let filters = socket_filters::saved(socket);
+        Session { user: self.user.clone(), rooms, generation: Some(self.generation.clone()), filters }
     }
 
     /// A live delivery: held back during the replay, else sent with its cursor.

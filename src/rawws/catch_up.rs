@@ -54,11 +54,14 @@ pub async fn replay(
     rows.sort_by(|(_, a), (_, b)| (a.published_at, &a.publication_id).cmp(&(b.published_at, &b.publication_id)));
     let mut sent = HashSet::new();
     let connections = state.hub.plain();
+    // What the connection's filters exclude is not replayed either.
+    let filters: Vec<_> = rooms.iter().map(|room| connections.filter_of(id, &room.name())).collect();
     for (room, row) in rows {
-        if !sent.insert(row.publication_id.clone()) {
+        let data: Value = serde_json::from_str(&row.data).unwrap_or(Value::Null);
+        let filter = rooms.iter().position(|r| *r == room).and_then(|i| filters[i].as_ref());
+        if filter.is_some_and(|f| !f.matches(&row.event, &data)) || !sent.insert(row.publication_id.clone()) {
             continue;
         }
-        let data: Value = serde_json::from_str(&row.data).unwrap_or(Value::Null);
         let channel = match &room {
             Room::Named(name) => Some(name.as_str()),
             _ => None,

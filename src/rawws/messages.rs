@@ -1,6 +1,7 @@
-//! What a plain WebSocket client may say: `subscribe` (with an optional `since`),
-//! `unsubscribe`, `refresh` (a new token for the same user) and `ping`; each is answered with a
-//! frame or refused with a reason.
+//! What a plain WebSocket client may say: `subscribe` (with an optional `since`, and a filter:
+//! `events`, `where`), `unsubscribe`, `filter` (`{type: "filter", channel, events?, where?}`, on
+//! a channel it is subscribed to), `refresh` (a new token for the same user) and `ping`; each is
+//! answered with a frame or refused with a reason.
 
 use std::sync::Mutex;
 
@@ -10,6 +11,7 @@ use super::catch_up::{self, catch_up_or_release};
 use super::outgoing::{connections, reply};
 use super::refusal::Refusal;
 use crate::auth::Identity;
+use crate::filters::{Filter, FilterError};
 use crate::hub::plain::Dialect;
 use crate::lifetime::Conn;
 use crate::state::AppState;
@@ -55,6 +57,20 @@ pub(super) async fn handle(
             *identity.lock().unwrap() = renewed;
             Ok(Some(json!({"type": "refreshed", "expiresAt": expires_at.to_rfc3339()}).to_string()))
         }
+        "filter" => {
+            let channel = message
+                .get("channel")
+                .or_else(|| message.get("room"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| Refusal::new("invalid_message", "`filter` needs a string `channel`"))?;
+            let filter = filter_of(&message)?;
+            let answer =
+                json!({"type": "filtered", "channel": channel, "filter": filter.as_ref().map(Filter::to_json)});
+            if !connections(state).set_filter(id, channel, filter) {
+                return Err(Refusal::new("not_in_room", format!("this connection is not subscribed to `{channel}`")));
+            }
+            Ok(Some(answer.to_string()))
+        }
         "subscribe" | "unsubscribe" => {
             let channel = message
                 .get("channel")
@@ -63,6 +79,7 @@ pub(super) async fn handle(
             let patterns = &state.settings.channel_patterns;
             let hub = connections(state);
             if kind == "subscribe" {
+                let filter = filter_of(&message)?;
                 let current = hub.rooms_of(id);
                 let limit = state.settings.max_subscriptions;
                 let room = subscriptions::subscribe(patterns, limit, channel, current.iter().map(String::as_str))?;
@@ -70,6 +87,7 @@ pub(super) async fn handle(
                 let since = match message.get("since").filter(|v| !v.is_null()) {
                     None => {
                         hub.join(id, &room.name());
+                        hub.set_filter(id, &room.name(), filter);
                         return Ok(Some(json!({"type": "subscribed", "channel": channel}).to_string()));
                     }
                     Some(since) => catch_up::parse_since(since)
@@ -83,6 +101,7 @@ pub(super) async fn handle(
                 }
                 hub.hold(id);
                 hub.join(id, &room.name());
+                hub.set_filter(id, &room.name(), filter);
                 reply(state, id, json!({"type": "subscribed", "channel": channel}).to_string());
                 catch_up_or_release(state, id, dialect, &[room], since).await;
                 Ok(None)
@@ -92,8 +111,15 @@ pub(super) async fn handle(
                 Ok(Some(json!({"type": "unsubscribed", "channel": channel}).to_string()))
             }
         }
-        other => {
-            Err(Refusal::new("unknown_type", format!("`{other}` is not one of subscribe, unsubscribe, refresh, ping")))
-        }
+        other => Err(Refusal::new(
+            "unknown_type",
+            format!("`{other}` is not one of subscribe, unsubscribe, filter, refresh, ping"),
+        )),
     }
+}
+
+/// The filter a message's `events` and `where` describe (none when it has neither).
+fn filter_of(message: &Value) -> Result<Option<Filter>, Refusal> {
+    Filter::parse(message.get("events"), message.get("where"))
+        .map_err(|e| Refusal::new(FilterError::CODE, e.to_string()))
 }

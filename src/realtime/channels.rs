@@ -1,6 +1,8 @@
 //! `subscribe` / `unsubscribe` `{channel}`: public channels only (`venue_updates`, `venue:{id}`,
 //! `stores`, ... as `CHANNEL_PATTERNS` configures), with the same rule and limit as plain
-//! WebSocket ([`crate::subscriptions`]); a private room's name is refused.
+//! WebSocket ([`crate::subscriptions`]); a private room's name is refused. `subscribe` may carry
+//! a filter (`events`, `where`), and `filter {room, events?, where?}` sets (or, with neither,
+//! removes) one on any room the socket is in, its home rooms included (SPEC H5).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -8,6 +10,8 @@ use socketioxide::extract::SocketRef;
 
 use super::ack::AckError;
 use super::{AckResult, fields, payload};
+use crate::filters::{Filter, FilterError};
+use crate::rooms::Room;
 use crate::state::AppState;
 use crate::subscriptions::{self, SubscriptionError};
 
@@ -37,6 +41,7 @@ fn refused(e: SubscriptionError) -> AckError {
 }
 
 pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckResult {
+    let filter = filter_of(&data)?;
     let name = channel_name(data)?;
     let current = socket.rooms();
     let settings = &state.settings;
@@ -47,13 +52,40 @@ pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckRe
         current.iter().map(|r| r.as_ref()),
     )
     .map_err(refused)?;
+    state.hub.set_filter(&socket, &room.name(), filter.clone());
     super::recovery::join(&state, &socket, vec![room.name()]).await;
-    Ok(fields([("channel", json!(name))]))
+    let mut answer = fields([("channel", json!(name))]);
+    if let Some(filter) = filter {
+        answer.insert("filter".into(), filter.to_json());
+    }
+    Ok(answer)
+}
+
+/// `filter {room, events?, where?}` → `{ok: true, room, filter}` (`filter: null` once removed).
+pub async fn filter(state: AppState, socket: SocketRef, data: Value) -> AckResult {
+    let filter = filter_of(&data)?;
+    let name = data
+        .get("room")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AckError::new("invalid_payload", "give {room: \"name\", events?: [...], where?: {...}}"))?;
+    let room = Room::parse(name).map_err(|e| AckError::new("invalid_payload", e.to_string()))?.name();
+    if room.starts_with("switchyard#") || !socket.rooms().iter().any(|r| *r == room) {
+        return Err(AckError::new("not_in_room", format!("this socket is not in `{room}`")));
+    }
+    state.hub.set_filter(&socket, &room, filter.clone());
+    super::recovery::saved(&state, &socket).await;
+    Ok(fields([("room", json!(room)), ("filter", filter.map_or(Value::Null, |f| f.to_json()))]))
+}
+
+/// The filter a payload's `events` and `where` describe.
+fn filter_of(data: &Value) -> Result<Option<Filter>, AckError> {
+    Filter::parse(data.get("events"), data.get("where")).map_err(|e| AckError::new(FilterError::CODE, e.to_string()))
 }
 
 pub async fn unsubscribe(state: AppState, socket: SocketRef, data: Value) -> AckResult {
     let name = channel_name(data)?;
     let room = subscriptions::unsubscribe(&state.settings.channel_patterns, &name).map_err(refused)?;
+    state.hub.set_filter(&socket, &room.name(), None);
     super::recovery::leave(&state, &socket, vec![room.name()]).await;
     Ok(fields([("channel", json!(name))]))
 }

@@ -88,6 +88,7 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity, rooms: Vec
         let state = disconnect_state.clone();
         state.admin.socket_disconnected(&socket, &reason.to_string());
         let session = recovery::session_of(&socket);
+        state.hub.drop_filters(&socket, None);
         let tracker = socket.extensions.get::<std::sync::Arc<Tracker>>();
         async move {
             tracing::info!(socket = %digest(socket.id), %reason, "disconnected");

@@ -81,6 +81,7 @@ fn handler(event: &str) -> Option<Handler> {
         "room:members" => |a, s, d| Box::pin(workspace::room_members(a, s, d)),
         "subscribe" => |a, s, d| Box::pin(channels::subscribe(a, s, d)),
         "unsubscribe" => |a, s, d| Box::pin(channels::unsubscribe(a, s, d)),
+        "filter" => |a, s, d| Box::pin(channels::filter(a, s, d)),
         "notification:read" => |a, s, d| Box::pin(notifications::read(a, s, d)),
         "auth:refresh" => |a, s, d| Box::pin(lifetime::refresh(a, s, d)),
         _ => return None,
@@ -108,7 +109,7 @@ mod tests {
     fn every_client_event_of_the_catalogue_has_its_handler() {
         let catalogue = crate::catalogue::Catalogue::builtin();
         let names: Vec<&str> = catalogue.client_events().collect();
-        assert_eq!(names.len(), 13, "{names:?}");
+        assert_eq!(names.len(), 14, "{names:?}");
         for name in names {
             assert!(super::handler(name).is_some(), "{name}");
         }

@@ -13,7 +13,7 @@ use socketioxide::extract::SocketRef;
 use crate::access;
 use crate::auth::Identity;
 use crate::broker;
-use crate::hub::{Overflow, Tracker};
+use crate::hub::{Hub, Overflow, Tracker};
 use crate::publication::Publication;
 use crate::recovery::{Cursor, Position, Session, addressed_to, new_session_id};
 use crate::rooms::Room;
@@ -46,7 +46,8 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
                 }
                 let rooms = still_allowed(state, identity, session.rooms).await;
                 state.broker.want(&rooms).await;
-                socket.join(rooms);
+                socket.join(rooms.clone());
+                restore_filters(state, socket, &rooms, &session.filters);
                 from = continuous.then_some(cursor.position);
                 session_id = Some(cursor.session);
             }
@@ -68,6 +69,25 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
     socket.join(Room::tracked().name());
     state.hub.track();
     save(state, socket).await;
+}
+
+/// The filters the session kept, on the rooms it got back (and the home rooms, which the
+/// socket is in already).
+fn restore_filters(
+    state: &AppState,
+    socket: &SocketRef,
+    rooms: &[String],
+    filters: &std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    let here = socket.rooms();
+    for (room, saved) in filters {
+        let present = rooms.contains(room) || here.iter().any(|r| r == room);
+        match crate::filters::Filter::from_json(saved) {
+            Ok(Some(filter)) if present => state.hub.set_filter(socket, room, Some(filter)),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(room, error = %e, "recovery: a saved filter is no longer valid; not restored"),
+        }
+    }
 }
 
 /// The session's rooms the user may still be in: private rooms (projects, channels,
@@ -106,7 +126,9 @@ pub async fn resume(state: &AppState, socket: &SocketRef) {
         Ok(Some((after, entries))) => {
             let covered = entries.last().map_or(after, |(p, _)| *p).max(after);
             let mut missed = 0;
-            for (position, publication) in entries.iter().filter(|(_, p)| addressed_to(p, &rooms)) {
+            // What its filters exclude is not replayed either.
+            let for_it = |p: &Publication| addressed_to(p, &rooms) && Hub::passes(socket, p);
+            for (position, publication) in entries.iter().filter(|(_, p)| for_it(p)) {
                 if replay_waiting(&tracker, socket, publication, *position).await.is_err() {
                     // The client stopped reading: no `recovery` (its cursor would pass what was
                     // not sent); it resumes again from the cursor it holds.
@@ -154,6 +176,11 @@ async fn replay_waiting(
             result => return result,
         }
     }
+}
+
+/// Saves an opted-in socket's session with the rooms (and filters) it has now.
+pub async fn saved(state: &AppState, socket: &SocketRef) {
+    save(state, socket).await;
 }
 
 /// Saves an opted-in socket's session with the rooms it is in now.

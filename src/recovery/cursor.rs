@@ -81,6 +81,9 @@ pub struct Session {
     pub rooms: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<String>,
+    /// The socket's filters, by room (as clients send them).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub filters: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Session {
@@ -89,7 +92,7 @@ impl Session {
     pub fn restorable(rooms: impl IntoIterator<Item = String>, own: &str) -> Vec<String> {
         rooms
             .into_iter()
-            .filter(|r| r != own && r != &Room::tracked().name())
+            .filter(|r| r != own && !r.starts_with("switchyard#"))
             .filter(|r| !matches!(Room::parse(r), Ok(Room::User(_) | Room::Org(_) | Room::Tenant(_))))
             .collect()
     }

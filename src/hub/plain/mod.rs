@@ -9,9 +9,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{Value, json};
 
+mod filtering;
+
 use super::outbox::Outbox;
 pub use super::outbox::{Frame, Kick};
 
+use crate::filters::Filter;
 use crate::publication::{Audience, Publication, RoomAction};
 use crate::rooms::Room;
 
@@ -35,6 +38,8 @@ struct Conn {
     /// Per room it caught up on, the offset the history gave it through: a delivery at or
     /// below it reached this instance after the history was read, and is not sent again.
     caught_up: Mutex<Vec<(String, i64)>>,
+    /// Its filters (SPEC H5), by room: the filter's key and the filter.
+    filters: HashMap<String, (String, Arc<Filter>)>,
 }
 
 /// A delivery held back: its frame, and its history offsets by room (to drop the ones the
@@ -72,6 +77,7 @@ impl PlainConnections {
             rooms: HashSet::new(),
             held: Mutex::new(None),
             caught_up: Mutex::default(),
+            filters: HashMap::new(),
         };
         // A connection is addressable by its id, like a socket: its id is a room the registry
         // answers from `conns` (see `Registry::room`), without a member set of one.
@@ -99,6 +105,7 @@ impl PlainConnections {
         let mut reg = self.registry.write().unwrap();
         if let Some(conn) = reg.conns.get_mut(id) {
             conn.rooms.remove(room);
+            conn.filters.remove(room);
         }
         remove_member(&mut reg.rooms, room, id);
     }
@@ -207,8 +214,13 @@ impl PlainConnections {
         let reg = self.registry.read().unwrap();
         let mut frames = Frames::new(publication, data, offsets);
         let mut delivered = 0;
+        // Each filter is evaluated once per publication, whoever holds it.
+        let mut verdicts = HashMap::new();
         for id in reg.audience(&publication.audience) {
             if let Some(conn) = reg.conns.get(id) {
+                if !conn.filters.is_empty() && !conn.passes(id, publication, &mut verdicts) {
+                    continue;
+                }
                 let caught_up = conn.caught_up.lock().unwrap();
                 if !caught_up.is_empty() && already_given(&caught_up, offsets) {
                     continue;

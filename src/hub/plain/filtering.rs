@@ -1,0 +1,52 @@
+//! Filters (SPEC H5) on plain WebSocket connections: a connection narrows a room it is in; a
+//! publication reaches it when one of the publication's rooms it is in has no filter of its, or
+//! one that passes. Each distinct filter is evaluated once per publication.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Conn, PlainConnections};
+use crate::filters::Filter;
+use crate::publication::Publication;
+use crate::rooms::Room;
+
+impl PlainConnections {
+    /// Sets (`None`: removes) a connection's filter on `room`; false when it is not in it.
+    pub fn set_filter(&self, id: &str, room: &str, filter: Option<Filter>) -> bool {
+        let mut reg = self.registry.write().unwrap();
+        let Some(conn) = reg.conns.get_mut(id) else { return false };
+        if !conn.rooms.contains(room) {
+            return false;
+        }
+        match filter {
+            Some(filter) => conn.filters.insert(room.to_owned(), (filter.key(), Arc::new(filter))),
+            None => conn.filters.remove(room),
+        };
+        true
+    }
+
+    /// A connection's filter on `room`, for a catch-up on its history.
+    pub fn filter_of(&self, id: &str, room: &str) -> Option<Arc<Filter>> {
+        let reg = self.registry.read().unwrap();
+        reg.conns.get(id)?.filters.get(room).map(|(_, filter)| filter.clone())
+    }
+}
+
+impl Conn {
+    /// Whether a publication passes this connection's filters; `verdicts` holds each filter's
+    /// answer for this publication, by key.
+    pub(super) fn passes(&self, id: &str, publication: &Publication, verdicts: &mut HashMap<String, bool>) -> bool {
+        if publication.audience.everyone {
+            return true;
+        }
+        publication.audience.rooms.iter().map(Room::name).any(|room| {
+            if !self.rooms.contains(&room) {
+                return room == id; // Its own id's room: never filtered.
+            }
+            let Some((key, filter)) = self.filters.get(&room) else { return true };
+            *verdicts
+                .entry(key.clone())
+                .or_insert_with(|| filter.matches(publication.event.as_str(), publication.json()))
+        })
+    }
+}
