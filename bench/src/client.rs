@@ -129,7 +129,13 @@ impl Connection {
 
     /// Joins a public channel and waits (30 s at most) for the acknowledgement.
     pub async fn subscribe(&mut self, channel: &str) -> anyhow::Result<()> {
-        self.ws.send(Message::text(format!("421[\"subscribe\",{{\"channel\":\"{channel}\"}}]"))).await?;
+        self.subscribe_with(&serde_json::json!({ "channel": channel })).await
+    }
+
+    /// `subscribe` with the whole payload (a channel and a filter, say); waits (30 s at most)
+    /// for the acknowledgement.
+    pub async fn subscribe_with(&mut self, payload: &serde_json::Value) -> anyhow::Result<()> {
+        self.ws.send(Message::text(format!("421[\"subscribe\",{payload}]"))).await?;
         let acked = async {
             loop {
                 let frame = next_text(&mut self.ws).await?;

@@ -11,10 +11,12 @@
 //! - [`report`]: the markdown table and JSON.
 //! - [`drops`]: the drop benchmark (clients cut off every second, recovery on).
 //! - [`soak`]: connection churn for a fixed time; memory and descriptors before and after.
+//! - [`filtered`]: fan-out to one room where half the sockets filter, against nobody filtering.
 
 mod bus;
 mod client;
 mod drops;
+mod filtered;
 mod measure;
 mod plain;
 mod report;
@@ -47,6 +49,9 @@ enum Command {
     /// The bus: Redis bytes out and each instance's bytes in per publication as the instance
     /// count grows, against the build given as `--before`; writes bench/results/bus.md.
     Bus(bus::BusSizes),
+    /// Filters at fan-out: one room where half the sockets filter, against nobody filtering;
+    /// writes bench/results/filters.md.
+    Filters(filtered::FilterSizes),
     /// A few seconds at small sizes, to keep the generator honest (part of the test command).
     Smoke,
 }
@@ -63,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Drops(sizes) => return run_drops(&sizes, false).await,
         Command::Soak(sizes) => return run_soak(&sizes, false).await,
         Command::Bus(sizes) => return run_bus(&sizes, false).await,
+        Command::Filters(sizes) => return run_filters(&sizes, false).await,
     };
     // bench/results holds whole side-by-side runs only: a one-server or one-scenario run
     // (profiling, measuring a change) just prints.
@@ -88,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         run_drops(&drops::DropSizes::smoke(), true).await?;
         run_soak(&soak::SoakSizes::smoke(), true).await?;
         run_bus(&bus::BusSizes::smoke(), true).await?;
+        run_filters(&filtered::FilterSizes::smoke(), true).await?;
         println!("smoke: 1 passed, 0 failed");
     } else if both {
         let dir = results_dir();
@@ -96,6 +103,23 @@ async fn main() -> anyhow::Result<()> {
         std::fs::write(dir.join("latency.svg"), report::svg(&results))?;
         std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&report::json(&results, &sizes))?)?;
         eprintln!("written to {}", dir.display());
+    }
+    Ok(())
+}
+
+/// Runs the filter benchmark; a smoke run fails on any lost delivery and writes nothing.
+async fn run_filters(sizes: &filtered::FilterSizes, smoke: bool) -> anyhow::Result<()> {
+    let rows = filtered::run(sizes).await?;
+    let table = filtered::markdown(&rows, sizes);
+    println!("{table}");
+    if smoke {
+        for row in &rows {
+            anyhow::ensure!(row.lost == 0, "filters smoke: {} deliveries lost ({:?})", row.lost, row.setup);
+        }
+    } else {
+        let dir = results_dir();
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("filters.md"), &table)?;
     }
     Ok(())
 }

@@ -196,15 +196,15 @@ async fn open_one(addr: &str, user: String, channel: Option<String>) -> anyhow::
 }
 
 /// Runs receivers until told to stop; returns their tallies.
-struct Receivers {
+pub(crate) struct Receivers {
     stop: watch::Sender<bool>,
     total: Arc<AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<Tally>>,
 }
 
 /// What a set of receivers saw, summed.
-struct Seen {
-    received: u64,
+pub(crate) struct Seen {
+    pub(crate) received: u64,
     /// Publish → arrival.
     latency: Histogram<u64>,
     /// Publish → read by the generator.
@@ -216,7 +216,7 @@ struct Seen {
 }
 
 impl Receivers {
-    fn start(connections: Vec<Connection>) -> Receivers {
+    pub(crate) fn start(connections: Vec<Connection>) -> Receivers {
         let (stop, _) = watch::channel(false);
         let mut receivers = Receivers { stop, total: Arc::new(AtomicU64::new(0)), tasks: Vec::new() };
         for connection in connections {
@@ -232,7 +232,7 @@ impl Receivers {
 
     /// Waits until `expected` deliveries arrived, or nothing arrived for 3 s; returns when the
     /// last one came.
-    async fn drain(&self, expected: u64) -> Instant {
+    pub(crate) async fn drain(&self, expected: u64) -> Instant {
         let mut last = self.total.load(Ordering::Relaxed);
         let mut last_change = Instant::now();
         while last < expected && last_change.elapsed() < Duration::from_secs(3) {
@@ -246,7 +246,7 @@ impl Receivers {
         last_change
     }
 
-    async fn finish(self) -> Seen {
+    pub(crate) async fn finish(self) -> Seen {
         let _ = self.stop.send(true);
         let mut seen = Seen { received: 0, latency: histogram(), read_latency: histogram(), answering: 0, open: 0 };
         for task in self.tasks {
@@ -274,7 +274,7 @@ const BATCH: usize = 100;
 /// Publishes `body(i)` through `addr`'s HTTP API for `seconds`, at `rate` requests per second
 /// (None: as fast as 8 concurrent publishers go), `batch` publications per request (1: one
 /// `POST /api/events` each). Returns the acknowledged count.
-async fn publish(
+pub(crate) async fn publish(
     addr: &str,
     seconds: u64,
     rate: Option<u64>,
