@@ -57,6 +57,11 @@ test("an org page filtered to invoice:* gets invoices only, and after a drop and
     // A publication to the org and to the user: the user's own room has no filter.
     await server.publish({ event: "expense:created", to: { org, user: "f1" }, data: { n: 100 } });
     await client.until(() => received().includes(100), "a publication through an unfiltered room");
+    // The same for a socket that did not opt into recovery: through its own user room only.
+    await server.publish({ event: "expense:created", to: { org, user: "f3" }, data: { n: 101 } });
+    await server.barrier();
+    assert.deepEqual(ns(await same[0].beforeBarrier()), [101], "f3: by its user room, which it did not filter");
+    assert.deepEqual(ns(await same[1].beforeBarrier()), [], "f4: its org filter stops it");
 
     const gone = new Promise((ok) => client.socket.once("disconnect", ok));
     lb.hold();

@@ -38,13 +38,11 @@ fn group(room: &str, key: &str) -> String {
     format!("switchyard#filter:{room}#{}", sha1_smol::Sha1::from(key).digest())
 }
 
-/// The filtered rooms of one publication: by audience room, the groups' rooms whose filter
-/// passes it.
+/// How one publication meets the filters of its rooms: the marker rooms of those rooms, and the
+/// rooms of the groups whose filter passes it.
 pub(super) struct Plan {
     pub markers: Vec<String>,
     pub passing: Vec<String>,
-    /// The filtered rooms: a socket in one of them may still get the publication by another.
-    pub filtered: Vec<String>,
 }
 
 impl Hub {
@@ -103,6 +101,15 @@ impl Hub {
         })
     }
 
+    /// [`Hub::passes`] for a publication whose plan is made: by the socket's rooms alone (its
+    /// group's filter was evaluated once for the plan).
+    pub(super) fn passes_planned(socket: &SocketRef, publication: &Publication, plan: &Plan) -> bool {
+        let rooms = socket.rooms();
+        let is_in = |name: &str| rooms.iter().any(|r| r == name);
+        plan.passing.iter().any(|group| is_in(group))
+            || publication.audience.rooms.iter().map(Room::name).any(|room| is_in(&room) && !is_in(&marker(&room)))
+    }
+
     /// The plan of a publication whose audience has filtered rooms; `None` for the others
     /// (delivered as if filters did not exist).
     pub(super) fn filter_plan(&self, publication: &Publication) -> Option<Plan> {
@@ -114,7 +121,7 @@ impl Hub {
         if groups.is_empty() {
             return None;
         }
-        let mut plan = Plan { markers: Vec::new(), passing: Vec::new(), filtered: Vec::new() };
+        let mut plan = Plan { markers: Vec::new(), passing: Vec::new() };
         for room in audience.rooms.iter().map(Room::name) {
             let Some(filters) = groups.get(&room) else { continue };
             for (key, (filter, _)) in filters {
@@ -123,7 +130,6 @@ impl Hub {
                 }
             }
             plan.markers.push(marker(&room));
-            plan.filtered.push(room);
         }
         (!plan.markers.is_empty()).then_some(plan)
     }

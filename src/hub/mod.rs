@@ -94,10 +94,10 @@ impl Hub {
             return 0;
         }
         let Some(selection) = self.select(&publication.audience) else { return 0 };
-        let filtered = self.filter_plan(publication).is_some();
+        let plan = self.filter_plan(publication);
         let mut delivered = 0;
         for socket in selection.sockets() {
-            if filtered && !Hub::passes(&socket, publication) {
+            if plan.as_ref().is_some_and(|plan| !Hub::passes_planned(&socket, publication, plan)) {
                 continue;
             }
             if let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() {
@@ -130,8 +130,8 @@ impl Hub {
         }
         if publication.audience.rooms.len() > 1 {
             // Filtered sockets their filters stopped, that are in another of its rooms.
-            let others = main.to(plan.markers).except([except, plan.passing].concat());
-            for socket in others.sockets().into_iter().filter(|s| Hub::passes(s, publication)) {
+            let others = main.to(plan.markers.clone()).except([except, plan.passing.clone()].concat());
+            for socket in others.sockets().into_iter().filter(|s| Hub::passes_planned(s, publication, &plan)) {
                 let sent = match &publication.data {
                     Payload::Json(data) => socket.emit(publication.event.as_str(), data),
                     Payload::Emitted { args, .. } => socket.emit(publication.event.as_str(), &SpreadArgs(args)),
