@@ -85,7 +85,6 @@ fn filter_of(data: &Value) -> Result<Option<Filter>, AckError> {
 pub async fn unsubscribe(state: AppState, socket: SocketRef, data: Value) -> AckResult {
     let name = channel_name(data)?;
     let room = subscriptions::unsubscribe(&state.settings.channel_patterns, &name).map_err(refused)?;
-    state.hub.set_filter(&socket, &room.name(), None);
     super::recovery::leave(&state, &socket, vec![room.name()]).await;
     Ok(fields([("channel", json!(name))]))
 }

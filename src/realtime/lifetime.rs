@@ -63,6 +63,7 @@ pub async fn refresh(state: AppState, socket: SocketRef, data: Value) -> AckResu
     let gone: Vec<String> = old.iter().filter(|r| !new.contains(r)).map(Room::name).collect();
     let added: Vec<String> = new.iter().filter(|r| !old.contains(r)).map(Room::name).collect();
     state.broker.want(&added).await;
+    state.hub.drop_filters(&socket, Some(&gone));
     socket.leave(gone);
     socket.join(added);
     socket.extensions.insert(renewed.clone());

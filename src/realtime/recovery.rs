@@ -196,8 +196,10 @@ pub async fn join(state: &AppState, socket: &SocketRef, rooms: Vec<String>) {
     save(state, socket).await;
 }
 
-/// A client's leave: the socket leaves `rooms` and its session is saved without them.
+/// A client's leave: the socket leaves `rooms` (and drops its filters on them) and its session
+/// is saved without them.
 pub async fn leave(state: &AppState, socket: &SocketRef, rooms: Vec<String>) {
+    state.hub.drop_filters(socket, Some(&rooms));
     socket.leave(rooms);
     save(state, socket).await;
 }
