@@ -48,6 +48,16 @@ pub(super) struct Plan {
 impl Hub {
     /// Sets (or, with `None`, removes) a socket's filter on `room`, which it is in.
     pub fn set_filter(&self, socket: &SocketRef, room: &str, filter: Option<Filter>) {
+        self.filter_and_join(socket, room, filter, false);
+    }
+
+    /// Puts a socket in `room` with its filter there (or none), in one step: no publication
+    /// reaches it in the room unfiltered, nor through its group before it is in the room.
+    pub fn join_filtered(&self, socket: &SocketRef, room: &str, filter: Option<Filter>) {
+        self.filter_and_join(socket, room, filter, true);
+    }
+
+    fn filter_and_join(&self, socket: &SocketRef, room: &str, filter: Option<Filter>, joining: bool) {
         let filters = socket.extensions.get::<SocketFilters>().unwrap_or_default();
         let old = {
             let mut mine = filters.lock();
@@ -62,13 +72,21 @@ impl Hub {
             socket.leave([group(room, &old.key())]);
             self.groups.release(room, &old.key());
         }
+        let joined = joining.then(|| room.to_owned());
         match filter {
             Some(filter) => {
                 let key = filter.key();
                 self.groups.hold(room, &key, filter);
-                socket.join([group(room, &key), marker(room)]);
+                socket.join(
+                    [Some(group(room, &key)), Some(marker(room)), joined].into_iter().flatten().collect::<Vec<_>>(),
+                );
             }
-            None => socket.leave([marker(room)]),
+            None => {
+                socket.leave([marker(room)]);
+                if let Some(room) = joined {
+                    socket.join(room);
+                }
+            }
         }
     }
 

@@ -97,10 +97,8 @@ impl Hub {
         let plan = self.filter_plan(publication);
         let mut delivered = 0;
         for socket in selection.sockets() {
-            if plan.as_ref().is_some_and(|plan| !Hub::passes_planned(&socket, publication, plan)) {
-                continue;
-            }
-            if let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() {
+            let Some(tracker) = socket.extensions.get::<Arc<Tracker>>() else { continue };
+            if plan.as_ref().is_none_or(|plan| Hub::passes_planned(&socket, publication, plan)) {
                 if tracker.deliver(&socket, publication, position).is_err() {
                     self.cut_slow(&socket);
                 }

@@ -86,8 +86,7 @@ pub(super) async fn handle(
                 state.broker.want(&[room.name()]).await;
                 let since = match message.get("since").filter(|v| !v.is_null()) {
                     None => {
-                        hub.join(id, &room.name());
-                        hub.set_filter(id, &room.name(), filter);
+                        hub.join_filtered(id, &room.name(), filter);
                         return Ok(Some(json!({"type": "subscribed", "channel": channel}).to_string()));
                     }
                     Some(since) => catch_up::parse_since(since)
@@ -100,8 +99,7 @@ pub(super) async fn handle(
                     ));
                 }
                 hub.hold(id);
-                hub.join(id, &room.name());
-                hub.set_filter(id, &room.name(), filter);
+                hub.join_filtered(id, &room.name(), filter);
                 reply(state, id, json!({"type": "subscribed", "channel": channel}).to_string());
                 catch_up_or_release(state, id, dialect, &[room], since).await;
                 Ok(None)

@@ -52,8 +52,7 @@ pub async fn subscribe(state: AppState, socket: SocketRef, data: Value) -> AckRe
         current.iter().map(|r| r.as_ref()),
     )
     .map_err(refused)?;
-    state.hub.set_filter(&socket, &room.name(), filter.clone());
-    super::recovery::join(&state, &socket, vec![room.name()]).await;
+    super::recovery::join_filtered(&state, &socket, room.name(), filter.clone()).await;
     let mut answer = fields([("channel", json!(name))]);
     if let Some(filter) = filter {
         answer.insert("filter".into(), filter.to_json());

@@ -196,6 +196,14 @@ pub async fn join(state: &AppState, socket: &SocketRef, rooms: Vec<String>) {
     save(state, socket).await;
 }
 
+/// A client's subscription with its filter (or none): the socket enters `room` with the filter
+/// in one step, and its session is saved with both.
+pub async fn join_filtered(state: &AppState, socket: &SocketRef, room: String, filter: Option<crate::filters::Filter>) {
+    state.broker.want(std::slice::from_ref(&room)).await;
+    state.hub.join_filtered(socket, &room, filter);
+    save(state, socket).await;
+}
+
 /// A client's leave: the socket leaves `rooms` (and drops its filters on them) and its session
 /// is saved without them.
 pub async fn leave(state: &AppState, socket: &SocketRef, rooms: Vec<String>) {

@@ -25,6 +25,19 @@ impl PlainConnections {
         true
     }
 
+    /// Puts a connection in `room` with its filter there (or none), under one lock: no
+    /// publication reaches it in the room unfiltered.
+    pub fn join_filtered(&self, id: &str, room: &str, filter: Option<Filter>) {
+        let mut reg = self.registry.write().unwrap();
+        let Some(conn) = reg.conns.get_mut(id) else { return };
+        conn.rooms.insert(room.to_owned());
+        match filter {
+            Some(filter) => conn.filters.insert(room.to_owned(), (filter.key(), Arc::new(filter))),
+            None => conn.filters.remove(room),
+        };
+        reg.rooms.entry(room.to_owned()).or_default().insert(id.to_owned());
+    }
+
     /// A connection's filter on `room`, for a catch-up on its history.
     pub fn filter_of(&self, id: &str, room: &str) -> Option<Arc<Filter>> {
         let reg = self.registry.read().unwrap();
