@@ -106,7 +106,15 @@ impl Room {
     /// The room every socket that opted into recovery is in, so one broadcast can leave them
     /// out (they get their deliveries one by one, with their cursor).
     pub fn tracked() -> Room {
-        Room::Named("switchyard#recovering".into())
+        Room::Named(format!("{BOOKKEEPING}recovering"))
+    }
+    /// The room every socket with a filter on `room` is in (SPEC H5).
+    pub fn filtered(room: &str) -> Room {
+        Room::Named(format!("{BOOKKEEPING}filtered:{room}"))
+    }
+    /// The room of the sockets whose filter on `room` has the canonical `key` (one group).
+    pub fn filter_group(room: &str, key: &str) -> Room {
+        Room::Named(format!("{BOOKKEEPING}filter:{room}#{}", sha1_smol::Sha1::from(key).digest()))
     }
     /// One connection's own room, named by its id (a Socket.IO socket id or a plain WebSocket
     /// connection id), so that a backend can address exactly that connection.
@@ -178,6 +186,15 @@ pub fn home_rooms(user: &str, organization: Option<&str>, tenant: Option<&str>) 
     let mut rooms: Vec<Room> = Room::user(user).ok().into_iter().collect();
     rooms.extend(status_rooms(organization, tenant));
     rooms
+}
+
+/// What the names of Switchyard's own bookkeeping rooms start with: no client, backend or Node
+/// server names one, no session keeps one, and Node servers are not shown them.
+const BOOKKEEPING: &str = "switchyard#";
+
+/// Whether `name` is one of Switchyard's bookkeeping rooms ([`Room::tracked`], the filters').
+pub fn is_bookkeeping(name: &str) -> bool {
+    name.starts_with(BOOKKEEPING)
 }
 
 /// The rooms a user's presence (`user:status`) is announced to: his organization and tenant.

@@ -1,5 +1,5 @@
 //! What Node servers ask of this instance's Socket.IO sockets when it is their adapter's peer
-//! (`NODE_FLEET`, see [`crate::fleet`]): which sockets an audience holds, which rooms have one,
+//! (`NODE_FLEET`, see [`crate::bridge::fleet`]): which sockets an audience holds, which rooms have one,
 //! and an event whose acknowledgements come back one by one. Plain WebSocket connections are
 //! not Socket.IO sockets and are never listed.
 
@@ -11,6 +11,7 @@ use socketioxide::extract::SocketRef;
 
 use super::Hub;
 use crate::publication::{Audience, SpreadArgs};
+use crate::rooms;
 
 /// The acknowledgements of an event sent to sockets, as they come.
 pub type Acks = AckStream<rmpv::Value, LocalAdapter>;
@@ -25,7 +26,7 @@ impl Hub {
     pub async fn socket_rooms(&self) -> Vec<String> {
         let Some(main) = self.main() else { return Vec::new() };
         let rooms = main.rooms().await.unwrap_or_default();
-        rooms.into_iter().map(|r| r.to_string()).filter(|r| !r.starts_with("switchyard#")).collect()
+        rooms.into_iter().map(|r| r.to_string()).filter(|r| !rooms::is_bookkeeping(r)).collect()
     }
 
     /// Sends the sockets of an audience an event that asks for an acknowledgement within

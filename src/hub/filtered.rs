@@ -30,12 +30,12 @@ type RoomGroups = HashMap<String, (Arc<Filter>, usize)>;
 
 /// The room every filtered socket of `room` is in.
 fn marker(room: &str) -> String {
-    format!("switchyard#filtered:{room}")
+    Room::filtered(room).name()
 }
 
 /// The room of the sockets whose filter on `room` has this key.
 fn group(room: &str, key: &str) -> String {
-    format!("switchyard#filter:{room}#{}", sha1_smol::Sha1::from(key).digest())
+    Room::filter_group(room, key).name()
 }
 
 /// How one publication meets the filters of its rooms: the marker rooms of those rooms, and the

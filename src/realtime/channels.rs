@@ -11,7 +11,7 @@ use socketioxide::extract::SocketRef;
 use super::ack::AckError;
 use super::{AckResult, fields, payload};
 use crate::filters::{Filter, FilterError};
-use crate::rooms::Room;
+use crate::rooms::{self, Room};
 use crate::state::AppState;
 use crate::subscriptions::{self, SubscriptionError};
 
@@ -68,7 +68,7 @@ pub async fn filter(state: AppState, socket: SocketRef, data: Value) -> AckResul
         .and_then(Value::as_str)
         .ok_or_else(|| AckError::new("invalid_payload", "give {room: \"name\", events?: [...], where?: {...}}"))?;
     let room = Room::parse(name).map_err(|e| AckError::new("invalid_payload", e.to_string()))?.name();
-    if room.starts_with("switchyard#") || !socket.rooms().iter().any(|r| *r == room) {
+    if rooms::is_bookkeeping(&room) || !socket.rooms().iter().any(|r| *r == room) {
         return Err(AckError::new("not_in_room", format!("this socket is not in `{room}`")));
     }
     state.hub.set_filter(&socket, &room, filter.clone());

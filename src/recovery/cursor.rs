@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rooms::Room;
+use crate::rooms::{self, Room};
 
 /// A place in the recovery log: `{ms}-{seq}`, ordered (Redis stream ids have this form).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -92,7 +92,7 @@ impl Session {
     pub fn restorable(rooms: impl IntoIterator<Item = String>, own: &str) -> Vec<String> {
         rooms
             .into_iter()
-            .filter(|r| r != own && !r.starts_with("switchyard#"))
+            .filter(|r| r != own && !rooms::is_bookkeeping(r))
             .filter(|r| !matches!(Room::parse(r), Ok(Room::User(_) | Room::Org(_) | Room::Tenant(_))))
             .collect()
     }

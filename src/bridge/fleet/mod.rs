@@ -32,7 +32,7 @@ use crate::cluster::node_fleet::NodeChannel;
 use crate::hub::Hub;
 use crate::publication::{Audience, Payload, Publication, RoomOp, Source};
 use crate::publish::{Mirror, Publisher};
-use crate::rooms::Room;
+use crate::rooms::{self, Room};
 
 use self::wire::{Ask, Request};
 
@@ -215,7 +215,7 @@ fn fetched(socket: &socketioxide::extract::SocketRef) -> Value {
         handshake.insert("auth".into(), json!({}));
     }
     if let Some(rooms) = described.get_mut("rooms").and_then(Value::as_array_mut) {
-        rooms.retain(|r| !r.as_str().is_some_and(|r| r.starts_with("switchyard#")));
+        rooms.retain(|r| !r.as_str().is_some_and(rooms::is_bookkeeping));
     }
     described
 }
