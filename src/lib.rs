@@ -44,7 +44,9 @@
 //!   drain), and the digest logs name a session by.
 //! - Operations: [`metrics`] (`/metrics`), [`admin`] (the `@socket.io/admin-ui` protocol on
 //!   `/admin`, across instances), [`demo`] (`/realtime-demo`), [`tls`] (HTTPS and WSS).
-//! - Wiring: [`config`] (settings; the only reader of env vars), [`startup`]
+//! - Wiring: [`config`] (settings; the only reader of env vars), [`serve`] (the HTTP server
+//!   loop: hyper with request head and body deadlines and a per-address cap on connections
+//!   that have not sent a request yet), [`startup`]
 //!   ([`startup::Application`] binds, wires [`state::AppState`], runs, shuts down), [`state`],
 //!   [`background`] (every background task: the bus and bridges, jobs, history pruning,
 //!   presence upkeep, token expiry, freed memory back to the system, session sweeping),
@@ -84,6 +86,7 @@ pub mod rawws;
 pub mod realtime;
 pub mod recovery;
 pub mod rooms;
+pub mod serve;
 pub mod sessions;
 pub mod startup;
 pub mod state;

@@ -51,6 +51,60 @@ pub struct Metrics {
     publish_duration: Histogram,
     /// By [`Transport`]: socketio, websocket.
     slow_disconnects: [IntCounter; 2],
+    /// By [`Refusal`].
+    refused: [IntCounter; Refusal::ALL.len()],
+}
+
+/// Why something a peer sent was refused by one of the limits that keep one peer from
+/// exhausting the server: the `reason` label of `switchyard_refused_total`. Each is a setting or
+/// a fixed bound named in the README's threat model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A connection over `MAX_PENDING_CONNECTIONS_PER_ADDRESS`: too many connections from one
+    /// address that have not finished a request head.
+    PendingConnections,
+    /// A request head not finished within `REQUEST_HEADER_TIMEOUT` (or nothing sent at all).
+    HeaderTimeout,
+    /// A request body not finished within `REQUEST_BODY_TIMEOUT`.
+    BodyTimeout,
+    /// A WebSocket message or frame over `MAX_PAYLOAD`.
+    PayloadTooLarge,
+    /// An admin UI login over the login rate (per address).
+    AdminLogin,
+    /// A user's presence changes over the presence rate: the change is kept, its announcement
+    /// coalesced.
+    PresenceChurn,
+    /// A client event over the send queue (its answer could not be queued).
+    AckOverflow,
+    /// A backend publication naming a room only the server may address.
+    ReservedRoom,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 8] = [
+        Refusal::PendingConnections,
+        Refusal::HeaderTimeout,
+        Refusal::BodyTimeout,
+        Refusal::PayloadTooLarge,
+        Refusal::AdminLogin,
+        Refusal::PresenceChurn,
+        Refusal::AckOverflow,
+        Refusal::ReservedRoom,
+    ];
+
+    /// The metric's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::PendingConnections => "pending_connections",
+            Refusal::HeaderTimeout => "header_timeout",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::PayloadTooLarge => "payload_too_large",
+            Refusal::AdminLogin => "admin_login_rate",
+            Refusal::PresenceChurn => "presence_churn",
+            Refusal::AckOverflow => "ack_overflow",
+            Refusal::ReservedRoom => "reserved_room",
+        }
+    }
 }
 
 /// The two ways a client connects.
@@ -107,6 +161,14 @@ impl Metrics {
             &["transport"],
         )
         .expect("valid metric");
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "switchyard_refused_total",
+                "What a peer sent that a protective limit refused (connections, requests, messages, logins), by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         let publish_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "switchyard_publish_duration_seconds",
@@ -126,6 +188,7 @@ impl Metrics {
             Box::new(history_writes.clone()),
             Box::new(publish_duration.clone()),
             Box::new(slow_disconnects.clone()),
+            Box::new(refused.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -151,6 +214,7 @@ impl Metrics {
             ],
             redis_errors: [kind("connection"), kind("command"), kind("message"), kind("probe")],
             slow_disconnects: ["socketio", "websocket"].map(|t| slow_disconnects.with_label_values(&[t])),
+            refused: Refusal::ALL.map(|r| refused.with_label_values(&[r.label()])),
             registry,
             connections,
             deliveries,
@@ -193,6 +257,11 @@ impl Metrics {
     /// A connection cut as a slow consumer.
     pub fn slow_disconnected(&self, transport: Transport) {
         self.slow_disconnects[transport as usize].inc();
+    }
+
+    /// Something a peer sent refused by a protective limit.
+    pub fn refused(&self, refusal: Refusal) {
+        self.refused[refusal as usize].inc();
     }
 
     pub fn rate_limited(&self) {

@@ -9,6 +9,12 @@
 //! or from some to zero. The totals live in the broker ([`crate::broker`]: Redis, or this
 //! instance's memory); [`Presence::maintain`] keeps this instance's heartbeat and reaps dead
 //! instances. This module decides what to announce; the caller publishes it ([`announcement`]).
+//!
+//! A user's announcements are held to one per `PRESENCE_ANNOUNCE_INTERVAL`
+//! ([`Presence::open_window`]): one user opening and closing connections 155 times a second
+//! fanned `user:status` out to his whole organization each time. The first change is announced
+//! at once; changes within the window are held, and its end announces the last one if it differs
+//! from what was announced, so the organization always ends up with the user's true status.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,12 +64,74 @@ pub struct Presence {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Where the totals are kept.
     broker: Arc<dyn Broker>,
+    /// Users whose last announcement is less than `announce_interval` old.
+    windows: Mutex<HashMap<String, Window>>,
+    /// `PRESENCE_ANNOUNCE_INTERVAL` (zero: every change announced).
+    announce_interval: Duration,
+}
+
+/// A user's announcement window.
+struct Window {
+    /// What the organization was last told.
+    announced: Transition,
+    /// The last change held since, with the rooms to tell.
+    held: Option<(Transition, Vec<Room>)>,
 }
 
 impl Presence {
     /// Presence across the instances sharing `broker` (this one alone in memory).
-    pub fn new(broker: Arc<dyn Broker>) -> Self {
-        Presence { local: Mutex::default(), rooms: Mutex::default(), locks: Mutex::default(), broker }
+    pub fn new(broker: Arc<dyn Broker>, announce_interval: Duration) -> Self {
+        Presence {
+            local: Mutex::default(),
+            rooms: Mutex::default(),
+            locks: Mutex::default(),
+            broker,
+            windows: Mutex::default(),
+            announce_interval,
+        }
+    }
+
+    /// How long a user's announcement window lasts.
+    pub fn announce_interval(&self) -> Duration {
+        self.announce_interval
+    }
+
+    /// Offers a change of `user`'s status for announcement: true when it is to be announced now
+    /// (a window opens: the caller announces it, then calls [`Presence::close_window`] once the
+    /// interval has passed); false when a window is open already and holds it instead.
+    pub fn open_window(&self, user: &str, transition: Transition, rooms: Vec<Room>) -> bool {
+        if self.announce_interval.is_zero() {
+            return true;
+        }
+        let mut windows = self.windows.lock().unwrap();
+        match windows.get_mut(user) {
+            Some(window) => {
+                window.held = Some((transition, rooms));
+                false
+            }
+            None => {
+                windows.insert(user.to_owned(), Window { announced: transition, held: None });
+                true
+            }
+        }
+    }
+
+    /// Ends `user`'s window: the change it held when that differs from what was announced (a
+    /// new window opens for it: the caller announces it and closes that one in turn), or
+    /// `None` (the window is gone).
+    pub fn close_window(&self, user: &str) -> Option<(Transition, Vec<Room>)> {
+        let mut windows = self.windows.lock().unwrap();
+        let window = windows.get_mut(user)?;
+        match window.held.take() {
+            Some((transition, rooms)) if transition != window.announced => {
+                window.announced = transition;
+                Some((transition, rooms))
+            }
+            _ => {
+                windows.remove(user);
+                None
+            }
+        }
     }
 
     pub fn count_in(&self, user: &str) {
@@ -191,7 +259,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_single_instance_reports_the_first_and_the_last_connection_once() {
-        let p = Presence::new(crate::broker::MemoryBroker::for_tests().await);
+        let p = Presence::new(crate::broker::MemoryBroker::for_tests().await, Duration::ZERO);
         p.count_in("u");
         assert_eq!(p.sync("u", &[]).await, Some(Transition::Online));
         p.count_in("u");
@@ -207,11 +275,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_that_closes_before_its_sync_reports_nothing() {
-        let p = Presence::new(crate::broker::MemoryBroker::for_tests().await);
+        let p = Presence::new(crate::broker::MemoryBroker::for_tests().await, Duration::ZERO);
         p.count_in("u");
         p.count_out("u");
         assert_eq!(p.sync("u", &[]).await, None);
         assert_eq!(p.sync("u", &[]).await, None);
+    }
+
+    #[tokio::test]
+    async fn changes_within_a_window_are_held_and_its_end_tells_the_last_one_if_it_differs() {
+        let p = Presence::new(crate::broker::MemoryBroker::for_tests().await, Duration::from_secs(1));
+        assert!(p.open_window("u", Transition::Online, vec![]));
+        assert!(!p.open_window("u", Transition::Offline, vec![]));
+        assert!(!p.open_window("u", Transition::Online, vec![]));
+        assert_eq!(p.close_window("u"), None, "back where it was announced: nothing to tell");
+        assert!(p.open_window("u", Transition::Online, vec![]), "the window is gone");
+        assert!(!p.open_window("u", Transition::Offline, vec![Room::Org("o".into())]));
+        assert_eq!(p.close_window("u"), Some((Transition::Offline, vec![Room::Org("o".into())])));
+        assert!(!p.open_window("u", Transition::Online, vec![]), "the held change opened a window of its own");
+        assert_eq!(p.close_window("u").map(|(t, _)| t), Some(Transition::Online));
+        assert_eq!(p.close_window("u"), None);
+        assert!(p.windows.lock().unwrap().is_empty());
     }
 
     #[test]

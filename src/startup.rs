@@ -31,7 +31,7 @@ use crate::presence::Presence;
 use crate::publish::{Parts, Publisher};
 use crate::sessions::{self, Accepting, SOCKET_IO_PATH, Sessions, TrustedProxies};
 use crate::state::{AppState, Instance};
-use crate::{background, demo, http as api, rawws, realtime, tls};
+use crate::{background, demo, http as api, rawws, realtime, serve, tls};
 
 /// Packets a socket may have waiting to be written. socketioxide drops a packet for a socket
 /// whose queue is full (the default of 128 lost deliveries under fan-out load); the queue's
@@ -84,6 +84,11 @@ impl Application {
             .ping_timeout(timing.ping_timeout)
             .connect_timeout(timing.connect_timeout)
             .max_payload(settings.max_payload as u64)
+            // MAX_PAYLOAD bounds a WebSocket message (and each of its frames) as it bounds a
+            // polling body: engineioxide's own bounds (64 MiB / 16 MiB) let eight anonymous
+            // WebSockets make the server buffer half a gigabyte.
+            .ws_max_message_size(settings.max_payload)
+            .ws_max_frame_size(settings.max_payload)
             .max_buffer_size(SOCKET_SEND_QUEUE)
             .ws_read_buffer_size(WS_READ_BUFFER);
         let builder =
@@ -101,7 +106,7 @@ impl Application {
             .map_err(StartupError::Redis)?;
         let (broker, cluster) = (connected.broker, connected.cluster);
         let bus = cluster.as_ref().map(|c| c.bus.clone());
-        let presence = Arc::new(Presence::new(broker.clone()));
+        let presence = Arc::new(Presence::new(broker.clone(), settings.presence_announce_interval));
         let publisher = Publisher::new(Parts {
             broker: broker.clone(),
             local,
@@ -201,14 +206,20 @@ impl Application {
             realtime::recovery::release_all(&state).await;
             state.hub.close().await;
         };
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let settings = &self.state.settings;
+        let limits = serve::RequestLimits {
+            header_timeout: settings.requests.header_timeout,
+            body_timeout: settings.requests.body_timeout,
+            pending_per_address: settings.requests.pending_per_address,
+            uncapped: settings.trusted_proxies.clone(),
+        };
+        let metrics = self.state.metrics.clone();
         match self.tls {
             Some(config) => {
                 // Each handshake's connection already has TCP_NODELAY (see below).
                 let listener = tls::TlsListener::new(self.listener, config)?;
-                // tap_io: axum reads a tapped listener's peer address as the ConnectInfo.
-                let listener = Accepting::new(listener, transports, accepting, closed)?.tap_io(|_| {});
-                axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
+                let listener = Accepting::new(listener, transports, accepting, closed)?;
+                serve::serve(listener, self.router, limits, metrics, graceful).await;
             }
             None => {
                 // Small frames go out at once: without TCP_NODELAY, Nagle's algorithm and
@@ -218,8 +229,8 @@ impl Application {
                         tracing::debug!(error = %e, "could not set TCP_NODELAY");
                     }
                 });
-                let listener = Accepting::new(listener, transports, accepting, closed)?.tap_io(|_| {});
-                axum::serve(listener, service).with_graceful_shutdown(graceful).await?;
+                let listener = Accepting::new(listener, transports, accepting, closed)?;
+                serve::serve(listener, self.router, limits, metrics, graceful).await;
             }
         }
         tracing::info!("stopped");

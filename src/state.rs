@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::history::History;
 use crate::hub::Hub;
 use crate::lifetime::Lifetimes;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Refusal};
 use crate::presence::{self, Presence};
 use crate::publish::Publisher;
 use crate::sessions::Sessions;
@@ -77,10 +77,33 @@ impl AppState {
 
     /// Syncs the user's presence after one of his connections opened or closed, and announces
     /// a cluster-wide transition.
+    /// a cluster-wide transition (at once, or at the end of the user's announcement window:
+    /// [`Presence::open_window`]).
     pub async fn sync_presence(&self, identity: &Identity) {
         let rooms = identity.status_rooms();
-        let Some(transition) = self.presence.sync(&identity.user_id, &rooms).await else { return };
-        if let Some(publication) = presence::announcement(&identity.user_id, rooms, transition)
+        let user = &identity.user_id;
+        let Some(transition) = self.presence.sync(user, &rooms).await else { return };
+        if !self.presence.open_window(user, transition, rooms.clone()) {
+            self.metrics.refused(Refusal::PresenceChurn);
+            return;
+        }
+        self.announce_presence(user, rooms, transition).await;
+        let interval = self.presence.announce_interval();
+        if interval.is_zero() {
+            return;
+        }
+        let (state, user) = (self.clone(), user.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some((transition, rooms)) = state.presence.close_window(&user) else { return };
+                state.announce_presence(&user, rooms, transition).await;
+            }
+        });
+    }
+
+    async fn announce_presence(&self, user: &str, rooms: Vec<crate::rooms::Room>, transition: presence::Transition) {
+        if let Some(publication) = presence::announcement(user, rooms, transition)
             && let Err(e) = self.publisher.publish(publication).await
         {
             tracing::warn!(error = %e, "presence announcement failed");

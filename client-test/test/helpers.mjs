@@ -80,6 +80,8 @@ export async function startServer(env = {}) {
   const sockets = [];
   return {
     url,
+    /** The server's process id (for its memory and descriptors in /proc). */
+    pid: child.pid,
     /** Connects the v4 client; resolves once connected. */
     async connect(options = {}) {
       const socket = io(url, { reconnection: false, forceNew: true, transports: ["websocket"], ...options });

@@ -163,8 +163,26 @@ pub struct Settings {
     pub max_payload: usize,
     /// `MAX_SUBSCRIPTIONS`: public channels one connection may be subscribed to.
     pub max_subscriptions: usize,
+    /// How long a peer may take to send a request: `REQUEST_HEADER_TIMEOUT`,
+    /// `REQUEST_BODY_TIMEOUT`, `MAX_PENDING_CONNECTIONS_PER_ADDRESS`.
+    pub requests: RequestSettings,
+    /// `PRESENCE_ANNOUNCE_INTERVAL`: a user's `user:status` changes are announced to his
+    /// organization at most once per this long (the last state wins).
+    pub presence_announce_interval: Duration,
     /// Metrics access, the admin UI's login, TLS.
     pub operations: Operations,
+}
+
+/// What a peer must do in time, before the server knows who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSettings {
+    /// A request head must arrive whole within this long (also how long a kept-alive connection
+    /// may stay idle between requests).
+    pub header_timeout: Duration,
+    /// A request body must arrive whole within this long of its first read.
+    pub body_timeout: Duration,
+    /// Connections from one client address that have not sent a request head yet.
+    pub pending_per_address: usize,
 }
 
 /// Engine.IO's heartbeat and Socket.IO's namespace deadline, as Node's `pingInterval`,
@@ -266,6 +284,10 @@ struct RawSettings {
     max_connections_per_user: Option<String>,
     max_payload: Option<String>,
     max_subscriptions: Option<String>,
+    request_header_timeout: Option<String>,
+    request_body_timeout: Option<String>,
+    max_pending_connections_per_address: Option<String>,
+    presence_announce_interval: Option<String>,
     metrics_token: Option<String>,
     admin_username: Option<String>,
     admin_password: Option<String>,
@@ -359,6 +381,28 @@ impl Settings {
             },
             max_payload: values::positive("MAX_PAYLOAD", raw.max_payload.as_deref(), 1024 * 1024)?,
             max_subscriptions: values::positive("MAX_SUBSCRIPTIONS", raw.max_subscriptions.as_deref(), 100)?,
+            requests: RequestSettings {
+                header_timeout: values::parse_duration(
+                    "REQUEST_HEADER_TIMEOUT",
+                    raw.request_header_timeout.as_deref(),
+                    "20s",
+                )?,
+                body_timeout: values::parse_duration(
+                    "REQUEST_BODY_TIMEOUT",
+                    raw.request_body_timeout.as_deref(),
+                    "30s",
+                )?,
+                pending_per_address: values::positive(
+                    "MAX_PENDING_CONNECTIONS_PER_ADDRESS",
+                    raw.max_pending_connections_per_address.as_deref(),
+                    128,
+                )?,
+            },
+            presence_announce_interval: values::parse_duration_or_zero(
+                "PRESENCE_ANNOUNCE_INTERVAL",
+                raw.presence_announce_interval.as_deref(),
+                "1s",
+            )?,
             token_expiry_notice: raw
                 .token_expiry_notice
                 .as_deref()

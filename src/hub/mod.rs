@@ -196,6 +196,15 @@ impl Hub {
         tracing::warn!(socket = %digest(socket.id), cut, "slow consumer: send queue full, cutting its connection");
     }
 
+    /// Cuts a socket's connection for `why` (once): its client reconnects.
+    pub fn cut(&self, socket: &SocketRef, why: &str) {
+        if socket.extensions.insert(CutAsSlow).is_some() {
+            return;
+        }
+        let cut = self.sessions.cut(socket);
+        tracing::warn!(socket = %digest(socket.id), cut, why, "cutting a connection");
+    }
+
     /// Cuts every tracked socket (the recovery log changed generation, or deliveries passed this
     /// instance by, as `why` says): each client resumes from its cursor, replayed from the log
     /// or told it no longer covers it.

@@ -232,7 +232,16 @@ async fn serve(mut upgraded: Box<Upgraded>) {
     tracing::info!(conn = %id, reason = text, "plain websocket closed");
     state.presence.count_out(&identity.user_id);
     Box::pin(state.sync_presence(identity)).await;
+    if matches!(reason, End::TooBig) {
+        // The rest of the oversized message is still unread: closing now would reset the
+        // connection and the client would see 1006 instead of the 1009 just sent. Held (unread)
+        // a moment, the close frame reaches the client first.
+        tokio::time::sleep(TOO_BIG_LINGER).await;
+    }
 }
+
+/// How long a connection closed for an oversized message is held open after its close frame.
+const TOO_BIG_LINGER: Duration = Duration::from_secs(1);
 
 enum End {
     ClientClosed,

@@ -1,6 +1,9 @@
 //! Connection: authenticate the handshake, put the socket in its rooms, announce presence,
 //! and register the client events.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
@@ -31,7 +34,10 @@ pub fn register(state: &AppState, io: &SocketIo) {
             }
             .await
             .inspect_err(|e| {
-                tracing::info!(socket = %digest(socket.id), code = e.code(), "connection refused");
+                // One line per CONNECT packet, and one polling body holds thousands: at info, a
+                // peer without a token could turn its bytes into many more bytes of log.
+                // `switchyard_auth_failures_total` counts every refusal by code.
+                tracing::debug!(socket = %digest(socket.id), code = e.code(), "connection refused");
             })?;
             // Its home rooms, and its own id so that a backend can address exactly this socket;
             // read from Redis before it enters them.
@@ -45,6 +51,9 @@ pub fn register(state: &AppState, io: &SocketIo) {
             // `auth.offset` opts into recovery (a string: "" the first time, then a cursor).
             if let Some(offset) = auth.as_ref().and_then(|a| a.get("offset")).and_then(Value::as_str) {
                 recovery::opt_in(&state, &socket, &identity, offset).await;
+                if let Some(counted) = socket.extensions.get::<Arc<Counted>>() {
+                    counted.tracked.store(true, Ordering::Relaxed);
+                }
             }
             // Counted cluster-wide before the client hears it is connected: a client that
             // connects here and then closes a tab on another instance is never seen offline.
@@ -73,7 +82,7 @@ async fn authenticate(state: &AppState, socket: &SocketRef, auth: Option<Value>)
 fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity, rooms: Vec<String>) {
     socket.join(rooms);
 
-    socket.extensions.insert(std::sync::Arc::new(Bucket::new(state.settings.client_event_rate)));
+    socket.extensions.insert(Arc::new(Bucket::new(state.settings.client_event_rate)));
     let event_state = state.clone();
     socket.on_fallback(move |socket: SocketRef, Event(event): Event, TryData(data): TryData<Value>, ack: AckSender| {
         let data = data.map_err(|e| e.to_string());
@@ -81,25 +90,80 @@ fn prepare(state: &AppState, socket: &SocketRef, identity: &Identity, rooms: Vec
     });
 
     // Counted with the disconnect handler in place: a socket that closes at once is still
-    // counted out.
+    // counted out (and one whose handshake is cut before it is connected, by [`Counted`]).
     state.presence.count_in(&identity.user_id);
+    socket.extensions.insert(Arc::new(Counted {
+        state: state.clone(),
+        identity: identity.clone(),
+        sid: socket.id.to_string(),
+        tracked: AtomicBool::new(false),
+        out: AtomicBool::new(false),
+    }));
     let disconnect_state = state.clone();
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
         let state = disconnect_state.clone();
         state.admin.socket_disconnected(&socket, &reason.to_string());
         let session = recovery::session_of(&socket);
         state.hub.drop_filters(&socket, None);
-        let tracker = socket.extensions.get::<std::sync::Arc<Tracker>>();
+        let tracker = socket.extensions.get::<Arc<Tracker>>();
+        let counted = socket.extensions.get::<Arc<Counted>>().is_some_and(|c| c.count_out());
         async move {
             tracing::info!(socket = %digest(socket.id), %reason, "disconnected");
             super::lifetime::forget(&state, &socket);
             recovery::release(&state, tracker, session).await;
-            if let Some(identity) = socket.extensions.get::<Identity>() {
-                state.presence.count_out(&identity.user_id);
+            if let Some(identity) = socket.extensions.get::<Identity>()
+                && counted
+            {
                 state.sync_presence(&identity).await;
             }
         }
     });
+}
+
+/// A socket's place in presence (and in the tracked count), given back exactly once: by its
+/// disconnect handler, or by the socket's drop when socketioxide discards it without calling
+/// that handler. That happens to a handshake cut while the connect middleware runs (a client
+/// gone 0-5 ms after its CONNECT packet, as a flaky mobile network does): the socket is not in
+/// its namespace yet, so the transport's close tells nobody, then the CONNECT packet cannot go
+/// out and socketioxide drops the socket. Without this the user stayed online for good and, after
+/// enough such reconnects, was refused `too_many_connections`.
+struct Counted {
+    state: AppState,
+    /// Who was counted in (a refresh cannot have changed it before the socket connected).
+    identity: Identity,
+    sid: String,
+    /// Opted in to recovery: counted in the hub's tracked sockets too.
+    tracked: AtomicBool,
+    /// Counted out already.
+    out: AtomicBool,
+}
+
+impl Counted {
+    /// Counts the socket out of presence; true the first time only.
+    fn count_out(&self) -> bool {
+        let first = !self.out.swap(true, Ordering::AcqRel);
+        if first {
+            self.state.presence.count_out(&self.identity.user_id);
+        }
+        first
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if !self.count_out() {
+            return;
+        }
+        tracing::debug!(socket = %digest(&self.sid), "handshake cut before the socket connected: counted out");
+        if *self.tracked.get_mut() {
+            self.state.hub.untrack();
+        }
+        self.state.lifetimes.forget(&crate::lifetime::Conn::Socket(self.sid.clone()));
+        let (state, identity) = (self.state.clone(), self.identity.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { state.sync_presence(&identity).await });
+        }
+    }
 }
 
 async fn on_connect(state: AppState, socket: SocketRef) {

@@ -32,6 +32,7 @@ use socketioxide::extract::{AckSender, SocketRef};
 use self::ack::AckError;
 use crate::auth::Identity;
 use crate::limits::Bucket;
+use crate::metrics::Refusal;
 use crate::sessions::digest;
 use crate::state::AppState;
 
@@ -57,12 +58,17 @@ async fn answer(state: AppState, socket: SocketRef, event: String, data: Result<
         _ if over_limit => Err(AckError::new("rate_limited", "too many events; slow down (CLIENT_EVENT_RATE)")),
         (None, _) => Err(AckError::new("unknown_event", format!("this server has no handler for `{event}`"))),
         (Some(_), Err(e)) => Err(AckError::new("invalid_payload", format!("unreadable payload: {e}"))),
-        (Some(handler), Ok(data)) => handler(state, socket.clone(), data).await,
+        (Some(handler), Ok(data)) => handler(state.clone(), socket.clone(), data).await,
     };
     if let Err(e) = &result {
         tracing::debug!(socket = %digest(socket.id), event, code = e.code, "client event refused");
     }
-    ack::reply(ack, result);
+    if !ack::reply(ack, result) {
+        // More events than answers the send queue holds (thousands in one polling POST): each
+        // must be answered, so the client is cut rather than left waiting on the ones dropped.
+        state.metrics.refused(Refusal::AckOverflow);
+        state.hub.cut(&socket, "ack_overflow: more client events than their answers fit in the send queue");
+    }
 }
 
 type Handler = fn(AppState, SocketRef, Value) -> BoxFuture<'static, AckResult>;

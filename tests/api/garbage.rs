@@ -18,7 +18,7 @@ use crate::helpers::{API_KEY, BARRIER, spawn_app_with, user_token};
 /// Panics raised outside the tests' own code (server tasks, dependencies).
 static SERVER_PANICS: AtomicUsize = AtomicUsize::new(0);
 
-fn count_server_panics() {
+pub(crate) fn count_server_panics() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
@@ -29,6 +29,11 @@ fn count_server_panics() {
             previous(info);
         }));
     });
+}
+
+/// How many server panics were counted so far (after [`count_server_panics`]).
+pub(crate) fn server_panics() -> usize {
+    SERVER_PANICS.load(Ordering::SeqCst)
 }
 
 /// Sends raw bytes, reads what comes back until the server closes or a second passes.

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod directory;
 mod drain;
+mod frames;
 mod fuzz;
 mod garbage;
 mod health;
