@@ -18,9 +18,11 @@ use crate::rooms::ChannelPattern;
 
 mod operations;
 mod sections;
+mod timing;
 mod values;
 
 pub use operations::{AdminLogin, AdminPassword, Operations, Tls};
+pub use timing::{RequestSettings, SocketIoTiming};
 
 /// The development signing secret, used only when no key is configured outside production.
 pub const DEVELOPMENT_JWT_SECRET: &str = "switchyard-development-secret-change-me";
@@ -171,30 +173,6 @@ pub struct Settings {
     pub presence_announce_interval: Duration,
     /// Metrics access, the admin UI's login, TLS.
     pub operations: Operations,
-}
-
-/// What a peer must do in time, before the server knows who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestSettings {
-    /// A request head must arrive whole within this long (also how long a kept-alive connection
-    /// may stay idle between requests).
-    pub header_timeout: Duration,
-    /// A request body must arrive whole within this long of its first read.
-    pub body_timeout: Duration,
-    /// Connections from one client address that have not sent a request head yet.
-    pub pending_per_address: usize,
-}
-
-/// Engine.IO's heartbeat and Socket.IO's namespace deadline, as Node's `pingInterval`,
-/// `pingTimeout` and `connectTimeout`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SocketIoTiming {
-    /// How often the server pings each connection.
-    pub ping_interval: Duration,
-    /// How long a ping may wait for its pong before the connection is closed.
-    pub ping_timeout: Duration,
-    /// How long a new connection may take to join a namespace before it is closed.
-    pub connect_timeout: Duration,
 }
 
 /// The kinds of room whose publications are recorded.
@@ -381,23 +359,7 @@ impl Settings {
             },
             max_payload: values::positive("MAX_PAYLOAD", raw.max_payload.as_deref(), 1024 * 1024)?,
             max_subscriptions: values::positive("MAX_SUBSCRIPTIONS", raw.max_subscriptions.as_deref(), 100)?,
-            requests: RequestSettings {
-                header_timeout: values::parse_duration(
-                    "REQUEST_HEADER_TIMEOUT",
-                    raw.request_header_timeout.as_deref(),
-                    "20s",
-                )?,
-                body_timeout: values::parse_duration(
-                    "REQUEST_BODY_TIMEOUT",
-                    raw.request_body_timeout.as_deref(),
-                    "30s",
-                )?,
-                pending_per_address: values::positive(
-                    "MAX_PENDING_CONNECTIONS_PER_ADDRESS",
-                    raw.max_pending_connections_per_address.as_deref(),
-                    128,
-                )?,
-            },
+            requests: timing::requests(&raw)?,
             presence_announce_interval: values::parse_duration_or_zero(
                 "PRESENCE_ANNOUNCE_INTERVAL",
                 raw.presence_announce_interval.as_deref(),

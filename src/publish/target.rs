@@ -6,6 +6,12 @@
 //! `venue:42`), `invitation`, `socket`, raw `rooms`, or `all: true`. Each takes an id or a list
 //! of ids. When `project` or `channel` is given, `tenant` qualifies them and is not itself a
 //! target.
+//!
+//! Switchyard's own bookkeeping rooms (`switchyard#...`, [`rooms::is_bookkeeping`]) are never a
+//! target nor an exception: every opted-in socket of every organization is in
+//! `switchyard#recovering`, so a publication to it would reach them all. Every bare name a
+//! request gives (`channel`, `socket`, `rooms`) passes `addressable`, in `to` and `except`
+//! alike, and this parser is the one the publish API, its batch and the Redis JSON bridge share.
 
 use serde::{Deserialize, Deserializer};
 
@@ -112,7 +118,7 @@ impl TargetSpec {
             let room = match (single_tenant, self.tenant.0.len()) {
                 (Some(t), _) => Room::channel(t, c).map_err(at("channel"))?,
                 (None, 0) => match Room::parse(c).map_err(at("channel"))? {
-                    room @ Room::Named(_) => room,
+                    room @ Room::Named(_) => addressable(room, &path("channel"))?,
                     _ => {
                         return Err(err(&path("channel"), format!("`{c}` is not a public channel name")));
                     }
@@ -131,13 +137,21 @@ impl TargetSpec {
         }
         for s in &self.socket.0 {
             let sid = rooms::id("socket id", s).map_err(at("socket"))?;
-            out.push(Room::Named(sid));
+            out.push(addressable(Room::connection(sid), &path("socket"))?);
         }
         for r in &self.rooms.0 {
-            out.push(Room::parse(r).map_err(at("rooms"))?);
+            out.push(addressable(Room::parse(r).map_err(at("rooms"))?, &path("rooms"))?);
         }
         out.dedup();
         Ok(out)
+    }
+}
+
+/// `room`, unless it is one of Switchyard's bookkeeping rooms, which no request may name.
+fn addressable(room: Room, field: &str) -> Result<Room, FieldError> {
+    match rooms::is_bookkeeping(&room.name()) {
+        true => Err(err(field, format!("`{room}` is one of Switchyard's own rooms and cannot be addressed"))),
+        false => Ok(room),
     }
 }
 
@@ -178,5 +192,19 @@ mod tests {
     fn unknown_target_field_is_refused() {
         let e = serde_json::from_value::<TargetSpec>(serde_json::json!({"team": "1"})).unwrap_err();
         assert!(e.to_string().contains("unknown field `team`"), "{e}");
+    }
+
+    #[test]
+    fn bookkeeping_rooms_are_neither_targets_nor_exceptions() {
+        for (to, field) in [
+            (serde_json::json!({"rooms": ["org:1", "switchyard#recovering"]}), "to.rooms"),
+            (serde_json::json!({"socket": "switchyard#recovering"}), "to.socket"),
+            (serde_json::json!({"channel": "switchyard#filtered:venue:1"}), "to.channel"),
+        ] {
+            assert_eq!(spec(to).resolve(None).unwrap_err().field, field);
+        }
+        let except = spec(serde_json::json!({"rooms": "switchyard#recovering"}));
+        let e = spec(serde_json::json!({"all": true})).resolve(Some(&except)).unwrap_err();
+        assert_eq!(e.field, "except.rooms");
     }
 }

@@ -256,3 +256,51 @@ async fn shutdown_closes_sockets_with_a_transport_close_the_client_reconnects_on
     assert_ne!(reason.as_deref(), Some("41"));
     stopping.await.unwrap();
 }
+
+/// A token signed with the test secret carrying exactly `claims` (claims `Claims` cannot hold).
+fn signed_json(claims: &Value) -> String {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+}
+
+#[tokio::test]
+async fn a_token_valid_only_from_a_later_date_opens_nothing_yet() {
+    let app = spawn_app().await;
+    let now = chrono::Utc::now().timestamp();
+    let year = 365 * 24 * 3600;
+    let next_year = signed_json(&json!({"sub": "early", "nbf": now + year, "exp": now + 2 * year}));
+
+    let message = refusal_for(&app, &next_year).await;
+    assert!(message.starts_with("token_not_yet_valid: "), "got `{message}`");
+    let response = app.http.get(app.url("/api/history?room=user:early")).bearer_auth(&next_year).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "token_not_yet_valid");
+
+    // A token whose `nbf` has passed is as good as one without.
+    let mut c = app.connect(&signed_json(&json!({"sub": "on-time", "nbf": now - 60, "exp": now + 3600}))).await;
+    assert_in_rooms(&app, &mut c, &["user:on-time"]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_that_expired_before_1970_is_refused_as_expired() {
+    let app = spawn_app().await;
+    let message = refusal_for(&app, &signed_json(&json!({"sub": "u", "exp": -1}))).await;
+    assert!(message.starts_with("token_expired: "), "got `{message}`");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_handshake_token_does_not_hide_the_authorization_header() {
+    let app = spawn_app().await;
+    for empty in ["", "   "] {
+        let options = ConnectOptions {
+            auth: Some(json!({ "token": empty })),
+            headers: vec![("authorization".into(), format!("Bearer {}", user_token("h", None, None)))],
+            ..Default::default()
+        };
+        let mut c = app.connect_with(options).await.expect("the header's token is read");
+        assert_in_rooms(&app, &mut c, &["user:h"]).await;
+    }
+    app.stop().await;
+}

@@ -128,3 +128,62 @@ async fn serve_logs_json_without_tokens_and_stops_cleanly_on_sigterm() {
         assert!(!line.contains(secret) && !line.contains("log-test-key"), "secret leaked: {line}");
     }
 }
+
+#[tokio::test]
+async fn refused_packets_cost_fewer_bytes_of_log_than_they_took_to_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = switchyard(&dir)
+        .envs([
+            ("PORT", "0"),
+            ("HOST", "127.0.0.1"),
+            ("LOG_FORMAT", "json"),
+            ("RUST_LOG", "info"),
+            ("JWT_SECRET", "amplification-secret-0123456789abcdef"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("server logs `listening`");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if v["message"] == "listening" {
+            break v["addr"].as_str().unwrap().to_owned();
+        }
+    };
+
+    // A session without a token, then 1 MiB of namespace CONNECTs (each refused) and events on
+    // the namespace it never joined, in one polling body.
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/socket.io/?EIO=4&transport=polling");
+    let open = http.get(&url).send().await.unwrap().text().await.unwrap();
+    let sid = serde_json::from_str::<serde_json::Value>(&open[1..]).unwrap()["sid"].as_str().unwrap().to_owned();
+    let mut body = String::new();
+    while body.len() < 1024 * 1024 - 32 {
+        body.push_str("40\u{1e}42[\"x\",1]\u{1e}");
+    }
+    body.pop();
+    let sent = body.len();
+    let posted = http.post(format!("{url}&sid={sid}")).body(body).send().await.unwrap();
+    assert_eq!(posted.status(), 200);
+
+    // Everything the server logs in the next second, while it works through the body.
+    let mut logged = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => logged += line.len() + 1,
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(logged < sent, "{logged} bytes of log for {sent} bytes sent");
+}

@@ -91,9 +91,7 @@ async fn send(addr: std::net::SocketAddr, token: &str, connect: bool, frames: &[
         return;
     }
     for raw in frames {
-        let mut header = FrameHeader::default();
-        header.opcode = raw.opcode;
-        header.is_final = raw.fin;
+        let header = FrameHeader { opcode: raw.opcode, is_final: raw.fin, ..FrameHeader::default() };
         let frame = Frame::from_payload(header, raw.payload.clone().into());
         if ws.send(Message::Frame(frame)).await.is_err() {
             return;

@@ -226,3 +226,16 @@ async fn reading_a_notification_marks_it_and_tells_the_users_other_connections()
     assert_eq!(all["items"][0]["read"], true);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refusal_quotes_only_a_short_prefix_of_a_long_input() {
+    let app = spawn_app().await;
+    let since = "y".repeat(10_000);
+    let (status, body) =
+        get(&app, &format!("/api/history?room=org:o1&since={since}"), &user_token("a", None, None)).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (422, Some("since")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!("since: `{}…`", &since[..64])), "{message}");
+    assert!(message.len() < 200, "{} characters: {message}", message.len());
+    app.stop().await;
+}

@@ -1,8 +1,9 @@
 //! `POST /api/events` (and `/api/events/batch`) reach exactly the sockets they name, exactly once.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{API_KEY, BARRIER, named, spawn_app, user_token, without_presence};
+use crate::sio::ConnectOptions;
 
 #[tokio::test]
 async fn org_publish_reaches_each_socket_of_the_org_once_and_no_other_org() {
@@ -252,5 +253,36 @@ async fn a_batch_too_large_or_without_a_key_is_refused_whole() {
 
     let malformed = app.post_json("/api/events/batch", &json!({"event": "x"})).await;
     assert_eq!(malformed.status(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn switchyards_own_rooms_cannot_be_addressed_by_a_backend() {
+    let app = spawn_app().await;
+    // Opted into recovery, so in `switchyard#recovering` with every other opted-in socket.
+    let auth = json!({"token": user_token("tracked", Some("another-org"), None), "offset": ""});
+    let mut tracked = app.connect_with(ConnectOptions { auth: Some(auth), ..Default::default() }).await.unwrap();
+
+    let own = "switchyard#recovering";
+    let cases = [
+        (json!({"event": "leak", "to": {"rooms": ["org:42", own]}}), "to.rooms"),
+        (json!({"event": "leak", "to": {"socket": own}}), "to.socket"),
+        (json!({"event": "leak", "to": {"channel": own}}), "to.channel"),
+        (json!({"event": "leak", "to": {"all": true}, "except": {"rooms": own}}), "except.rooms"),
+    ];
+    for (body, field) in cases {
+        let response = app.post_json("/api/events", &body).await;
+        assert_eq!(response.status(), 422, "{body}");
+        let error = response.json::<Value>().await.unwrap()["error"].clone();
+        assert_eq!((error["code"].as_str(), error["field"].as_str()), (Some("invalid_field"), Some(field)), "{body}");
+
+        let batch: Value = app.post_json("/api/events/batch", &json!({"events": [body]})).await.json().await.unwrap();
+        let item = &batch["results"][0];
+        assert_eq!((item["status"].as_u64(), item["error"]["field"].as_str()), (Some(422), Some(field)), "{body}");
+    }
+
+    app.barrier().await;
+    let events = tracked.events_before(BARRIER).await;
+    assert!(named(&events, "leak").is_empty(), "{events:?}");
     app.stop().await;
 }

@@ -273,3 +273,25 @@ async fn a_v3_client_that_stops_pinging_is_closed() {
     assert!(frames.contains(&"3".to_owned()), "{frames:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_that_writes_ports_two_clients_are_told_apart() {
+    let app = spawn_app_with(&[("TRUSTED_PROXIES", OWNER)]).await;
+    // Some cloud gateways write each hop with the client's port.
+    let owner =
+        Polling::open(&app, OWNER, &[("x-forwarded-for", "198.51.100.7:51000")], &user_token("victim", None, None))
+            .await;
+
+    for neighbour in ["198.51.100.8:51000", "[2001:db8::7]:51000"] {
+        let posing = owner.posing_as(OWNER, &[("x-forwarded-for", neighbour)]);
+        assert_eq!(posing.poll().await.0, 400, "{neighbour}");
+    }
+    let rfc_7239 = owner.posing_as(OWNER, &[("forwarded", r#"for="[2001:db8::7]:4711""#)]);
+    assert_eq!(rfc_7239.poll().await.0, 400);
+
+    // The same client from another port of his own is still himself.
+    let owner_again = owner.posing_as(OWNER, &[("x-forwarded-for", "198.51.100.7:51001")]);
+    app.publish(json!({"event": "notification:new", "to": {"user": "victim"}, "data": {"n": 1}})).await;
+    owner_again.poll_until("notification:new").await;
+    app.stop().await;
+}
