@@ -39,7 +39,9 @@ pub async fn may_read(
         Room::Invitation(id) => {
             invitations::may_watch(db, identity.organization_id.as_deref(), id).await.map_err(|refusal| match refusal {
                 invitations::WatchRefusal::Unavailable => AccessError::Unavailable,
-                invitations::WatchRefusal::OtherOrganization(_) => AccessError::Forbidden(room.name()),
+                invitations::WatchRefusal::Unknown(_) | invitations::WatchRefusal::OtherOrganization(_) => {
+                    AccessError::Forbidden(room.name())
+                }
             })
         }
         Room::Named(name) if is_public(patterns, name) => Ok(()),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::directory::{self, InvitationRecord, InvitationStatus};
 use crate::event::EventName;
-use crate::publication::{Audience, Publication, Source};
+use crate::publication::{Audience, Publication, RoomAction, RoomOp, Source};
 use crate::publish::{PublishError, Publisher, Receipt};
 use crate::rooms::{self, Room};
 
@@ -76,13 +76,24 @@ pub async fn publish(
 /// Why a socket may not watch an invitation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WatchRefusal {
+    /// The directory does not know whose the invitation is: it never heard of it, or only from
+    /// a status update (`POST /invitation-update`, the Redis channel), which names no
+    /// organization. Nobody may watch it until its backend registers it.
+    #[error(
+        "invitation `{0}` has no organization in the directory yet; its backend registers it with PUT /api/invitations/{{id}}"
+    )]
+    Unknown(String),
     #[error("invitation `{0}` belongs to another organization")]
     OtherOrganization(String),
     #[error("the invitation directory could not be read")]
     Unavailable,
 }
 
-/// A user may watch an invitation the directory does not know, or one of his organization.
+/// The one rule of who may watch an invitation (and read its room's history): a user of the
+/// organization the directory says it belongs to. An invitation whose organization is not known
+/// is refused: a watcher admitted before its backend registered it could be of any
+/// organization, and would then receive another organization's updates. The rule is enforced
+/// again whenever the directory changes an invitation's organization ([`evict_watchers`]).
 pub async fn may_watch(
     db: &DatabaseConnection,
     organization_id: Option<&str>,
@@ -93,9 +104,19 @@ pub async fn may_watch(
         WatchRefusal::Unavailable
     })?;
     match invitation.and_then(|i| i.organization_id) {
-        Some(owner) if Some(owner.as_str()) != organization_id => {
-            Err(WatchRefusal::OtherOrganization(invitation_id.to_owned()))
-        }
-        _ => Ok(()),
+        None => Err(WatchRefusal::Unknown(invitation_id.to_owned())),
+        Some(owner) if Some(owner.as_str()) == organization_id => Ok(()),
+        Some(_) => Err(WatchRefusal::OtherOrganization(invitation_id.to_owned())),
     }
+}
+
+/// After the directory recorded that `invitation_id` belongs to `organization_id` (`None`: to
+/// no known organization, or it was deleted): every socket watching it that is not of that
+/// organization leaves its room, on every instance. Sockets join their organization's room
+/// at connect (and move with a token refresh), so "not of it" is "not in `org:{id}`".
+pub async fn evict_watchers(publisher: &Publisher, invitation_id: &str, organization_id: Option<&str>) {
+    let room = Room::Invitation(invitation_id.to_owned());
+    let allowed = organization_id.and_then(|org| Room::org(org).ok());
+    let target = Audience::except(vec![room.clone()], allowed.into_iter().collect());
+    publisher.apply(RoomOp { target, action: RoomAction::Leave(vec![room.name()]) }).await;
 }

@@ -124,6 +124,8 @@ impl Application {
             hub.clone(),
             &instance.id,
             instance.started,
+            TrustedProxies::new(settings.trusted_proxies.clone()),
+            metrics.clone(),
         ));
         let state = AppState {
             tokens: Arc::new(TokenVerifier::new(&settings.jwt)),

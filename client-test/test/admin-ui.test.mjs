@@ -54,6 +54,47 @@ test("without ADMIN_USERNAME/ADMIN_PASSWORD /admin is refused with admin_disable
   }
 });
 
+test("logins are throttled per address: past ADMIN_LOGIN_RATE even the right password is refused unchecked, named and counted", async () => {
+  // Behind a trusted proxy (the test's loopback), X-Forwarded-For names each client.
+  const server = await startServer({ ...LOGIN, ADMIN_LOGIN_RATE: "3", TRUSTED_PROXIES: "127.0.0.1" });
+  const from = (address, auth) =>
+    io(`${server.url}/admin`, {
+      auth,
+      forceNew: true,
+      reconnection: false,
+      transports: ["websocket"],
+      extraHeaders: { "x-forwarded-for": address },
+    });
+  const opened = [];
+  try {
+    for (let n = 0; n < 3; n++) {
+      const guess = from("198.51.100.7", { username: "operator", password: `guess ${n}` });
+      opened.push(guess);
+      assert.equal((await refusal(guess)).message, "invalid credentials", `guess ${n} is checked`);
+    }
+    // The burst is spent: the right password is not even looked at.
+    const right = from("198.51.100.7", AUTH);
+    opened.push(right);
+    assert.match(
+      (await refusal(right)).message,
+      /^admin_login_rate: too many login attempts from this address; retry in \d+s$/,
+    );
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.ok(metrics.includes('switchyard_refused_total{reason="admin_login_rate"} 1'), "counted once");
+
+    // The operator, from elsewhere, logs in at once.
+    const operator = from("198.51.100.8", AUTH);
+    opened.push(operator);
+    await new Promise((ok, fail) => {
+      operator.once("connect", ok);
+      operator.once("connect_error", fail);
+    });
+  } finally {
+    for (const socket of opened) socket.close();
+    await server.stop();
+  }
+});
+
 test("the admin protocol: config, all_sockets, server_stats, sockets coming and going, join and _disconnect", async () => {
   const server = await startServer(LOGIN);
   try {

@@ -15,8 +15,11 @@ after(async () => {
 
 const ack = (client, event, payload) => client.socket.timeout(10000).emitWithAck(event, payload);
 
-test("invitations: watchers get invitation-update once; a foreign invitation is refused", async () => {
+test("invitations: watchers get invitation-update once; a foreign or unregistered invitation is refused", async () => {
   assert.equal((await server.api("PUT", "/api/invitations/inv-theirs", { organizationId: "org-b" })).status, 201);
+  for (const id of ["inv-1", "inv-2"]) {
+    assert.equal((await server.api("PUT", `/api/invitations/${id}`, { organizationId: "org-a" })).status, 201);
+  }
   const watcher = await server.connect({ auth: { token: token("vendor-admin", { organizationId: "org-a" }) } });
   const bystander = await server.connect({ auth: { token: token("someone", { organizationId: "org-c" }) } });
 
@@ -27,6 +30,10 @@ test("invitations: watchers get invitation-update once; a foreign invitation is 
   const refused = await ack(watcher, "watch-invitation", "inv-theirs");
   assert.equal(refused.ok, false);
   assert.equal(refused.error.code, "forbidden");
+  // One the directory does not know (or knows no organization of) is nobody's to watch yet.
+  const unknown = await ack(watcher, "watch-invitation", "inv-unregistered");
+  assert.equal(unknown.ok, false);
+  assert.equal(unknown.error.code, "invitation_unknown");
 
   const update = { invitationId: "inv-1", status: "accepted", usedAt: "2024-01-01T00:00:00Z" };
   assert.equal((await server.api("POST", "/invitation-update", update)).status, 202);

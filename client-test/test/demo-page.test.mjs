@@ -23,6 +23,8 @@ test("the demo page connects, subscribes, watches an invitation and shows what i
     await page.locator("#channel").fill("venue:42");
     await page.locator("#subscribe").click();
     await page.locator("#log li", { hasText: "subscribe →" }).waitFor();
+    // Only an invitation its backend registered to the watcher's organization can be watched.
+    assert.equal((await server.api("PUT", "/api/invitations/inv-demo-1", { organizationId: "org-demo" })).status, 201);
     await page.locator("#invitation").fill("inv-demo-1");
     await page.locator("#watch").click();
     await page.locator("#log li", { hasText: "watch-invitation →" }).waitFor();

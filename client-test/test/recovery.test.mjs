@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { createClient } from "redis";
 import { Emitter } from "@socket.io/redis-emitter";
-import { clusterEnv, forwarder, resumingClient, startServer, token } from "./helpers.mjs";
+import { BARRIER, clusterEnv, forwarder, resumingClient, startServer, token } from "./helpers.mjs";
 
 async function publishN(server, event, to, from, count) {
   for (let n = from; n < from + count; n++) await server.publish({ event, to, data: { n } });
@@ -104,6 +104,80 @@ test("an unknown cursor is not recovered: home rooms and live delivery only", as
   } finally {
     await server.stop();
   }
+});
+
+/**
+ * Alice's cursor presented by another user resumes nothing for him and does not spend her
+ * session: she resumes it afterwards with everything published while she was away. Her
+ * session is released at her disconnect, or, when `killed`, still held by her instance (killed,
+ * with the cluster's other instance serving the rest).
+ */
+async function aForeignCursorIsRefusedAndLeftForItsOwner(env, { killed = false } = {}) {
+  const home = await startServer(env);
+  const server = killed ? await startServer(env) : home;
+  const opened = [];
+  const open = (at, jwt, offset) => {
+    const socket = io(at.url, { transports: ["websocket"], forceNew: true, reconnection: false, auth: { token: jwt, offset } });
+    opened.push(socket);
+    return socket;
+  };
+  const recovery = (socket) => new Promise((ok) => socket.once("recovery", ok));
+  try {
+    const alice = token("f-alice", { organizationId: "o-f" });
+    const first = open(home, alice, "");
+    const { cursor } = await recovery(first);
+    assert.equal((await first.timeout(10000).emitWithAck("subscribe", { channel: "venue:f1" })).ok, true);
+    if (killed) {
+      home.kill();
+    } else {
+      // Gone: her session is released before her organization hears she is offline.
+      const colleague = await server.connect({ auth: { token: token("f-colleague", { organizationId: "o-f" }) } });
+      const offline = new Promise((ok) =>
+        colleague.socket.on("user:status", (s) => s.userId === "f-alice" && s.status === "offline" && ok()),
+      );
+      first.close();
+      await offline;
+    }
+    await server.publish({ event: "org:tick", to: { org: "o-f" }, data: { n: 0 } });
+    await server.api("POST", "/api/websocket", { action: "broadcast", channel: "venue:f1", data: { n: 0 } });
+
+    const mallory = open(server, token("f-mallory", { organizationId: "o-m" }), cursor);
+    const seen = [];
+    mallory.onAny((event) => !["recovery", "user:status", BARRIER].includes(event) && seen.push(event));
+    const refused = await recovery(mallory);
+    assert.deepEqual([refused.recovered, refused.missed], [false, 0]);
+    assert.notEqual(refused.cursor.split(":")[0], cursor.split(":")[0], "a session of his own");
+    await server.api("POST", "/api/websocket", { action: "broadcast", channel: "venue:f1", data: { n: 1 } });
+    const barrier = new Promise((ok) => mallory.on(BARRIER, ok));
+    await server.barrier();
+    await barrier;
+    assert.deepEqual(seen, [], "none of her rooms, none of her events");
+
+    const back = open(server, alice, cursor);
+    const ticks = [];
+    back.on("org:tick", (data) => ticks.push(data.n));
+    back.on("venue_update", (data) => ticks.push(`venue:${data.n}`));
+    back.on(BARRIER, () => ticks.push(BARRIER));
+    const resumed = await recovery(back);
+    assert.deepEqual([resumed.recovered, resumed.missed], [true, 4], "her session was still hers to resume");
+    assert.deepEqual(ticks, [0, "venue:0", "venue:1", BARRIER], "what she missed, her channel restored");
+  } finally {
+    for (const socket of opened) socket.close();
+    await server.stop();
+    if (!killed) await home.stop();
+  }
+}
+
+test("another user's cursor is refused without spending the session: its owner still resumes (one instance)", async () => {
+  await aForeignCursorIsRefusedAndLeftForItsOwner({});
+});
+
+test("another user's cursor is refused without spending the session: its owner still resumes (Redis)", async () => {
+  await aForeignCursorIsRefusedAndLeftForItsOwner(clusterEnv());
+});
+
+test("another user's cursor does not take a session a killed instance still holds: its owner resumes on the other", async () => {
+  await aForeignCursorIsRefusedAndLeftForItsOwner(clusterEnv(), { killed: true });
 });
 
 test("two instances: the instance is killed, the client resumes on the other with nothing lost", async () => {

@@ -5,13 +5,16 @@
 //! the one road, so they reach sockets on every instance.
 //!
 //! On when `ADMIN_USERNAME` and `ADMIN_PASSWORD` are set; otherwise every connection to
-//! `/admin` is refused with `admin_disabled`. Across instances, everything the UI is told goes
+//! `/admin` is refused with `admin_disabled`. Logins are throttled per client address
+//! (`ADMIN_LOGIN_RATE`, [`login`]). Across instances, everything the UI is told goes
 //! through the cluster bus ([`Bus::tell_admins`]): each instance reports its own stats and
 //! sockets, and one that sees a new admin UI asks the others to introduce their sockets to it
 //! (a roll call), so the UI shows the whole cluster.
 //!
 //! - [`report`]: the shapes the UI reads.
+//! - [`login`]: how often an address may try to log in, and one password check at a time.
 
+pub mod login;
 pub mod report;
 
 use std::sync::Arc;
@@ -24,14 +27,16 @@ use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use tokio_util::sync::CancellationToken;
 
+use self::login::{LoginGate, TooMany};
 use self::report::{ConnectedAt, Tally};
 use crate::cluster::{self, Bus};
 use crate::config::AdminLogin;
 use crate::event::EventName;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::publication::{Audience, Publication, RoomAction, RoomOp, Source, SpreadArgs};
 use crate::publish::Publisher;
-use crate::sessions::digest;
+use crate::sessions::{TrustedProxies, digest};
 
 pub const NAMESPACE: &str = "/admin";
 /// How often each instance reports its `server_stats` (the UI marks a server unhealthy after
@@ -57,6 +62,9 @@ pub enum AdminRefusal {
     /// The exact words the admin UI recognizes (it then shows "Invalid credentials").
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Over `ADMIN_LOGIN_RATE` from this address: refused without checking the password.
+    #[error("admin_login_rate: too many login attempts from this address; retry in {}s", .0.retry_in.as_secs())]
+    TooManyAttempts(TooMany),
 }
 
 /// What instances tell the admin UIs: events for every UI (or one), or a roll call.
@@ -75,6 +83,7 @@ enum Message {
 
 pub struct Admin {
     login: Option<AdminLogin>,
+    gate: LoginGate,
     io: SocketIo,
     bus: Option<Bus>,
     publisher: Publisher,
@@ -87,6 +96,8 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// `proxies` and `metrics`: to read a login's client address, and to count refused ones.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         login: Option<AdminLogin>,
         io: SocketIo,
@@ -95,8 +106,12 @@ impl Admin {
         hub: Arc<Hub>,
         instance: &str,
         started: Instant,
+        proxies: TrustedProxies,
+        metrics: Arc<Metrics>,
     ) -> Admin {
+        let per_minute = login.as_ref().map_or(1, |l| l.attempts_per_minute);
         Admin {
+            gate: LoginGate::new(per_minute, proxies, metrics),
             login,
             io,
             bus,
@@ -225,18 +240,22 @@ impl Admin {
         }
     }
 
-    /// Checks an admin UI's login (`auth: {username, password}`).
-    async fn admit(&self, auth: Option<Value>) -> Result<(), AdminRefusal> {
+    /// Checks an admin UI's login (`auth: {username, password}`), within the address's rate.
+    async fn admit(&self, socket: &SocketRef, auth: Option<Value>) -> Result<(), AdminRefusal> {
         let Some(login) = self.login.clone() else { return Err(AdminRefusal::Disabled) };
         let field = |name: &str| auth.as_ref().and_then(|a| a.get(name)).and_then(Value::as_str).map(str::to_owned);
         let (Some(username), Some(password)) = (field("username"), field("password")) else {
             return Err(AdminRefusal::InvalidCredentials);
         };
-        // bcrypt takes tens of milliseconds by design: off the async workers.
-        let matches =
-            tokio::task::spawn_blocking(move || username == login.username && login.password.matches(&password))
-                .await
-                .unwrap_or(false);
+        self.gate.attempt(socket).map_err(AdminRefusal::TooManyAttempts)?;
+        // The password is checked whatever the username: the time taken tells neither.
+        let matches = self
+            .gate
+            .check(move || {
+                let password_matches = login.password.matches(&password);
+                password_matches && username == login.username
+            })
+            .await;
         matches.then_some(()).ok_or(AdminRefusal::InvalidCredentials)
     }
 
@@ -338,9 +357,9 @@ impl cluster::Operator for Arc<Admin> {
 /// Registers the `/admin` namespace: the login check, then [`Admin::welcome`].
 pub fn attach(admin: &Arc<Admin>, io: &SocketIo) {
     let checking = admin.clone();
-    let check = move |TryData(auth): TryData<Value>| {
+    let check = move |socket: SocketRef, TryData(auth): TryData<Value>| {
         let admin = checking.clone();
-        async move { admin.admit(auth.ok()).await.inspect_err(|e| tracing::info!(reason = %e, "admin UI refused")) }
+        async move { admin.admit(&socket, auth.ok()).await.inspect_err(|e| tracing::info!(reason = %e, "admin UI refused")) }
     };
     let welcoming = admin.clone();
     let welcome = move |socket: SocketRef| welcoming.clone().welcome(socket);

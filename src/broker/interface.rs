@@ -8,7 +8,7 @@ use socketioxide::extract::SocketRef;
 use crate::cluster::presence::Orphan;
 use crate::hub::Tracker;
 use crate::publication::{Offsets, Publication, RoomOp};
-use crate::recovery::{Position, Session};
+use crate::recovery::{Position, Session, Taken};
 use crate::rooms::Room;
 
 /// Why a broker could not do what it was asked.
@@ -89,8 +89,9 @@ pub trait Broker: Send + Sync + 'static {
     async fn save_session(&self, id: &str, session: &Session) -> Result<(), BrokerError>;
     /// Records a session whose socket closed: resumable for the recovery window.
     async fn release_session(&self, id: &str, session: &Session) -> Result<(), BrokerError>;
-    /// Takes a session for resumption: it can be resumed once.
-    async fn take_session(&self, id: &str) -> Result<Option<Session>, BrokerError>;
+    /// Takes `user`'s session `id` for resumption: it can be resumed once. Whose it is is
+    /// checked in the same step as it is taken: another user's session is left untouched.
+    async fn take_session(&self, id: &str, user: &str) -> Result<Taken, BrokerError>;
     /// The recovery log's generation: a session made live in another one may have missed what
     /// the log lost, and resumes with `recovered: false`.
     fn generation(&self) -> String;

@@ -12,7 +12,7 @@ use super::local::Local;
 use super::memory_log::MemoryLog;
 use crate::cluster::presence::Orphan;
 use crate::publication::{Offsets, Publication, RoomOp};
-use crate::recovery::{Position, Session};
+use crate::recovery::{Position, Session, Taken};
 use crate::rooms::Room;
 
 pub struct MemoryBroker {
@@ -85,8 +85,8 @@ impl Broker for MemoryBroker {
         String::from("memory")
     }
 
-    async fn take_session(&self, id: &str) -> Result<Option<Session>, BrokerError> {
-        Ok(self.log.take(id))
+    async fn take_session(&self, id: &str, user: &str) -> Result<Taken, BrokerError> {
+        Ok(self.log.take(id, user))
     }
 
     async fn sync_presence(&self, user: &str, count: usize, _rooms: &[Room]) -> Result<(usize, usize), BrokerError> {

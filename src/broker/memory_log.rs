@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::publication::Publication;
-use crate::recovery::{Position, Session};
+use crate::recovery::{Position, Session, Taken};
 
 /// Entries kept at most, whatever the window.
 const MAX_ENTRIES: usize = 100_000;
@@ -100,8 +100,17 @@ impl MemoryLog {
         sessions.insert(id.to_owned(), (session, expires_in.map(|d| now + d)));
     }
 
-    pub fn take(&self, id: &str) -> Option<Session> {
-        let (session, expiry) = self.sessions.lock().unwrap().remove(id)?;
-        expiry.is_none_or(|e| e > Instant::now()).then_some(session)
+    /// Takes `user`'s session `id`; another user's is left where it is (see [`Taken`]).
+    pub fn take(&self, id: &str, user: &str) -> Taken {
+        let mut sessions = self.sessions.lock().unwrap();
+        match sessions.get(id) {
+            None => Taken::Missing,
+            Some((_, Some(expiry))) if *expiry <= Instant::now() => {
+                sessions.remove(id);
+                Taken::Missing
+            }
+            Some((session, _)) if session.user != user => Taken::OtherUsers,
+            Some(_) => Taken::Session(sessions.remove(id).expect("present under the lock").0),
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::cluster::presence::Orphan;
 use crate::cluster::{self, Bus, Numbered};
 use crate::metrics::RedisFailure;
 use crate::publication::{Offsets, Publication, RoomOp};
-use crate::recovery::{Position, Session, session_instance};
+use crate::recovery::{Position, Session, Taken, session_instance};
 use crate::rooms::Room;
 
 /// Cheap to clone: the bus's subscriber holds one.
@@ -169,13 +169,18 @@ impl Broker for RedisBroker {
         self.bus.generation()
     }
 
-    async fn take_session(&self, id: &str) -> Result<Option<Session>, BrokerError> {
+    async fn take_session(&self, id: &str, user: &str) -> Result<Taken, BrokerError> {
         // The generation a resume is judged by must be the current master's: on a Cluster the
         // new master answers (the redis crate follows the slots) before the periodic check
         // notices it was promoted.
         self.bus.follow_master(self).await;
-        let found = self.bus.take_session(id, session_instance(id)).await?;
-        Ok(found.and_then(|json| serde_json::from_str(&json).ok()))
+        Ok(match self.bus.take_session(id, user, session_instance(id)).await? {
+            cluster::recovery::TakenSession::Taken(json) => {
+                serde_json::from_str(&json).map_or(Taken::Missing, Taken::Session)
+            }
+            cluster::recovery::TakenSession::OtherUsers => Taken::OtherUsers,
+            cluster::recovery::TakenSession::Missing => Taken::Missing,
+        })
     }
 
     async fn sync_presence(&self, user: &str, count: usize, rooms: &[Room]) -> Result<(usize, usize), BrokerError> {

@@ -7,8 +7,10 @@
 //! after the instance's last heartbeat (a killed instance's sessions stay resumable that long),
 //! and a pointer says which instance holds it (a resumed session keeps its id wherever it
 //! lands); a disconnected one is a key of its own that expires after the window. Taking a
-//! session for resumption removes it, so it is resumed once.
+//! session for resumption removes it, so it is resumed once, and only by its user: whose it is
+//! is checked in the script that removes it.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use super::Bus;
@@ -21,6 +23,52 @@ type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
 /// How long the pointer to a connected session's instance lasts (a connection older than this
 /// whose instance is killed is looked up by the instance that created its session only).
 const SESSION_HOME: Duration = Duration::from_secs(24 * 3600);
+
+/// Takes the released session at KEYS[1] if its `user` is ARGV[1]. Answers `{"taken", session}`,
+/// `{"other"}` (left as it is) or `{"missing"}` (none, or one that does not read as a session).
+const TAKE_RELEASED_SCRIPT: &str = r"
+local session = redis.call('GET', KEYS[1])
+if not session then return {'missing'} end
+local ok, decoded = pcall(cjson.decode, session)
+if not ok or type(decoded) ~= 'table' then return {'missing'} end
+if decoded.user ~= ARGV[1] then return {'other'} end
+redis.call('DEL', KEYS[1])
+return {'taken', session}
+";
+
+/// The same for the connected session ARGV[1] of the instance hash KEYS[1], user ARGV[2].
+const TAKE_HELD_SCRIPT: &str = r"
+local session = redis.call('HGET', KEYS[1], ARGV[1])
+if not session then return {'missing'} end
+local ok, decoded = pcall(cjson.decode, session)
+if not ok or type(decoded) ~= 'table' then return {'missing'} end
+if decoded.user ~= ARGV[2] then return {'other'} end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return {'taken', session}
+";
+
+static TAKE_RELEASED: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(TAKE_RELEASED_SCRIPT));
+static TAKE_HELD: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(TAKE_HELD_SCRIPT));
+
+/// What taking a session found in Redis (see [`crate::recovery::Taken`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakenSession {
+    /// The user's session, as saved (JSON), now removed.
+    Taken(String),
+    OtherUsers,
+    Missing,
+}
+
+impl TakenSession {
+    fn read(reply: Vec<String>) -> TakenSession {
+        let mut reply = reply.into_iter();
+        match (reply.next().as_deref(), reply.next()) {
+            (Some("taken"), Some(session)) => TakenSession::Taken(session),
+            (Some("other"), _) => TakenSession::OtherUsers,
+            _ => TakenSession::Missing,
+        }
+    }
+}
 
 /// Kept past the window: a publication in flight when a client dropped is still logged when it
 /// resumes at the window's end.
@@ -109,24 +157,29 @@ impl Bus {
             .await
     }
 
-    /// Takes a session: a disconnected one, else one an instance still holds as connected (it
-    /// died, or has not yet seen the connection drop); `created_on` is the instance that created
-    /// it, asked when no pointer says where it is.
-    pub async fn take_session(&self, id: &str, created_on: &str) -> redis::RedisResult<Option<String>> {
+    /// Takes `user`'s session: a disconnected one, else one an instance still holds as
+    /// connected (it died, or has not yet seen the connection drop); `created_on` is the
+    /// instance that created it, asked when no pointer says where it is. Each place is read,
+    /// checked for its owner and emptied in one script, so another user's session is never
+    /// taken, whatever runs meanwhile.
+    pub async fn take_session(&self, id: &str, user: &str, created_on: &str) -> redis::RedisResult<TakenSession> {
         let keys = &self.inner.keys;
         let mut connection = self.connection();
-        let released: Option<String> = redis::cmd("GETDEL").arg(keys.session(id)).query_async(&mut connection).await?;
-        if released.is_some() {
-            return Ok(released);
+        let released: Vec<String> = TAKE_RELEASED.key(keys.session(id)).arg(user).invoke_async(&mut connection).await?;
+        match TakenSession::read(released) {
+            TakenSession::Missing => {}
+            found => return Ok(found),
         }
-        let home: Option<String> = redis::cmd("GETDEL").arg(keys.session_home(id)).query_async(&mut connection).await?;
+        let home: Option<String> = redis::cmd("GET").arg(keys.session_home(id)).query_async(&mut connection).await?;
         let instance = home.as_deref().unwrap_or(created_on);
-        let (held, _): (Option<String>, usize) = redis::pipe()
-            .hget(keys.sessions(instance), id)
-            .hdel(keys.sessions(instance), id)
-            .query_async(&mut connection)
-            .await?;
-        Ok(held)
+        let held: Vec<String> =
+            TAKE_HELD.key(keys.sessions(instance)).arg(id).arg(user).invoke_async(&mut connection).await?;
+        let found = TakenSession::read(held);
+        if found != TakenSession::OtherUsers && home.is_some() {
+            // Taken, or pointing at nothing: the pointer has served.
+            redis::cmd("DEL").arg(keys.session_home(id)).query_async::<()>(&mut connection).await?;
+        }
+        Ok(found)
     }
 
     /// How long an instance's connected sessions outlive its last heartbeat.

@@ -269,6 +269,7 @@ struct RawSettings {
     metrics_token: Option<String>,
     admin_username: Option<String>,
     admin_password: Option<String>,
+    admin_login_rate: Option<String>,
     tls_cert_file: Option<String>,
     tls_key_file: Option<String>,
 }
@@ -380,6 +381,7 @@ impl Settings {
                 metrics_token: raw.metrics_token.as_deref(),
                 admin_username: raw.admin_username.as_deref(),
                 admin_password: raw.admin_password.as_deref(),
+                admin_login_rate: raw.admin_login_rate.as_deref(),
                 tls_cert_file: raw.tls_cert_file.as_deref(),
                 tls_key_file: raw.tls_key_file.as_deref(),
             })?,

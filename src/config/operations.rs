@@ -1,11 +1,13 @@
 //! The operator's settings: who may scrape `/metrics` (`METRICS_TOKEN`), who may use the admin
-//! UI (`ADMIN_USERNAME`, `ADMIN_PASSWORD`), and the certificate to serve HTTPS and WSS with
+//! UI (`ADMIN_USERNAME`, `ADMIN_PASSWORD`) and how often one address may try
+//! (`ADMIN_LOGIN_RATE`), and the certificate to serve HTTPS and WSS with
 //! (`TLS_CERT_FILE`, `TLS_KEY_FILE`). Files are read and checked here, so a bad one stops the
 //! start with the variable's name.
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::values::positive;
 use super::{ConfigError, Secret, invalid};
 
 #[derive(Debug, Clone, Default)]
@@ -22,7 +24,14 @@ pub struct Operations {
 pub struct AdminLogin {
     pub username: String,
     pub password: AdminPassword,
+    /// `ADMIN_LOGIN_RATE`: login attempts per minute from one client address (as many at
+    /// once); more are refused without checking the password.
+    pub attempts_per_minute: u32,
 }
+
+/// Login attempts per minute per address unless `ADMIN_LOGIN_RATE` says otherwise: more than an
+/// operator retyping a password or reloading the UI makes, few enough that guessing is slow.
+const ADMIN_LOGIN_RATE: u32 = 10;
 
 #[derive(Clone)]
 pub enum AdminPassword {
@@ -63,17 +72,19 @@ pub(super) struct RawOperations<'a> {
     pub metrics_token: Option<&'a str>,
     pub admin_username: Option<&'a str>,
     pub admin_password: Option<&'a str>,
+    pub admin_login_rate: Option<&'a str>,
     pub tls_cert_file: Option<&'a str>,
     pub tls_key_file: Option<&'a str>,
 }
 
 pub(super) fn operations(raw: RawOperations<'_>) -> Result<Operations, ConfigError> {
+    let attempts_per_minute = positive("ADMIN_LOGIN_RATE", raw.admin_login_rate, ADMIN_LOGIN_RATE)?;
     let admin = match (raw.admin_username, raw.admin_password) {
         (None, None) => None,
         (Some(_), None) => return Err(invalid("ADMIN_PASSWORD", "is required when ADMIN_USERNAME is set")),
         (None, Some(_)) => return Err(invalid("ADMIN_USERNAME", "is required when ADMIN_PASSWORD is set")),
         (Some(username), Some(password)) => {
-            Some(AdminLogin { username: username.to_owned(), password: admin_password(password)? })
+            Some(AdminLogin { username: username.to_owned(), password: admin_password(password)?, attempts_per_minute })
         }
     };
     let tls = match (raw.tls_cert_file, raw.tls_key_file) {

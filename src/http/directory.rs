@@ -4,7 +4,8 @@
 //! - `PUT|DELETE /api/tenants/{t}/projects/{p}/members/{userId}`, `GET .../members`;
 //!   the same under `channels`. Removing a membership also takes the user's live sockets out
 //!   of the room.
-//! - `PUT|GET|DELETE /api/invitations/{id}`
+//! - `PUT|GET|DELETE /api/invitations/{id}`. Changing an invitation's organization (or deleting
+//!   it) also takes the sockets no longer allowed to watch it out of its room.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -18,6 +19,7 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiJson, ApiKey};
 use crate::directory::{self, InvitationRecord, InvitationStatus, MembershipKey, ResourceKind, Upsert, UserRecord};
 use crate::id::deserialize_optional as deserialize_optional_id;
+use crate::invitations;
 use crate::publication::{Audience, RoomAction, RoomOp};
 use crate::rooms::{self, Room};
 use crate::state::AppState;
@@ -238,6 +240,9 @@ async fn put_invitation(
         revoked_at: body.revoked_at,
     };
     let (invitation, upsert) = directory::put_invitation(&state.db, &id, record).await?;
+    // Recorded first: a watch checked after this sees the new organization, and one checked
+    // before is in the room by the time this leave reaches it.
+    invitations::evict_watchers(&state.publisher, &id, invitation.organization_id.as_deref()).await;
     Ok((status_of(upsert), Json(invitation)))
 }
 
@@ -254,9 +259,10 @@ async fn delete_invitation(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if directory::delete_invitation(&state.db, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("invitation", &id))
+    let removed = directory::delete_invitation(&state.db, &id).await?;
+    // Whether or not it existed, an invitation the directory does not know has no watchers.
+    if let Ok(id) = rooms::id("id", &id) {
+        invitations::evict_watchers(&state.publisher, &id, None).await;
     }
+    if removed { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("invitation", &id)) }
 }

@@ -1,5 +1,7 @@
 //! `watch-invitation` / `unwatch-invitation`: join or leave `invitation:{id}` rooms.
-//! Payload: an id, `{invitationId}` or `{invitationIds: [...]}`.
+//! Payload: an id, `{invitationId}` or `{invitationIds: [...]}`. Who may watch is
+//! [`invitations::may_watch`]'s rule; a refusal names why: `invitation_unknown` (the directory
+//! does not know the invitation's organization yet), `forbidden` (another organization's).
 
 use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
@@ -17,16 +19,34 @@ const MAX_IDS: usize = 100;
 pub async fn watch(state: AppState, socket: SocketRef, data: Value) -> AckResult {
     let identity = identity(&socket)?;
     let ids = invitation_ids(&data)?;
+    let organization = identity.organization_id.as_deref();
     for id in &ids {
-        invitations::may_watch(&state.db, identity.organization_id.as_deref(), id).await.map_err(|refusal| {
-            match refusal {
-                WatchRefusal::OtherOrganization(_) => AckError::new("forbidden", refusal.to_string()),
-                WatchRefusal::Unavailable => AckError::new("unavailable", refusal.to_string()),
-            }
-        })?;
+        invitations::may_watch(&state.db, organization, id).await.map_err(refused)?;
     }
-    super::recovery::join(&state, &socket, ids.iter().map(|id| Room::Invitation(id.clone()).name()).collect()).await;
+    let room = |id: &String| Room::Invitation(id.clone()).name();
+    let watching: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
+    super::recovery::join(&state, &socket, ids.iter().map(room).collect()).await;
+    // The directory may have moved an invitation to another organization between the check and
+    // the join, its eviction passing this socket by: checked again now that the socket is in
+    // the rooms (an eviction ordered after this check finds it there). A refusal leaves the
+    // refused room and those this call joined.
+    for id in &ids {
+        if let Err(refusal) = invitations::may_watch(&state.db, organization, id).await {
+            let joined = ids.iter().map(room).filter(|r| *r == room(id) || !watching.contains(r)).collect();
+            super::recovery::leave(&state, &socket, joined).await;
+            return Err(refused(refusal));
+        }
+    }
     Ok(fields([("invitationIds", json!(ids))]))
+}
+
+fn refused(refusal: WatchRefusal) -> AckError {
+    let code = match refusal {
+        WatchRefusal::Unknown(_) => "invitation_unknown",
+        WatchRefusal::OtherOrganization(_) => "forbidden",
+        WatchRefusal::Unavailable => "unavailable",
+    };
+    AckError::new(code, refusal.to_string())
 }
 
 pub async fn unwatch(state: AppState, socket: SocketRef, data: Value) -> AckResult {

@@ -15,7 +15,7 @@ use crate::auth::Identity;
 use crate::broker;
 use crate::hub::{Hub, Overflow, Tracker};
 use crate::publication::Publication;
-use crate::recovery::{Cursor, Position, Session, addressed_to, new_session_id};
+use crate::recovery::{Cursor, Position, Session, Taken, addressed_to, new_session_id};
 use crate::rooms::Room;
 use crate::sessions::digest;
 use crate::state::AppState;
@@ -26,19 +26,20 @@ use crate::state::AppState;
 struct Resume(Option<Position>);
 
 /// Opts the socket in, in the connect middleware: restores its session's rooms when `offset`
-/// is the cursor of a session of the same user that is still resumable. A resumed socket keeps
+/// is the cursor of a session of the same user that is still resumable (another user's cursor
+/// is refused without spending the session: see [`Taken`]). A resumed socket keeps
 /// its session id (a client cut again before it heard `recovery` still holds a valid cursor),
 /// and the session is saved at once.
 pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, offset: &str) {
     let mut from = None;
     let mut session_id = None;
     if let Some(cursor) = Cursor::parse(offset) {
-        let taken = state.broker.take_session(&cursor.session).await.unwrap_or_else(|e| {
+        let taken = state.broker.take_session(&cursor.session, &identity.user_id).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "recovery: session could not be read");
-            None
+            Taken::Missing
         });
         match taken {
-            Some(session) if session.user == identity.user_id => {
+            Taken::Session(session) => {
                 let generation = state.broker.generation();
                 let continuous = session.generation.as_ref().is_none_or(|g| *g == generation);
                 if !continuous {
@@ -51,10 +52,11 @@ pub async fn opt_in(state: &AppState, socket: &SocketRef, identity: &Identity, o
                 from = continuous.then_some(cursor.position);
                 session_id = Some(cursor.session);
             }
-            Some(_) => {
-                tracing::warn!(socket = %digest(socket.id), "recovery: a cursor of another user's session; not resumed")
-            }
-            None => tracing::debug!(socket = %digest(socket.id), "recovery: session unknown or expired"),
+            Taken::OtherUsers => tracing::warn!(
+                socket = %digest(socket.id),
+                "recovery: a cursor of another user's session; not resumed, and left for its owner"
+            ),
+            Taken::Missing => tracing::debug!(socket = %digest(socket.id), "recovery: session unknown or expired"),
         }
     } else if !offset.is_empty() {
         tracing::debug!(socket = %digest(socket.id), "recovery: the offset is not a cursor");

@@ -97,3 +97,16 @@ impl Session {
             .collect()
     }
 }
+
+/// What taking a session for resumption found. Ownership is checked before anything is
+/// taken: a cursor presented by another user (leaked, guessed, copied) neither resumes the
+/// session nor spends it, and its owner still resumes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// The user's own session, now taken: it can be resumed once.
+    Session(Session),
+    /// Another user's session: left as it was.
+    OtherUsers,
+    /// No resumable session by that id (never was, expired, or resumed already).
+    Missing,
+}

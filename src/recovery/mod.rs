@@ -17,7 +17,7 @@
 
 mod cursor;
 
-pub use self::cursor::{Cursor, Position, Session, new_session_id, session_instance};
+pub use self::cursor::{Cursor, Position, Session, Taken, new_session_id, session_instance};
 
 use crate::publication::Publication;
 use crate::rooms::Room;

@@ -145,6 +145,7 @@ fn env_example_lists_every_variable_and_its_defaults_load() {
         "METRICS_TOKEN",
         "ADMIN_USERNAME",
         "ADMIN_PASSWORD",
+        "ADMIN_LOGIN_RATE",
         "TLS_CERT_FILE",
         "TLS_KEY_FILE",
         "PING_INTERVAL",
@@ -207,6 +208,8 @@ fn operations_settings_name_the_variable_at_fault() {
             vec![("ADMIN_USERNAME", "operator"), ("ADMIN_PASSWORD", "$2b$10$tooshort")],
             "ADMIN_PASSWORD: looks like a bcrypt hash",
         ),
+        (vec![("ADMIN_LOGIN_RATE", "0")], "ADMIN_LOGIN_RATE"),
+        (vec![("ADMIN_LOGIN_RATE", "often")], "ADMIN_LOGIN_RATE"),
     ] {
         let error = error_for(&vars);
         assert!(error.starts_with(var), "{vars:?}: {error}");
@@ -222,5 +225,8 @@ fn the_admin_password_may_be_plain_or_a_bcrypt_hash() {
         assert!(login.password.matches("correct horse"), "{password}");
         assert!(!login.password.matches("correct horsE"), "{password}");
         assert!(!login.password.matches(""), "{password}");
+        assert_eq!(login.attempts_per_minute, 10, "ADMIN_LOGIN_RATE's default");
     }
+    let s = Settings::from_vars([("ADMIN_USERNAME", "o"), ("ADMIN_PASSWORD", "p"), ("ADMIN_LOGIN_RATE", "3")]).unwrap();
+    assert_eq!(s.operations.admin.unwrap().attempts_per_minute, 3);
 }

@@ -10,6 +10,12 @@ use crate::helpers::{
 #[tokio::test]
 async fn watchers_receive_an_invitation_update_once_and_others_nothing() {
     let app = spawn_app().await;
+    for id in ["inv-1", "inv-2"] {
+        assert_eq!(
+            app.put_json(&format!("/api/invitations/{id}"), &json!({"organizationId": "o1"})).await.status(),
+            201
+        );
+    }
     let mut by_id = app.connect(&user_token("a", Some("o1"), None)).await;
     let mut by_object = app.connect(&user_token("b", Some("o1"), None)).await;
     let mut by_list = app.connect(&user_token("c", Some("o1"), None)).await;
@@ -58,8 +64,6 @@ async fn a_user_may_not_watch_another_organizations_invitation() {
 
     let ours = c.emit_with_ack("watch-invitation", json!({"invitationId": "ours"})).await;
     assert_eq!(ours["ok"], true);
-    let unknown = c.emit_with_ack("watch-invitation", json!("unknown-to-the-directory")).await;
-    assert_eq!(unknown["ok"], true);
     for bad in [json!({}), json!({"invitationIds": "x"}), json!(true), json!("a:b")] {
         let ack = c.emit_with_ack("watch-invitation", bad.clone()).await;
         assert_eq!(ack["error"]["code"], "invalid_payload", "{bad}");
@@ -76,10 +80,73 @@ async fn a_user_may_not_watch_another_organizations_invitation() {
 }
 
 #[tokio::test]
+async fn an_invitation_whose_organization_the_directory_does_not_know_cannot_be_watched() {
+    let app = spawn_app().await;
+    // Known only from a status update, which names no organization.
+    let update = json!({"invitationId": "loose", "status": "pending"});
+    assert_eq!(app.post_json("/invitation-update", &update).await.status(), 202);
+    let mut c = app.connect(&user_token("a", Some("o1"), None)).await;
+
+    for (payload, named) in [(json!("never-heard-of"), "never-heard-of"), (json!({"invitationId": "loose"}), "loose")] {
+        let refused = c.emit_with_ack("watch-invitation", payload).await;
+        assert_eq!(refused["ok"], false, "{refused}");
+        assert_eq!(refused["error"]["code"], "invitation_unknown");
+        assert!(refused["error"]["message"].as_str().unwrap().contains(named), "{refused}");
+    }
+    // Its history is no more readable than its updates.
+    let token = user_token("a", Some("o1"), None);
+    let history = app.http.get(app.url("/api/history?room=invitation:loose")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(history.status(), 403);
+
+    app.post_json("/invitation-update", &json!({"invitationId": "loose", "status": "revoked"})).await;
+    app.barrier().await;
+    assert!(named(&c.events_before(BARRIER).await, "invitation-update").is_empty());
+
+    // Once its backend registers it, its organization may watch it.
+    app.put_json("/api/invitations/loose", &json!({"organizationId": "o1"})).await;
+    let watched = c.emit_with_ack("watch-invitation", json!("loose")).await;
+    assert_eq!(watched["ok"], true, "{watched}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn watchers_of_an_invitation_moved_to_another_organization_or_deleted_stop_receiving_it() {
+    let app = spawn_app().await;
+    for id in ["moving", "deleted"] {
+        app.put_json(&format!("/api/invitations/{id}"), &json!({"organizationId": "o1"})).await;
+    }
+    let mut first_owner = app.connect(&user_token("a", Some("o1"), None)).await;
+    let watched = first_owner.emit_with_ack("watch-invitation", json!({"invitationIds": ["moving", "deleted"]})).await;
+    assert_eq!(watched["ok"], true, "{watched}");
+
+    let moved = app.put_json("/api/invitations/moving", &json!({"organizationId": "o2"})).await;
+    assert_eq!(moved.status(), 200);
+    let deleted = app.http.delete(app.url("/api/invitations/deleted")).bearer_auth(API_KEY).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    let mut new_owner = app.connect(&user_token("b", Some("o2"), None)).await;
+    let watched = new_owner.emit_with_ack("watch-invitation", json!("moving")).await;
+    assert_eq!(watched["ok"], true, "{watched}");
+
+    for id in ["moving", "deleted"] {
+        let update = json!({"invitationId": id, "status": "accepted"});
+        assert_eq!(app.post_json("/invitation-update", &update).await.status(), 202);
+    }
+    app.barrier().await;
+    let ids = |events: &[(String, Value)]| -> Vec<Value> {
+        named(events, "invitation-update").iter().map(|d| d["invitationId"].clone()).collect()
+    };
+    assert_eq!(ids(&first_owner.events_before(BARRIER).await), Vec::<Value>::new(), "o1 no longer sees them");
+    assert_eq!(ids(&new_owner.events_before(BARRIER).await), [json!("moving")]);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn unwatching_stops_the_updates() {
     let app = spawn_app().await;
-    let mut c = app.connect(&user_token("a", None, None)).await;
-    c.emit_with_ack("watch-invitation", json!("i9")).await;
+    app.put_json("/api/invitations/i9", &json!({"organizationId": "o1"})).await;
+    let mut c = app.connect(&user_token("a", Some("o1"), None)).await;
+    let watched = c.emit_with_ack("watch-invitation", json!("i9")).await;
+    assert_eq!(watched["ok"], true, "{watched}");
     let ack = c.emit_with_ack("unwatch-invitation", json!({"invitationId": "i9"})).await;
     assert_eq!(ack["ok"], true);
     app.post_json("/invitation-update", &json!({"invitationId": "i9", "status": "expired"})).await;
@@ -123,7 +190,9 @@ async fn redis_invitation_updates_and_notifications_are_delivered_once() {
     let mut watcher = app.connect(&user_token("w", Some("o1"), None)).await;
     let mut org_mate = app.connect(&user_token("m", Some("o1"), None)).await;
     let mut stranger = app.connect(&user_token("s", Some("o2"), None)).await;
-    watcher.emit_with_ack("watch-invitation", json!("r1")).await;
+    app.put_json("/api/invitations/r1", &json!({"organizationId": "o1"})).await;
+    let watched = watcher.emit_with_ack("watch-invitation", json!("r1")).await;
+    assert_eq!(watched["ok"], true, "{watched}");
 
     let channel = |name: &str| format!("{prefix}{name}");
     redis_publish(&redis, &channel("invitation-updates"), "{not json").await;
