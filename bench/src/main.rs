@@ -12,7 +12,10 @@
 //! - [`drops`]: the drop benchmark (clients cut off every second, recovery on).
 //! - [`soak`]: connection churn for a fixed time; memory and descriptors before and after.
 //! - [`filtered`]: fan-out to one room where half the sockets filter, against nobody filtering.
+//! - [`against`]: `compare --against <older binary>`: old, new and Node alternated, medians and
+//!   spreads.
 
+mod against;
 mod bus;
 mod client;
 mod drops;
@@ -38,7 +41,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Every scenario against both servers; writes bench/results/latest.{md,json} and the
-    /// latency curve latency.svg.
+    /// latency curve latency.svg. With `--against <older binary>`: the chosen scenarios for
+    /// the older build, this one and Node, alternated for `--rounds`; printed, not written.
     Compare(scenarios::Sizes),
     /// The soak: connection churn with publications flowing; RSS and descriptors at start, peak
     /// and end, deliveries lost. Writes bench/results/soak.md.
@@ -85,6 +89,10 @@ async fn main() -> anyhow::Result<()> {
         );
         sizes.idle_max = reachable;
         sizes.idle = sizes.idle.min(reachable);
+    }
+    if let Some(against) = sizes.against.clone() {
+        println!("{}", against::run(&sizes, &against).await?);
+        return Ok(());
     }
     let results = scenarios::run_all(&sizes).await?;
     let table = report::markdown(&results, &sizes) + &report::curve(&results);

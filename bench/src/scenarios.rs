@@ -66,6 +66,13 @@ pub struct Sizes {
     /// Only the two-instance scenario (to measure one change to it); printed, not written.
     #[arg(long)]
     pub cross_only: bool,
+    /// An older Switchyard binary to run beside this build (and Node), the builds alternated
+    /// round by round; prints each row's median and spread for old, new and Node.
+    #[arg(long)]
+    pub against: Option<std::path::PathBuf>,
+    /// Rounds of `--against`.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 impl Sizes {
@@ -86,6 +93,8 @@ impl Sizes {
             users: 20,
             sweep: vec![5, 20],
             cross_only: false,
+            against: None,
+            rounds: 3,
         }
     }
 }

@@ -27,6 +27,19 @@ pub struct Server {
     _dir: PathBuf,
 }
 
+/// The Switchyard build the next servers start from, when one is chosen (`compare --against`
+/// alternates two); otherwise `SWITCHYARD_BIN` or `target/release/switchyard`.
+static CHOSEN: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Makes the next Switchyard servers start from `binary` (`None`: the default again).
+pub fn choose_binary(binary: Option<PathBuf>) {
+    *CHOSEN.lock().unwrap() = binary;
+}
+
+fn chosen_binary() -> Option<PathBuf> {
+    CHOSEN.lock().unwrap().clone()
+}
+
 impl Server {
     pub fn start(kind: Kind) -> anyhow::Result<Server> {
         Server::start_with(kind, &[])
@@ -53,7 +66,7 @@ impl Server {
         command.arg("-c").arg("0");
         match kind {
             Kind::Switchyard => {
-                let binary = binary.unwrap_or_else(|| {
+                let binary = binary.or_else(chosen_binary).unwrap_or_else(|| {
                     std::env::var("SWITCHYARD_BIN")
                         .map(PathBuf::from)
                         .unwrap_or_else(|_| root.join("target/release/switchyard"))

@@ -1,7 +1,8 @@
 //! Cross-instance delivery. With Redis configured, a publication is not delivered by the
-//! instance that accepted it: it is published once on the channel of each of its rooms (or on
-//! the everyone channel), and every instance with a member in one of those rooms, that one
-//! included, delivers it to its *own* connections only. An instance reads only the rooms it has
+//! instance that accepted it: it is published once on the channel of each of its rooms (or, for
+//! everyone or more than [`ROOM_CHANNELS_MAX`] rooms, on the everyone channel), and every
+//! instance with a member in one of those rooms, that one included, delivers it to its *own*
+//! connections only. An instance reads only the rooms it has
 //! members in ([`super::interest`]); one that reads a publication on two of its rooms' channels
 //! delivers it once. Each publication thus reaches each subscriber once, whichever instance he
 //! is connected to.
@@ -108,6 +109,14 @@ const IN_HAND_MAX: usize = 4_096;
 /// Publications remembered as read, to drop their other rooms' copies.
 const RECENT_MAX: usize = 64;
 
+/// The most rooms a publication may name and still go out on each room's channel and log
+/// stream; one naming more goes once on the everyone channel and stream, and each instance
+/// delivers it to its members of those rooms. Per room, the script pays an XADD, a PEXPIRE and a
+/// PUBLISH of the whole body, and an instance reading several of the rooms reads as many copies:
+/// to 100 users, 1.7 ms more per delivery across instances than one message to every instance.
+/// (@socket.io/redis-adapter draws the line at one room.) A resume reads the everyone stream too.
+pub(super) const ROOM_CHANNELS_MAX: usize = 4;
+
 impl Default for Numbering {
     fn default() -> Self {
         Numbering {
@@ -162,8 +171,14 @@ impl Bus {
     ) -> Result<Numbered, SendError> {
         let payload = encode(publication, history_rooms);
         let numbering = &self.inner.numbering;
-        {
-            // Before the script runs: its message may reach the subscriber before its reply.
+        let keys = &self.inner.keys;
+        let rooms = stream_rooms(&publication.audience);
+        let streams = streams(&rooms);
+        // Kept only when this instance reads one of the channels (one it does not read never
+        // brings the publication back), and before the script runs: its message may reach the
+        // subscriber before its reply.
+        let comes_back = rooms.as_ref().is_none_or(|rooms| rooms.iter().any(|room| self.reads(room)));
+        if comes_back {
             let mut in_hand = numbering.in_hand.lock().unwrap();
             if in_hand.len() >= IN_HAND_MAX {
                 in_hand.pop_first();
@@ -171,9 +186,6 @@ impl Bus {
             let kept = InHand { publication: Arc::clone(publication), history_rooms: history_rooms.to_vec() };
             in_hand.insert(publication.id, kept);
         }
-        let keys = &self.inner.keys;
-        let rooms = stream_rooms(&publication.audience);
-        let streams = streams(&rooms);
         let mut invocation = numbering.script.prepare_invoke();
         invocation
             .key(keys.log_last())
@@ -299,7 +311,7 @@ impl Bus {
 }
 
 /// The rooms whose channels (and log streams) a publication goes to, each once; `None` for
-/// everyone's.
+/// everyone's (everyone, or more than [`ROOM_CHANNELS_MAX`] rooms).
 fn stream_rooms(audience: &Audience) -> Option<Vec<String>> {
     if audience.everyone {
         return None;
@@ -307,7 +319,7 @@ fn stream_rooms(audience: &Audience) -> Option<Vec<String>> {
     let mut rooms = audience.room_names();
     let mut seen = HashSet::new();
     rooms.retain(|r| seen.insert(r.clone()));
-    Some(rooms)
+    (rooms.len() <= ROOM_CHANNELS_MAX).then_some(rooms)
 }
 
 /// The streams of [`stream_rooms`]'s answer.

@@ -98,6 +98,11 @@ impl Bus {
         }
     }
 
+    /// Whether this instance reads `room`'s channel (or will, at its next connection).
+    pub(super) fn reads(&self, room: &str) -> bool {
+        self.inner.interest.rooms.lock().unwrap().contains_key(room)
+    }
+
     /// How many rooms' channels this instance reads.
     pub fn rooms_read(&self) -> usize {
         self.inner.interest.rooms.lock().unwrap().len()

@@ -167,10 +167,13 @@ async fn serve(mut upgraded: Box<Upgraded>) {
         // Store updates go to every customer.
         rooms.push(Room::stores());
     }
-    let names: Vec<String> = rooms.iter().map(Room::name).collect();
-    state.broker.want(&names).await;
-    for room in &names {
-        hub.join(&id, room);
+    {
+        // Scoped: held across the connection's loop, the names stayed allocated for its life.
+        let names: Vec<String> = rooms.iter().map(Room::name).collect();
+        state.broker.want(&names).await;
+        for room in &names {
+            hub.join(&id, room);
+        }
     }
     tracing::info!(conn = %id, user = %identity.user_id, ?dialect, "plain websocket connected");
     state.presence.count_in(&identity.user_id);
@@ -236,7 +239,7 @@ async fn serve(mut upgraded: Box<Upgraded>) {
         // The rest of the oversized message is still unread: closing now would reset the
         // connection and the client would see 1006 instead of the 1009 just sent. Held (unread)
         // a moment, the close frame reaches the client first.
-        tokio::time::sleep(TOO_BIG_LINGER).await;
+        Box::pin(tokio::time::sleep(TOO_BIG_LINGER)).await;
     }
 }
 

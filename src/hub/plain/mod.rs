@@ -14,7 +14,6 @@ mod filtering;
 use super::outbox::Outbox;
 pub use super::outbox::{Frame, Kick};
 
-use crate::filters::Filter;
 use crate::publication::{Audience, Publication, RoomAction};
 use crate::rooms::Room;
 
@@ -38,8 +37,8 @@ struct Conn {
     /// Per room it caught up on, the offset the history gave it through: a delivery at or
     /// below it reached this instance after the history was read, and is not sent again.
     caught_up: Mutex<Vec<(String, i64)>>,
-    /// Its filters (SPEC H5), by room: the filter's key and the filter.
-    filters: HashMap<String, (String, Arc<Filter>)>,
+    /// Its filters (SPEC H5), by room.
+    filters: filtering::ConnFilters,
 }
 
 /// A delivery held back: its frame, and its history offsets by room (to drop the ones the
@@ -77,7 +76,7 @@ impl PlainConnections {
             rooms: HashSet::new(),
             held: Mutex::new(None),
             caught_up: Mutex::default(),
-            filters: HashMap::new(),
+            filters: filtering::ConnFilters::default(),
         };
         // A connection is addressable by its id, like a socket: its id is a room the registry
         // answers from `conns` (see `Registry::room`), without a member set of one.
