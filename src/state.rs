@@ -83,6 +83,9 @@ impl AppState {
         let rooms = identity.status_rooms();
         let user = &identity.user_id;
         let Some(transition) = self.presence.sync(user, &rooms).await else { return };
+        if rooms.is_empty() {
+            return; // Nobody to tell: no window to keep either.
+        }
         if !self.presence.open_window(user, transition, rooms.clone()) {
             self.metrics.refused(Refusal::PresenceChurn);
             return;

@@ -569,6 +569,7 @@ async fn cross_instance(
     let Some(redis) = redis else {
         return Ok(vec![
             measure(SCENARIO, "p50 through the other instance", "ms", false, f64::NAN, 0),
+            measure(SCENARIO, "p99 through the other instance", "ms", false, f64::NAN, 0),
             measure(SCENARIO, ADDED_P50, "ms", false, f64::NAN, 0),
         ]);
     };
@@ -579,7 +580,7 @@ async fn cross_instance(
     let first = Server::start_with(kind, &env)?;
     let second = Server::start_with(kind, &env)?;
     eprintln!("{kind:?} alone on {}; two instances on {} and {} via {redis}", alone.addr, first.addr, second.addr);
-    let (mut through, mut added, mut lost) = (Vec::new(), Vec::new(), 0);
+    let (mut through, mut through_p99, mut added, mut lost) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for round in 0..CROSS_ROUNDS {
         let here =
             gentle(&alone.addr, &alone.addr, subscribers, &format!("alone{round}-"), CROSS_RATE, seconds).await?;
@@ -587,10 +588,12 @@ async fn cross_instance(
             gentle(&first.addr, &second.addr, subscribers, &format!("cross{round}-"), CROSS_RATE, seconds).await?;
         lost += here.lost() + cross.lost();
         through.push(cross.p50_ms());
+        through_p99.push(cross.p99_ms());
         added.push(cross.p50_ms() - here.p50_ms());
     }
     Ok(vec![
         measure(SCENARIO, "p50 through the other instance", "ms", false, median(&mut through), lost),
+        measure(SCENARIO, "p99 through the other instance", "ms", false, median(&mut through_p99), lost),
         measure(SCENARIO, ADDED_P50, "ms", false, median(&mut added), lost),
     ])
 }

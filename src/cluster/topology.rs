@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::io::tcp::TcpSettings;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, ErrorKind, RedisError, RedisResult};
 
@@ -46,7 +47,8 @@ impl Topology {
                 return cluster_nodes(rest, nodes).map(Topology::Cluster);
             }
         }
-        redis::Client::open(url).map(Topology::Single)
+        let info = redis::IntoConnectionInfo::into_connection_info(url)?.set_tcp_settings(tcp_settings());
+        redis::Client::open(info).map(Topology::Single)
     }
 
     /// The master to talk to now, connected.
@@ -130,9 +132,16 @@ impl Master {
     }
 }
 
+/// Every connection to Redis sends its commands at once: the redis crate leaves Nagle's
+/// algorithm on, which can hold a command behind an unacknowledged one (a probe, a heartbeat).
+fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
 /// A cluster client that gives up on a node as a single server's connection does.
 fn cluster_client(nodes: &[String]) -> ClusterClientBuilder {
     ClusterClient::builder(nodes.to_vec())
+        .tcp_settings(tcp_settings())
         .connection_timeout(REDIS_TIMEOUT)
         .response_timeout(REDIS_TIMEOUT)
         .retries(2)
@@ -185,7 +194,8 @@ fn sentinel(rest: &str) -> RedisResult<SentinelClient> {
     if sentinels.is_empty() {
         return Err(invalid("redis+sentinel:// names no Sentinel"));
     }
-    let mut builder = SentinelClientBuilder::new(sentinels, master, SentinelServerType::Master)?;
+    let mut builder = SentinelClientBuilder::new(sentinels, master, SentinelServerType::Master)?
+        .set_client_to_redis_tcp_settings(tcp_settings());
     if let Some(password) = password.filter(|p| !p.is_empty()) {
         builder = builder.set_client_to_redis_password(password).set_client_to_sentinel_password(password);
     }

@@ -37,7 +37,7 @@ pub(super) fn requests(raw: &RawSettings) -> Result<RequestSettings, ConfigError
         pending_per_address: values::positive(
             "MAX_PENDING_CONNECTIONS_PER_ADDRESS",
             raw.max_pending_connections_per_address.as_deref(),
-            128,
+            512,
         )?,
     })
 }
