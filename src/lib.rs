@@ -38,7 +38,8 @@
 //!   contracts' events and payload shapes), [`invitations`], [`notifications`] (domain events
 //!   several ways in share), [`presence`] (who is online, cluster-wide), [`subscriptions`]
 //!   (public channels, one rule for both protocols), [`lifetime`] (connections bound to their
-//!   token's expiry).
+//!   token's expiry), [`filters`] (a connection's filter on a room: event names and fields),
+//!   [`limits`] (the per-connection token bucket of `CLIENT_EVENT_RATE`).
 //! - [`sessions`]: Engine.IO sessions bound to the client address that opened them (behind
 //!   trusted proxies), the accepted connections kept so that one can be cut (a slow consumer, a
 //!   drain), and the digest logs name a session by.

@@ -13,8 +13,8 @@
 //!   unreachable it numbers and delivers on this instance alone, as the memory broker does.
 //! - [`local`]: what both share: this instance's history numbering and its hub.
 //!
-//! Another topology (Redis Sentinel, Redis Cluster) is another implementation of [`Broker`] in
-//! a file of its own, chosen in [`connect`] by its URL.
+//! Redis Sentinel and Redis Cluster are not brokers of their own: the Redis broker runs on any
+//! of the three topologies through the bus, which finds the master (`cluster::topology`).
 
 mod interface;
 mod local;

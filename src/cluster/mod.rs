@@ -51,7 +51,6 @@ use self::connection::Commands;
 pub use self::connection::REDIS_TIMEOUT;
 pub use self::keys::{BackendChannel, Names};
 use self::keys::{Incoming, Keyspace};
-pub use self::topology::check_url;
 use self::topology::{Master, Topology};
 use crate::publication::{Offsets, Publication, RoomOp};
 
@@ -63,7 +62,7 @@ pub struct Numbered {
     pub position: Option<String>,
 }
 
-/// What the bus hands to this instance: the Publisher implements it.
+/// What the bus hands to this instance: the Redis broker implements it (`broker::on_redis`).
 pub trait Handler: Send + Sync + 'static {
     /// A publication numbered by some instance (this one included): deliver it here.
     fn deliver(&self, publication: &Publication, numbered: Numbered) -> impl Future<Output = ()> + Send;

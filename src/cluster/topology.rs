@@ -27,18 +27,9 @@ pub enum Topology {
     Cluster(Vec<String>),
 }
 
-/// Why a `REDIS_URL` names no topology the bus can use; `Ok` for one it can.
-pub fn check_url(url: &str) -> Result<(), &'static str> {
-    const SCHEMES: [&str; 5] = ["redis://", "rediss://", "redis+sentinel://", "redis+cluster://", "rediss+cluster://"];
-    if !SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
-        return Err("must start with redis://, rediss://, redis+sentinel://, redis+cluster:// or rediss+cluster://");
-    }
-    Ok(())
-}
-
 impl Topology {
     pub fn parse(url: &str) -> RedisResult<Topology> {
-        check_url(url).map_err(invalid)?;
+        crate::config::check_redis_url(url).map_err(invalid)?;
         if let Some(rest) = url.strip_prefix("redis+sentinel://") {
             return sentinel(rest).map(|client| Topology::Sentinel(tokio::sync::Mutex::new(client)));
         }

@@ -22,6 +22,7 @@ mod timing;
 mod values;
 
 pub use operations::{AdminLogin, AdminPassword, Operations, Tls};
+pub use sections::check_redis_url;
 pub use timing::{RequestSettings, SocketIoTiming};
 
 /// The development signing secret, used only when no key is configured outside production.

@@ -160,7 +160,7 @@ pub(super) fn parse_history_kinds(value: Option<&str>) -> Result<Vec<HistoryKind
 
 pub(super) fn redis_url(raw: &RawSettings) -> Result<Option<Secret>, ConfigError> {
     if let Some(url) = &raw.redis_url {
-        crate::cluster::check_url(url).map_err(|reason| invalid("REDIS_URL", reason))?;
+        check_redis_url(url).map_err(|reason| invalid("REDIS_URL", reason))?;
         return Ok(Some(Secret::new(url.clone())));
     }
     let Some(host) = &raw.redis_host else {
@@ -211,4 +211,14 @@ pub(super) fn read_public_key(path: &str) -> Result<PublicKey, ConfigError> {
         return Ok(PublicKey { kind: PublicKeyKind::Ec, pem });
     }
     Err(invalid(VAR, format!("`{path}` holds no PEM RSA or EC public key")))
+}
+
+/// Why a `REDIS_URL` names no topology the bus can use; `Ok` for one it can. The one owner of
+/// the schemes: the settings check them at start, the bus's topology reads them.
+pub fn check_redis_url(url: &str) -> Result<(), &'static str> {
+    const SCHEMES: [&str; 5] = ["redis://", "rediss://", "redis+sentinel://", "redis+cluster://", "rediss+cluster://"];
+    if !SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+        return Err("must start with redis://, rediss://, redis+sentinel://, redis+cluster:// or rediss+cluster://");
+    }
+    Ok(())
 }

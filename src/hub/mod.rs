@@ -3,9 +3,10 @@
 //! publication to the members of its audience, applies room operations, and counts; it never
 //! numbers, records or talks to Redis. It is the only writer to connections: sockets that
 //! opted into recovery are tracked, and each gets its deliveries, its replay and its
-//! notifications with its cursor through its [`Tracker`]; the others get one broadcast. Only the
-//! broker delivers through it (as centrifuge's Hub is reached through its Node); connection
-//! handlers use it for their own bookkeeping.
+//! notifications with its cursor through its [`Tracker`]; the others get one broadcast.
+//! Publications reach it through the broker (as centrifuge's Hub is reached through its Node);
+//! the Node emitter's bridge, the Node fleet's requests and connection handlers (their own
+//! bookkeeping, sends to one socket) use it directly.
 
 mod asked;
 mod filtered;
