@@ -19,6 +19,7 @@ use crate::lifetime::Lifetimes;
 use crate::metrics::{Metrics, Refusal};
 use crate::presence::{self, Presence};
 use crate::publish::Publisher;
+use crate::rooms::Room;
 use crate::sessions::Sessions;
 
 #[derive(Clone)]
@@ -64,6 +65,23 @@ impl AppState {
         result
     }
 
+    /// Replaces a connection's token, the same for both protocols (`auth:refresh`, `/ws`
+    /// `refresh`): the new token must verify and be the same user's. Says the renewed identity
+    /// and the home rooms it gains and loses; the gained ones are already read from Redis, so
+    /// the connection can enter them at once. Nothing changes on a refusal.
+    pub async fn renew(&self, current: &Identity, token: &str) -> Result<Renewal, AuthError> {
+        let renewed = self.authenticate(Some(token.to_owned())).await?;
+        if renewed.user_id != current.user_id {
+            self.metrics.auth_failed(AuthError::UserMismatch.code());
+            return Err(AuthError::UserMismatch);
+        }
+        let (old, new) = (current.home_rooms(), renewed.home_rooms());
+        let gone = old.iter().filter(|r| !new.contains(r)).map(Room::name).collect();
+        let added: Vec<String> = new.iter().filter(|r| !old.contains(r)).map(Room::name).collect();
+        self.broker.want(&added).await;
+        Ok(Renewal { identity: renewed, gone, added })
+    }
+
     /// Refuses a user's next connection when he has `MAX_CONNECTIONS_PER_USER` already, across
     /// the cluster. (Concurrent connections can pass together: the cap is checked, not reserved.)
     pub async fn admit(&self, identity: &Identity) -> Result<(), AuthError> {
@@ -105,13 +123,22 @@ impl AppState {
         });
     }
 
-    async fn announce_presence(&self, user: &str, rooms: Vec<crate::rooms::Room>, transition: presence::Transition) {
+    async fn announce_presence(&self, user: &str, rooms: Vec<Room>, transition: presence::Transition) {
         if let Some(publication) = presence::announcement(user, rooms, transition)
             && let Err(e) = self.publisher.publish(publication).await
         {
             tracing::warn!(error = %e, "presence announcement failed");
         }
     }
+}
+
+/// A token replaced ([`AppState::renew`]).
+pub struct Renewal {
+    pub identity: Identity,
+    /// Home rooms the connection leaves (their filters go with them).
+    pub gone: Vec<String>,
+    /// Home rooms it enters.
+    pub added: Vec<String>,
 }
 
 /// This process, as the status endpoints describe it.

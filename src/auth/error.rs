@@ -27,11 +27,14 @@ pub enum AuthError {
     Unavailable,
     #[error("too_many_connections: at most {0} connections per user (MAX_CONNECTIONS_PER_USER)")]
     TooManyConnections(usize),
+    /// A refresh with a token of another user than the connection's.
+    #[error("token_user_mismatch: the new token is another user's")]
+    UserMismatch,
 }
 
 impl AuthError {
     /// Every refusal's code (for series that exist before the first refusal).
-    pub fn codes() -> [&'static str; 11] {
+    pub fn codes() -> [&'static str; 12] {
         [
             AuthError::Missing,
             AuthError::Malformed(""),
@@ -44,6 +47,7 @@ impl AuthError {
             AuthError::EmailUnverified,
             AuthError::Unavailable,
             AuthError::TooManyConnections(0),
+            AuthError::UserMismatch,
         ]
         .map(|e| e.code())
     }
@@ -62,6 +66,7 @@ impl AuthError {
             AuthError::EmailUnverified => "email_unverified",
             AuthError::Unavailable => "auth_unavailable",
             AuthError::TooManyConnections(_) => "too_many_connections",
+            AuthError::UserMismatch => "token_user_mismatch",
         }
     }
 }

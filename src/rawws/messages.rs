@@ -38,20 +38,12 @@ pub(super) async fn handle(
                 .get("token")
                 .and_then(Value::as_str)
                 .ok_or_else(|| Refusal::new("invalid_message", "`refresh` needs a string `token`"))?;
-            let renewed = state.authenticate(Some(token.to_owned())).await?;
-            let old = {
-                let current = identity.lock().unwrap();
-                if renewed.user_id != current.user_id {
-                    return Err(Refusal::new("token_user_mismatch", "the new token is another user's"));
-                }
-                current.home_rooms()
-            };
+            let current = identity.lock().unwrap().clone();
+            let renewal = state.renew(&current, token).await?;
             let hub = connections(state);
-            let new = renewed.home_rooms();
-            let added: Vec<String> = new.iter().filter(|r| !old.contains(r)).map(|r| r.name()).collect();
-            state.broker.want(&added).await;
-            old.iter().filter(|r| !new.contains(r)).for_each(|r| hub.leave(id, &r.name()));
-            added.iter().for_each(|r| hub.join(id, r));
+            renewal.gone.iter().for_each(|r| hub.leave(id, r));
+            renewal.added.iter().for_each(|r| hub.join(id, r));
+            let renewed = renewal.identity;
             state.lifetimes.bind(Conn::Plain(id.to_owned()), renewed.expires_at);
             let expires_at = chrono::DateTime::<chrono::Utc>::from_timestamp(renewed.expires_at, 0).unwrap_or_default();
             *identity.lock().unwrap() = renewed;

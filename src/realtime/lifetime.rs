@@ -13,7 +13,6 @@ use super::{AckResult, fields, identity};
 use crate::auth::Identity;
 use crate::event::EventName;
 use crate::lifetime::{Conn, Due};
-use crate::rooms::Room;
 use crate::sessions::digest;
 use crate::state::AppState;
 
@@ -54,18 +53,11 @@ pub async fn refresh(state: AppState, socket: SocketRef, data: Value) -> AckResu
         .get("token")
         .and_then(Value::as_str)
         .ok_or_else(|| AckError::new("invalid_payload", "give {token: \"<the new JWT>\"}"))?;
-    let renewed =
-        state.authenticate(Some(token.to_owned())).await.map_err(|e| AckError::new(e.code(), e.to_string()))?;
-    if renewed.user_id != current.user_id {
-        return Err(AckError::new("token_user_mismatch", "the new token is another user's"));
-    }
-    let (old, new) = (current.home_rooms(), renewed.home_rooms());
-    let gone: Vec<String> = old.iter().filter(|r| !new.contains(r)).map(Room::name).collect();
-    let added: Vec<String> = new.iter().filter(|r| !old.contains(r)).map(Room::name).collect();
-    state.broker.want(&added).await;
+    let renewal = state.renew(&current, token).await.map_err(|e| AckError::new(e.code(), e.to_string()))?;
+    let (renewed, gone) = (renewal.identity, renewal.gone);
     state.hub.drop_filters(&socket, Some(&gone));
     socket.leave(gone);
-    socket.join(added);
+    socket.join(renewal.added);
     socket.extensions.insert(renewed.clone());
     bind(&state, &socket, &renewed);
     Ok(fields([("expiresAt", json!(time(renewed.expires_at)))]))
