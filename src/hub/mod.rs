@@ -189,21 +189,20 @@ impl Hub {
     /// Cuts a socket whose send queue overflowed (a client that stopped reading): its client
     /// reconnects, and an opted-in one resumes from its cursor with nothing lost.
     pub fn cut_slow(&self, socket: &SocketRef) {
-        if socket.extensions.insert(CutAsSlow).is_some() {
-            return; // Cut already; its connection is on its way out.
+        if self.cut(socket, "slow consumer: send queue full") {
+            self.metrics.slow_disconnected(Transport::SocketIo);
         }
-        self.metrics.slow_disconnected(Transport::SocketIo);
-        let cut = self.sessions.cut(socket);
-        tracing::warn!(socket = %digest(socket.id), cut, "slow consumer: send queue full, cutting its connection");
     }
 
-    /// Cuts a socket's connection for `why` (once): its client reconnects.
-    pub fn cut(&self, socket: &SocketRef, why: &str) {
-        if socket.extensions.insert(CutAsSlow).is_some() {
-            return;
+    /// Cuts a socket's connection for `why`, once: its client reconnects. False when it was cut
+    /// already (its connection is on its way out).
+    pub fn cut(&self, socket: &SocketRef, why: &str) -> bool {
+        if socket.extensions.insert(Cut).is_some() {
+            return false;
         }
         let cut = self.sessions.cut(socket);
         tracing::warn!(socket = %digest(socket.id), cut, why, "cutting a connection");
+        true
     }
 
     /// Cuts every tracked socket (the recovery log changed generation, or deliveries passed this
@@ -345,9 +344,9 @@ impl Hub {
     }
 }
 
-/// Marks a socket cut as a slow consumer (in its extensions), so that it is cut and counted once.
+/// Marks a socket cut (in its extensions), so that it is cut and counted once.
 #[derive(Clone)]
-struct CutAsSlow;
+struct Cut;
 
 /// A connection the drain will close.
 enum Closing {

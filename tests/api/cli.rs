@@ -10,6 +10,18 @@ use switchyard::config::Settings;
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 /// A command with a clean environment in an empty directory (no `.env`, no `switchyard.toml`).
+/// The lines a spawned server writes to its stdout (its log), as they come.
+fn log_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 fn switchyard(dir: &tempfile::TempDir) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear().current_dir(dir.path());
@@ -75,13 +87,7 @@ async fn serve_logs_json_without_tokens_and_stops_cleanly_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = log_lines(&mut child);
     let mut lines = Vec::new();
     let addr = loop {
         let line = rx.recv_timeout(Duration::from_secs(30)).expect("server logs `listening`");
@@ -144,13 +150,7 @@ async fn refused_packets_cost_fewer_bytes_of_log_than_they_took_to_send() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = log_lines(&mut child);
     let addr = loop {
         let line = rx.recv_timeout(Duration::from_secs(30)).expect("server logs `listening`");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
